@@ -1,0 +1,170 @@
+"""The fast heuristic planner: schedule rules, size-aware replacement, local search.
+
+:func:`heuristic_plan` runs a small portfolio and keeps the cheapest plan:
+
+1. candidate orders from the list-scheduling rules of
+   :mod:`cosma_fast.kernels.schedule` (model order, min-peak greedy, depth-first,
+   lookahead), or only the given order in fixed-schedule mode;
+2. for each order, one pass of :func:`cosma_fast.kernels.replace.plan_pass`
+   per replacement setting: the size-aware, write-back-aware window rule for
+   several next-use weights ``beta``, and COSMA's size-blind Belady rule (so the
+   result is never worse than the baselines of :mod:`cosma_fast.baselines`);
+3. a local search over the order of the best candidate (single operator moves
+   that keep dependencies), deterministic for a seed; ``time_limit`` cuts it short.
+
+The problem and the cost are those of COSMA (Li, Gupta, Malik, arXiv 2311.18246).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .errors import InfeasibleError
+from .graph import Graph
+from .kernels.replace import BELADY, SIZE_AWARE, plan_pass
+from .kernels.schedule import RULE_NAMES, list_schedule, local_search
+from .plan import Plan
+from .solve import MethodOutput, SolveOptions
+
+__all__ = ["heuristic_plan", "solve_heuristic", "run_pass", "rule_schedule"]
+
+#: next-use weights tried by the size-aware rule (cost / distance ** beta)
+BETAS = (0.0, 0.5, 1.0, 2.0)
+
+
+def _arrays(graph: Graph):
+    return (graph.op_in_ptr, graph.op_in_idx, graph.op_out_ptr, graph.op_out_idx,
+            graph.tensor_size, graph.tensor_kind, graph.tensor_is_output)
+
+
+def rule_schedule(graph: Graph, rule: int) -> np.ndarray:
+    """The order of list-scheduling ``rule`` (see :mod:`cosma_fast.kernels.schedule`)."""
+    return list_schedule(np.int64(rule), graph.op_in_ptr, graph.op_in_idx, graph.op_out_ptr,
+                         graph.op_out_idx, graph.tensor_size, graph.tensor_kind,
+                         graph.tensor_producer, graph.cons_ptr, graph.cons_idx)
+
+
+def run_pass(graph: Graph, capacity: int, order, *, mode: int = SIZE_AWARE, beta: float = 1.0,
+             alignment: int = 1, emit: bool = True):
+    """One replacement + allocation pass; returns ``(traffic, n_fallbacks, plan or None)``.
+
+    Raises :class:`InfeasibleError` when a step's operands cannot be packed (alignment).
+    """
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    st, traffic, n_fb, ptr, kinds, tens, addrs = plan_pass(
+        order, *_arrays(graph), graph.cons_ptr, graph.cons_idx, np.int64(capacity),
+        np.int64(alignment), np.int64(mode), float(beta), bool(emit))
+    if st != 0:
+        o = int(order[st - 1])
+        raise InfeasibleError(
+            f"operator {graph.op_names[o]!r} does not fit in {capacity} bytes with alignment "
+            f"{alignment}: its operands padded to the alignment exceed the scratchpad; use a larger "
+            "capacity or a smaller alignment")
+    plan = Plan.from_arrays(order, ptr, kinds, tens, addrs) if emit else None
+    return int(traffic), int(n_fb), plan
+
+
+def _candidates(graph: Graph, schedule) -> list[tuple[str, np.ndarray]]:
+    if schedule is not None:
+        return [("fixed", np.asarray(schedule, dtype=np.int64))]
+    out: list[tuple[str, np.ndarray]] = []
+    seen: set[bytes] = set()
+    for rule, name in enumerate(RULE_NAMES):
+        order = rule_schedule(graph, rule)
+        key = order.tobytes()
+        if key not in seen:
+            seen.add(key)
+            out.append((name, order))
+    return out
+
+
+def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
+                   time_limit: float | None = None, alignment: int = 1,
+                   ls_iters: int | None = None, info: dict | None = None) -> Plan:
+    """The best plan of the portfolio described in the module docstring.
+
+    Parameters
+    ----------
+    schedule : sequence of int, optional
+        Fix the operator order (no scheduling rules, no local search).
+    seed : int
+        Seeds the local search; the plan is deterministic for a seed unless
+        ``time_limit`` stops the search early.
+    ls_iters : int, optional
+        Local-search moves (default ``max(200, 4 * n_ops)`` capped by time).
+    info : dict, optional
+        Filled with what was chosen (rule, replacement, beta, evaluations).
+
+    Returns
+    -------
+    Plan
+    """
+    t0 = time.perf_counter()
+    capacity = int(capacity)
+    best = None
+    settings = [(SIZE_AWARE, b) for b in BETAS] + [(BELADY, 0.0)]
+    for name, order in _candidates(graph, schedule):
+        for mode, beta in settings:
+            traffic, _, _ = run_pass(graph, capacity, order, mode=mode, beta=beta,
+                                     alignment=alignment, emit=False)
+            if best is None or traffic < best[0]:
+                best = (traffic, name, order, mode, beta)
+    traffic, name, order, mode, beta = best
+    n_evals = len(settings) * (1 if schedule is not None else len(RULE_NAMES))
+    improved = 0
+    compulsory = graph.compulsory()
+    if schedule is None and traffic > compulsory and graph.n_ops > 2:
+        iters = max(200, 4 * graph.n_ops) if ls_iters is None else int(ls_iters)
+        chunk = max(1, min(iters, 50))
+        done = 0
+        while done < iters and traffic > compulsory:
+            if time_limit is not None and time.perf_counter() - t0 > 0.8 * time_limit:
+                break
+            k = min(chunk, iters - done)
+            order, traffic, acc = local_search(
+                order, np.int64(traffic), *_arrays(graph)[:6], graph.tensor_is_output,
+                graph.tensor_producer, graph.cons_ptr, graph.cons_idx, np.int64(capacity),
+                np.int64(alignment), np.int64(mode), float(beta), np.int64(k),
+                np.int64(seed * 1000003 + done))
+            improved += int(acc)
+            done += k
+        n_evals += done
+    traffic2, n_fb, plan = run_pass(graph, capacity, order, mode=mode, beta=beta, alignment=alignment)
+    assert traffic2 == traffic
+    if info is not None:
+        info.update(schedule_rule=name, replacement="size-aware" if mode == SIZE_AWARE else "belady",
+                    beta=beta, evaluations=n_evals, improving_moves=improved, fallbacks=n_fb,
+                    time=time.perf_counter() - t0)
+    return plan
+
+
+def _fixed_lower_bound(graph: Graph, capacity: int, schedule) -> int:
+    try:
+        from . import schedule as sched_mod
+    except ImportError:
+        return 0
+    fn = getattr(sched_mod, "schedule_lower_bound", None) or getattr(sched_mod, "lower_bound", None)
+    if fn is None:
+        return 0
+    try:
+        return max(0, int(fn(graph, capacity, schedule)))
+    except Exception:  # a neighbour module still in progress must not break the heuristic
+        return 0
+
+
+def solve_heuristic(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
+    """``method="heuristic"`` of :func:`cosma_fast.solve`: the plan of :func:`heuristic_plan`.
+
+    ``lower_bound`` is the fixed-schedule bound of :mod:`cosma_fast.schedule` when the
+    schedule is fixed and that bound is available, else 0.
+    """
+    info: dict = {}
+    rem = opts.remaining()
+    plan = heuristic_plan(graph, capacity, schedule=opts.schedule, seed=opts.seed, time_limit=rem,
+                          alignment=opts.alignment, ls_iters=opts.extra.get("ls_iters"), info=info)
+    lb = _fixed_lower_bound(graph, capacity, opts.schedule) if opts.schedule is not None else 0
+    return MethodOutput(plan=plan, lower_bound=lb, status="feasible",
+                        message=f"heuristic: {info['schedule_rule']} order, {info['replacement']} replacement",
+                        info=info)

@@ -1,0 +1,428 @@
+"""Replacement + online allocation for a fixed schedule, in one pass.
+
+:func:`plan_pass` walks a schedule step by step and decides, for every operand
+that is not resident, where it goes and which resident tensors leave to make
+room. It emits the plan as flat event arrays (``Plan.from_arrays`` format).
+
+Two replacement rules share the same machinery:
+
+``SIZE_AWARE`` (the heuristic)
+    When no contiguous hole fits a request, every window of consecutive,
+    address-sorted resident tensors that would open a large enough hole is
+    scored by what evicting it costs: a clean tensor (input, weight, or an
+    intermediate already written back) costs its reload, ``s``; a dirty
+    intermediate still needed costs a store and a reload, ``2 s``; a dead
+    tensor costs nothing. Each cost is divided by ``d ** beta`` where ``d`` is
+    the distance to its next use (far uses are cheaper to give up: the tensor
+    would likely be evicted anyway). The cheapest window is evicted. Size and
+    write-back matter because size-blind Belady is arbitrarily bad with sizes
+    and dirty data (DESIGN.md section 3; COSMA, arXiv 2311.18246).
+    Placement is best fit; inside the chosen hole the tensor is put against
+    the neighbour that dies later, so that the rest of the hole merges with
+    the space freed when the other neighbour dies.
+
+``BELADY`` (COSMA's baseline)
+    Best-fit placement at the lowest address of the tightest hole (TFLite's
+    arena rule) and size-blind Belady eviction: evict the resident tensor with
+    the farthest next use until the request fits contiguously.
+
+Both rules evict dead tensors at the start of each step, write graph outputs
+back at the first step after they are produced (that store is compulsory, and a
+clean tensor is cheaper to evict later) and, if the pinned operands of a step
+leave no room, fall back to emptying the scratchpad and packing the step's
+operands from address 0 (always possible when ``capacity >= M_R`` and the
+alignment allows it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+STORE, EVICT, LOAD, ALLOC = 0, 1, 2, 3
+SIZE_AWARE, BELADY = 0, 1
+_INTERMEDIATE = 2
+_INF = np.int64(1) << np.int64(62)
+
+
+@njit(cache=True)
+def _align_up(x, a):
+    return (x + a - 1) // a * a
+
+
+@njit(cache=True)
+def use_positions(order, n_tensors, cons_ptr, cons_idx):
+    """``pos`` (op -> step), ``use`` (per tensor, sorted steps that read it, CSR by
+    ``cons_ptr``) and ``last`` (last step reading each tensor, -1 when none)."""
+    n = order.shape[0]
+    pos = np.empty(n, np.int64)
+    for i in range(n):
+        pos[order[i]] = i
+    use = np.empty(cons_idx.shape[0], np.int64)
+    last = np.full(n_tensors, -1, np.int64)
+    for t in range(n_tensors):
+        a = cons_ptr[t]
+        b = cons_ptr[t + 1]
+        for e in range(a, b):
+            use[e] = pos[cons_idx[e]]
+        if b > a:
+            use[a:b] = np.sort(use[a:b])
+            last[t] = use[b - 1]
+    return pos, use, last
+
+
+@njit(cache=True)
+def _insert(res, nres, addr, t, a):
+    k = nres
+    while k > 0 and addr[res[k - 1]] > a:
+        res[k] = res[k - 1]
+        k -= 1
+    res[k] = t
+    addr[t] = a
+    return nres + 1
+
+
+@njit(cache=True)
+def _remove(res, nres, addr, t):
+    k = 0
+    while res[k] != t:
+        k += 1
+    for j in range(k, nres - 1):
+        res[j] = res[j + 1]
+    addr[t] = -1
+    return nres - 1
+
+
+@njit(cache=True)
+def _death(t, last, i):
+    return last[t] if last[t] >= i else i
+
+
+@njit(cache=True)
+def _find_hole(res, nres, addr, size, last, capacity, alignment, s, i, mode):
+    """Address for ``s`` bytes in the tightest free hole, or -1."""
+    best_a = -1
+    best_gap = _INF
+    prev_end = 0
+    prev_death = _INF
+    for k in range(nres + 1):
+        if k < nres:
+            nx_start = addr[res[k]]
+            nx_death = _death(res[k], last, i)
+        else:
+            nx_start = capacity
+            nx_death = _INF
+        lo = _align_up(prev_end, alignment)
+        if lo + s <= nx_start:
+            gap = nx_start - prev_end
+            if gap < best_gap:
+                best_gap = gap
+                if mode == SIZE_AWARE and nx_death > prev_death:
+                    best_a = (nx_start - s) // alignment * alignment
+                else:
+                    best_a = lo
+        if k < nres:
+            prev_end = addr[res[k]] + size[res[k]]
+            prev_death = _death(res[k], last, i)
+    return best_a
+
+
+@njit(cache=True)
+def _next_use(t, nxt, use, i):
+    p = nxt[t]
+    while use[p] < i:
+        p += 1
+    nxt[t] = p
+    return use[p]
+
+
+@njit(cache=True)
+def _grow(a, need):
+    if need <= a.shape[0]:
+        return a
+    b = np.empty(max(need, 2 * a.shape[0]), a.dtype)
+    b[:a.shape[0]] = a
+    return b
+
+
+@njit(cache=True)
+def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
+              cons_ptr, cons_idx, capacity, alignment, mode, beta, emit):
+    """Replacement and allocation for the schedule ``order``.
+
+    Returns ``(status, traffic, n_fallbacks, ev_ptr, ev_kind, ev_tensor, ev_addr)``.
+    ``status`` is 0 on success, else ``1 + step`` of a step whose operands do not
+    fit even when packed from address 0 (possible only with alignment > 1).
+    When ``emit`` is false the event arrays are empty (cost-only evaluation).
+    """
+    n = order.shape[0]
+    nt = size.shape[0]
+    pos, use, last = use_positions(order, nt, cons_ptr, cons_idx)
+    nxt = cons_ptr[:-1].copy()
+    addr = np.full(nt, -1, np.int64)
+    offchip = kind != _INTERMEDIATE
+    res = np.empty(nt + 1, np.int64)
+    nres = 0
+    pin = np.full(nt, -1, np.int64)
+    s_st = np.empty(nt, np.int64)
+    s_ev = np.empty(2 * nt, np.int64)
+    s_ld = np.empty(nt, np.int64)
+    s_lda = np.empty(nt, np.int64)
+    s_al = np.empty(nt, np.int64)
+    s_ala = np.empty(nt, np.int64)
+    snap = np.empty(nt, np.int64)
+    req = np.empty(nt, np.int64)
+    ev_ptr = np.zeros(n + 2, np.int64)
+    cap0 = 16 + 2 * (op_in_idx.shape[0] + op_out_idx.shape[0]) if emit else 1
+    ev_kind = np.empty(cap0, np.int8)
+    ev_t = np.empty(cap0, np.int64)
+    ev_a = np.empty(cap0, np.int64)
+    ne = 0
+    traffic = 0
+    n_fb = 0
+    for i in range(n):
+        o = order[i]
+        n_st = 0
+        n_ev = 0
+        n_ld = 0
+        n_al = 0
+        # write back outputs, drop dead tensors
+        k = 0
+        while k < nres:
+            t = res[k]
+            if is_out[t] and not offchip[t]:
+                s_st[n_st] = t
+                n_st += 1
+                offchip[t] = True
+                traffic += size[t]
+            if last[t] < i:
+                s_ev[n_ev] = t
+                n_ev += 1
+                nres = _remove(res, nres, addr, t)
+                continue
+            k += 1
+        for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
+            pin[op_in_idx[e]] = i
+        for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
+            pin[op_out_idx[e]] = i
+        nsnap = nres
+        snap[:nres] = res[:nres]
+        n_ev_dead = n_ev
+        nreq = 0
+        for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
+            t = op_in_idx[e]
+            if addr[t] < 0:
+                req[nreq] = t
+                nreq += 1
+        for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
+            req[nreq] = op_out_idx[e]
+            nreq += 1
+        # largest first packs better
+        for a in range(1, nreq):
+            t = req[a]
+            b = a
+            while b > 0 and size[req[b - 1]] < size[t]:
+                req[b] = req[b - 1]
+                b -= 1
+            req[b] = t
+        fail = False
+        for r in range(nreq):
+            t = req[r]
+            s = size[t]
+            a = _find_hole(res, nres, addr, size, last, capacity, alignment, s, i, mode)
+            if a < 0:
+                if mode == SIZE_AWARE:
+                    best_cost = np.inf
+                    best_bytes = _INF
+                    bj = -1
+                    bk = -1
+                    for j in range(nres + 1):
+                        if j == 0:
+                            lo = 0
+                        else:
+                            lo = addr[res[j - 1]] + size[res[j - 1]]
+                        lo = _align_up(lo, alignment)
+                        cost = 0.0
+                        nbytes = 0
+                        kk = j
+                        found = False
+                        while True:
+                            rb = capacity if kk == nres else addr[res[kk]]
+                            if lo + s <= rb:
+                                found = True
+                                break
+                            if kk == nres:
+                                break
+                            v = res[kk]
+                            if pin[v] == i:
+                                break
+                            c = size[v] if offchip[v] else 2 * size[v]
+                            d = _next_use(v, nxt, use, i) - i
+                            cost += c / (d ** beta)
+                            nbytes += size[v]
+                            if cost > best_cost:
+                                break
+                            kk += 1
+                        if found and kk > j and (cost < best_cost or (cost == best_cost and nbytes < best_bytes)):
+                            best_cost = cost
+                            best_bytes = nbytes
+                            bj = j
+                            bk = kk
+                    if bj >= 0:
+                        for _ in range(bj, bk):
+                            v = res[bj]
+                            if not offchip[v]:
+                                s_st[n_st] = v
+                                n_st += 1
+                                offchip[v] = True
+                                traffic += size[v]
+                            s_ev[n_ev] = v
+                            n_ev += 1
+                            nres = _remove(res, nres, addr, v)
+                        a = _find_hole(res, nres, addr, size, last, capacity, alignment, s, i, mode)
+                else:
+                    while a < 0:
+                        bv = -1
+                        bd = -1
+                        for kk in range(nres):
+                            v = res[kk]
+                            if pin[v] == i:
+                                continue
+                            d = _next_use(v, nxt, use, i)
+                            if d > bd:
+                                bd = d
+                                bv = v
+                        if bv < 0:
+                            break
+                        if not offchip[bv]:
+                            s_st[n_st] = bv
+                            n_st += 1
+                            offchip[bv] = True
+                            traffic += size[bv]
+                        s_ev[n_ev] = bv
+                        n_ev += 1
+                        nres = _remove(res, nres, addr, bv)
+                        a = _find_hole(res, nres, addr, size, last, capacity, alignment, s, i, mode)
+            if a < 0:
+                fail = True
+                break
+            nres = _insert(res, nres, addr, t, a)
+            is_alloc = False
+            for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
+                if op_out_idx[e] == t:
+                    is_alloc = True
+            if not is_alloc:
+                s_ld[n_ld] = t
+                s_lda[n_ld] = a
+                n_ld += 1
+            else:
+                s_al[n_al] = t
+                s_ala[n_al] = a
+                n_al += 1
+        if fail:
+            # empty the scratchpad and pack this step's operands from address 0
+            n_fb += 1
+            for kk in range(nres):
+                addr[res[kk]] = -1
+            nres = 0
+            n_ev = n_ev_dead
+            n_ld = 0
+            n_al = 0
+            for kk in range(nsnap):
+                v = snap[kk]
+                if not offchip[v] and (last[v] >= i or is_out[v]):
+                    s_st[n_st] = v
+                    n_st += 1
+                    offchip[v] = True
+                    traffic += size[v]
+                s_ev[n_ev] = v
+                n_ev += 1
+            p = 0
+            for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
+                t = op_in_idx[e]
+                p = _align_up(p, alignment)
+                s_ld[n_ld] = t
+                s_lda[n_ld] = p
+                n_ld += 1
+                res[nres] = t
+                addr[t] = p
+                nres += 1
+                p += size[t]
+            for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
+                t = op_out_idx[e]
+                p = _align_up(p, alignment)
+                s_al[n_al] = t
+                s_ala[n_al] = p
+                n_al += 1
+                res[nres] = t
+                addr[t] = p
+                nres += 1
+                p += size[t]
+            if p > capacity:
+                return (1 + i, traffic, n_fb, ev_ptr, ev_kind[:0], ev_t[:0], ev_a[:0])
+        for kk in range(n_ld):
+            traffic += size[s_ld[kk]]
+        if emit:
+            need = ne + n_st + n_ev + n_ld + n_al
+            ev_kind = _grow(ev_kind, need)
+            ev_t = _grow(ev_t, need)
+            ev_a = _grow(ev_a, need)
+            for kk in range(n_st):
+                ev_kind[ne] = STORE
+                ev_t[ne] = s_st[kk]
+                ev_a[ne] = -1
+                ne += 1
+            for kk in range(n_ev):
+                ev_kind[ne] = EVICT
+                ev_t[ne] = s_ev[kk]
+                ev_a[ne] = -1
+                ne += 1
+            for kk in range(n_ld):
+                ev_kind[ne] = LOAD
+                ev_t[ne] = s_ld[kk]
+                ev_a[ne] = s_lda[kk]
+                ne += 1
+            for kk in range(n_al):
+                ev_kind[ne] = ALLOC
+                ev_t[ne] = s_al[kk]
+                ev_a[ne] = s_ala[kk]
+                ne += 1
+            ev_ptr[i + 1] = ne
+    # graph outputs still owed
+    n_fin = 0
+    for kk in range(nres):
+        t = res[kk]
+        if is_out[t] and not offchip[t]:
+            s_st[n_fin] = t
+            n_fin += 1
+            offchip[t] = True
+            traffic += size[t]
+    if emit:
+        need = ne + n_fin
+        ev_kind = _grow(ev_kind, need)
+        ev_t = _grow(ev_t, need)
+        ev_a = _grow(ev_a, need)
+        for kk in range(n_fin):
+            ev_kind[ne] = STORE
+            ev_t[ne] = s_st[kk]
+            ev_a[ne] = -1
+            ne += 1
+        ev_ptr[n + 1] = ne
+    return (0, traffic, n_fb, ev_ptr, ev_kind[:ne], ev_t[:ne], ev_a[:ne])
+
+
+def warmup() -> None:
+    """Compile :func:`plan_pass` on a two-operator chain."""
+    order = np.array([0, 1], np.int64)
+    in_ptr = np.array([0, 1, 2], np.int64)
+    in_idx = np.array([0, 1], np.int64)
+    out_ptr = np.array([0, 1, 2], np.int64)
+    out_idx = np.array([1, 2], np.int64)
+    size = np.array([4, 4, 4], np.int64)
+    kind = np.array([0, 2, 2], np.int8)
+    is_out = np.array([False, False, True])
+    cons_ptr = np.array([0, 1, 2, 2], np.int64)
+    cons_idx = np.array([0, 1], np.int64)
+    for mode in (SIZE_AWARE, BELADY):
+        plan_pass(order, in_ptr, in_idx, out_ptr, out_idx, size, kind, is_out, cons_ptr, cons_idx,
+                  np.int64(8), np.int64(1), np.int64(mode), 1.0, True)
