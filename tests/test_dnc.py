@@ -1,0 +1,160 @@
+"""Divide and conquer: cuts, stitched plans, executors (cosma_fast.dnc, kernels.partition)."""
+
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import dags
+
+import cosma_fast as cf
+from cosma_fast import dnc
+from cosma_fast.kernels.partition import best_cuts, crossing_bytes
+from cosma_fast.solve import SolveOptions
+
+
+def _opts(**kw) -> SolveOptions:
+    extra = kw.pop("extra", {})
+    extra.setdefault("workers", 1)  # inline unless an executor is given: no pool start-up in tests
+    return SolveOptions(extra=extra, **kw)
+
+
+def _chain_graph(n_ops: int = 30, seed: int = 0) -> cf.Graph:
+    """A chain with skip connections and a few weights: tensors cross most cuts."""
+    rng = np.random.default_rng(seed)
+    b = cf.GraphBuilder("skips")
+    pool = [b.input("x", 40)]
+    for o in range(n_ops):
+        ins = [pool[-1]] + [pool[int(i)] for i in rng.integers(max(0, len(pool) - 6), len(pool), 2)]
+        if o % 3 == 0:
+            ins.append(b.weight(f"w{o}", int(rng.integers(5, 30))))
+        pool += b.op(f"op{o}", ins, outputs=[(f"t{o}", int(rng.integers(10, 60)))])
+    b.mark_output(pool[-1])
+    return b.build()
+
+
+# ---------------------------------------------------------------------------- partition kernel
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=9), st.integers(1, 4))
+def test_best_cuts_is_optimal_and_bounded(inner, max_ops):
+    cross = np.array([0] + inner + [0], dtype=np.int64)
+    n = len(cross) - 1
+    b = best_cuts(cross, max_ops)
+    assert b[0] == 0 and b[-1] == n and np.all(np.diff(b) >= 1) and np.all(np.diff(b) <= max_ops)
+    got = int(cross[b[1:-1]].sum())
+    best = min(int(cross[list(c)].sum())
+               for k in range(n) for c in itertools.combinations(range(1, n), k)
+               if np.all(np.diff([0, *c, n]) <= max_ops))
+    assert got == best
+
+
+@given(dags(max_ops=10))
+def test_crossing_bytes_matches_definition(g):
+    order = np.arange(g.n_ops, dtype=np.int64)
+    cross = crossing_bytes(order, g.op_in_ptr, g.op_in_idx, g.op_out_ptr, g.op_out_idx, g.tensor_size)
+    for i in range(1, g.n_ops):
+        want = 0
+        for t in range(g.n_tensors):
+            used = list(g.consumers_of(t))
+            events = used + ([int(g.tensor_producer[t])] if g.tensor_producer[t] >= 0 else [])
+            if used and min(events) < i <= max(used):
+                want += int(g.tensor_size[t])
+        assert cross[i] == want
+
+
+# ---------------------------------------------------------------------------- stitched plans
+@settings(max_examples=25)
+@given(dags(max_ops=10), st.integers(1, 4), st.sampled_from(["M_R", "M_H", "M_P"]))
+def test_stitched_plan_validates(g, seg_ops, tier):
+    cap = cf.budgets(g)[tier]
+    out = dnc.solve_dnc(g, cap, _opts(segment_ops=seg_ops, extra={"compare_start": False, "workers": 1}))
+    assert out.info["chosen"] == "stitched"
+    rep = cf.validate(g, out.plan, cap)
+    assert rep.traffic == out.info["stitched_traffic"]
+    assert out.info["segments"] >= -(-g.n_ops // (2 * seg_ops))
+
+
+@settings(max_examples=20)
+@given(dags(max_ops=10), st.integers(1, 4))
+def test_dnc_never_worse_than_heuristic(g, seg_ops):
+    cap = cf.budgets(g).m_r
+    r = cf.solve(g, cap, method="dnc", segment_ops=seg_ops, workers=1)
+    h = cf.solve(g, cap, method="heuristic")
+    assert r.non_compulsory <= h.non_compulsory
+
+
+def test_windows_only_kept_when_cheaper():
+    g = _chain_graph(40)
+    cap = cf.budgets(g).m_h
+    no_win = dnc.solve_dnc(g, cap, _opts(segment_ops=5, extra={"compare_start": False, "windows": False}))
+    win = dnc.solve_dnc(g, cap, _opts(segment_ops=5, extra={"compare_start": False}))
+    assert win.info["windows_tried"] > 0
+    assert win.info["stitched_traffic"] <= no_win.info["stitched_traffic"]
+    assert win.info["segments"] == no_win.info["segments"] - win.info["windows_accepted"]
+
+
+def test_one_segment_equals_sub_solver():
+    g = _chain_graph(25)
+    for tier in ("M_R", "M_H"):
+        cap = cf.budgets(g)[tier]
+        out = dnc.solve_dnc(g, cap, _opts(segment_ops=g.n_ops, extra={"compare_start": False,
+                                                                       "sub_solver": "heuristic"}))
+        assert out.info["segments"] == 1
+        h = cf.solve(g, cap, method="heuristic")
+        assert out.info["stitched_traffic"] == h.traffic
+
+
+def test_fixed_schedule_is_kept():
+    g = _chain_graph(20)
+    sched = np.arange(g.n_ops)
+    r = cf.solve(g, "M_R", method="dnc", segment_ops=4, schedule=sched, workers=1, compare_start=False)
+    assert np.array_equal(r.plan.schedule, sched)
+
+
+def test_bad_segment_ops():
+    g = _chain_graph(5)
+    with pytest.raises(cf.OptionError, match="segment_ops"):
+        dnc.solve_dnc(g, cf.budgets(g).m_r, _opts(segment_ops=-1))
+
+
+# ---------------------------------------------------------------------------- executors
+@pytest.fixture(scope="module")
+def dask_executor():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                       dashboard_address=None)
+    client = distributed.Client(cluster)
+    yield client.get_executor()
+    client.close()
+    cluster.close()
+
+
+def test_executor_does_not_change_result(dask_executor):
+    g = _chain_graph(40, seed=3)
+    cap = cf.budgets(g).m_h
+    kw = {"segment_ops": 6, "extra": {"compare_start": False}}
+    ref = dnc.solve_dnc(g, cap, _opts(**kw))
+    assert ref.info["segments"] > 1
+    with ThreadPoolExecutor(2) as pool:
+        threaded = dnc.solve_dnc(g, cap, _opts(executor=pool, **kw))
+    dasked = dnc.solve_dnc(g, cap, _opts(executor=dask_executor, **kw))
+    arrays = ref.plan.to_arrays()
+    for other in (threaded, dasked):
+        assert other.info["cuts"] == ref.info["cuts"]
+        for k, v in other.plan.to_arrays().items():
+            assert np.array_equal(v, arrays[k]), k
+    cf.validate(g, dasked.plan, cap)
+
+
+# ---------------------------------------------------------------------------- auto
+@settings(max_examples=10)
+@given(dags(max_ops=8))
+def test_auto_never_worse_than_heuristic(g):
+    cap = cf.budgets(g).m_r
+    r = cf.solve(g, cap, method="auto", time_limit=20, workers=1)
+    h = cf.solve(g, cap, method="heuristic")
+    assert r.non_compulsory <= h.non_compulsory
+    assert 0 <= r.lower_bound <= r.non_compulsory
