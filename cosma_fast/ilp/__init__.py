@@ -1,0 +1,258 @@
+"""Exact mode: the joint schedule + replacement ILP on HiGHS, with addresses searched apart.
+
+Method of COSMA (Li, Gupta, Malik, "Combined Scheduling, Memory Allocation and Tensor
+Replacement for Minimizing Off-Chip Data Accesses of DNN Accelerators", arXiv 2311.18246),
+reformulated (DESIGN.md section 3): the time-indexed model of
+:mod:`cosma_fast.ilp.model` drops the address constraints, so its optimum is a lower
+bound; its residency intervals are then packed into the scratchpad as buffers. When they
+pack, the plan is optimal for the full problem. When they do not, the residency pattern is
+forbidden by a no-good cut and the model is solved again (a few rounds, the bound of the
+first round kept), and the best valid plan known (the heuristic's or the trivial one) is
+the fallback.
+
+:func:`solve_ilp` is the ``method="ilp"`` entry of :func:`cosma_fast.solve`;
+:func:`min_peak_ilp` gives the exact minimum peak of live bytes (``M_P``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..errors import CosmaError, OptionError, SolverError
+from ..graph import Graph
+from ..plan import Plan
+from ..solve import MethodOutput, SolveOptions
+from ..trivial import trivial_plan
+from ..validate import validate
+from .decode import build_plan, decode_residency, encode_plan, pack_buffers, residency_buffers
+from .model import ReplacementModel, build_model, op_windows
+
+__all__ = ["solve_ilp", "min_peak_ilp", "build_model", "op_windows", "run_highs"]
+
+_NO_GOOD_ROUNDS = 3
+
+
+def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=None,
+              start: np.ndarray | None = None, verbose=False, progress=None) -> dict:
+    """Solve ``model`` with HiGHS from arrays passed in one call.
+
+    Returns ``{"status": "optimal"|"feasible"|"infeasible"|"unknown", "x": solution or None,
+    "objective", "bound" (dual bound, -inf when none), "start_accepted", "time"}``.
+    ``start`` is handed to HiGHS only after it is checked feasible in numpy (HiGHS drops an
+    infeasible start silently).
+    """
+    import highspy
+
+    t0 = time.perf_counter()
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", bool(verbose))
+    if time_limit is not None:
+        h.setOptionValue("time_limit", max(float(time_limit), 0.01))
+    h.setOptionValue("mip_rel_gap", float(mip_gap))
+    if threads is not None:
+        h.setOptionValue("threads", int(threads))
+    lp = highspy.HighsLp()
+    lp.num_col_ = int(model.n_cols)
+    lp.num_row_ = int(model.A.shape[0])
+    lp.col_cost_ = model.cost
+    lp.col_lower_ = model.col_lower
+    lp.col_upper_ = model.col_upper
+    lp.row_lower_ = model.row_lower
+    lp.row_upper_ = model.row_upper
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = model.A.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = model.A.indices.astype(np.int32)
+    lp.a_matrix_.value_ = model.A.data.astype(float)
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * model.n_cols
+    h.passModel(lp)
+    accepted = False
+    if start is not None and model.check(start):
+        sol = highspy.HighsSolution()
+        sol.col_value = list(map(float, start))
+        sol.value_valid = True
+        accepted = h.setSolution(sol) == highspy.HighsStatus.kOk
+    if progress is not None:
+        def _cb(e):
+            d = e.data_out
+            progress({"incumbent": d.objective_function_value, "bound": d.mip_dual_bound,
+                      "gap": d.mip_gap, "time": time.perf_counter() - t0})
+        try:
+            h.cbMipImprovingSolution.subscribe(_cb)
+        except AttributeError:  # older highspy without the callback API
+            pass
+    h.run()
+    ms = h.getModelStatus()
+    info = h.getInfo()
+    has_sol = info.primal_solution_status == 2
+    x = np.array(h.getSolution().col_value) if has_sol else None
+    if ms == highspy.HighsModelStatus.kOptimal:
+        status = "optimal"
+    elif ms == highspy.HighsModelStatus.kInfeasible:
+        status = "infeasible"
+    else:
+        status = "feasible" if has_sol else "unknown"
+    bound = float(info.mip_dual_bound) if status != "optimal" else float(info.objective_function_value)
+    if not math.isfinite(bound):
+        bound = -math.inf
+    return {"status": status, "x": x, "objective": float(info.objective_function_value) if has_sol else math.inf,
+            "bound": bound, "start_accepted": accepted, "time": time.perf_counter() - t0}
+
+
+def _integral_bound(bound: float) -> int:
+    """Objectives are whole bytes: round a dual bound up, with a tolerance."""
+    if not math.isfinite(bound):
+        return 0
+    return int(math.ceil(bound - 1e-6 - 1e-9 * abs(bound)))
+
+
+def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> Plan:
+    """The heuristic's plan when that module is available and valid, else the trivial plan."""
+    candidates = []
+    try:
+        from ..heuristic import solve_heuristic
+        out = solve_heuristic(graph, capacity, opts)
+        candidates.append(out.plan)
+    except Exception:  # noqa: BLE001 - the heuristic is optional here; trivial always exists
+        pass
+    candidates.append(trivial_plan(graph, opts.schedule))
+    best, best_cost = None, None
+    for p in candidates:
+        if opts.schedule is not None and not np.array_equal(p.schedule, opts.schedule):
+            continue
+        try:
+            rep = validate(graph, p, capacity, opts.alignment)
+        except CosmaError:
+            continue
+        if best is None or rep.traffic < best_cost:
+            best, best_cost = p, rep.traffic
+    return best
+
+
+def _no_good(model: ReplacementModel, v: np.ndarray):
+    """Row forbidding the residency pattern of ``v``: sum_{on} (1 - r) + sum_{off} r >= 1."""
+    cols = model.rcol[model.rcol >= 0]
+    on = v[cols] > 0.5
+    vals = np.where(on, -1.0, 1.0)
+    return cols, vals, 1.0 - float(on.sum())
+
+
+def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
+    """Exact plan of ``graph`` within ``capacity`` (``cf.solve(..., method="ilp")``).
+
+    Returns
+    -------
+    MethodOutput
+        ``status`` "optimal" when the address-free optimum packed; otherwise "feasible"
+        with the best valid plan known and ``lower_bound`` = the model's dual bound in
+        non-compulsory bytes. ``info`` holds ``start_accepted``, ``rounds``, ``packed``,
+        ``model_cols``, ``model_rows``, ``dual_bound``.
+    """
+    if opts.formulation == "cosma":
+        from .cosma import solve_cosma
+        return solve_cosma(graph, capacity, opts)
+    if opts.formulation != "decomposed":
+        raise OptionError(f"unknown ILP formulation {opts.formulation!r}; use 'decomposed' or 'cosma'")
+    g = graph
+    compulsory = g.compulsory()
+    start_plan = _start_plan(g, capacity, opts)
+    if start_plan is None:
+        raise SolverError("no valid starting plan for the ILP (even the trivial plan failed); "
+                          "this is a bug in cosma_fast, please report it with the graph")
+    start_cost = validate(g, start_plan, capacity, opts.alignment).traffic
+    model = build_model(g, capacity, opts.schedule)
+    try:
+        start = encode_plan(model, start_plan)
+    except ValueError:
+        start = None
+    info = {"model_cols": model.n_cols, "model_rows": int(model.A.shape[0]), "start_accepted": False,
+            "start_non_compulsory": start_cost - compulsory, "rounds": 0, "packed": False}
+    best_plan, best_cost = start_plan, start_cost
+    lower = 0
+    proven = False
+    for rnd in range(_NO_GOOD_ROUNDS + 1):
+        res = run_highs(model, time_limit=opts.remaining(), mip_gap=opts.mip_gap, threads=opts.threads,
+                        start=start if rnd == 0 else None, verbose=opts.verbose, progress=opts.progress)
+        info["rounds"] = rnd + 1
+        if rnd == 0:
+            info["start_accepted"] = res["start_accepted"]
+            info["dual_bound"] = res["bound"]
+            info["ilp_status"] = res["status"]
+            # only the first round is a relaxation of the full problem: its bound is proven
+            lower = max(0, _integral_bound(res["bound"]) - compulsory)
+        if res["x"] is None:
+            break
+        order, R, stored = decode_residency(model, res["x"])
+        bt, ba, bb = residency_buffers(R)
+        off = pack_buffers(ba, bb, g.tensor_size[bt], capacity, opts.alignment, time_limit=opts.remaining())
+        if off is not None:
+            plan = build_plan(g, order, R, stored, bt, ba, off)
+            try:
+                cost = validate(g, plan, capacity, opts.alignment).traffic
+            except CosmaError as e:
+                raise SolverError(f"the ILP decoded an invalid plan ({e}); this is a bug in cosma_fast") from e
+            info["packed"] = True
+            if cost < best_cost:
+                best_plan, best_cost = plan, cost
+            proven = rnd == 0 and res["status"] == "optimal" and opts.mip_gap == 0
+            break
+        if opts.remaining() is not None and opts.remaining() <= 0:
+            break
+        cols, vals, rhs = _no_good(model, res["x"])
+        model = _append_row(model, cols, vals, rhs)
+    nc = best_cost - compulsory
+    if proven:
+        lower = nc
+    lower = min(lower, nc)
+    status = "optimal" if lower >= nc else "feasible"
+    msg = "" if status == "optimal" else (
+        f"best plan {nc} non-compulsory bytes, proven lower bound {lower}")
+    return MethodOutput(plan=best_plan, lower_bound=int(lower), status=status, message=msg, info=info)
+
+
+def _append_row(model: ReplacementModel, cols, vals, lower) -> ReplacementModel:
+    import scipy.sparse as sp
+    row = sp.csr_matrix((vals, (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, model.n_cols))
+    model.A = sp.vstack([model.A, row], format="csr")
+    model.row_lower = np.append(model.row_lower, lower)
+    model.row_upper = np.append(model.row_upper, np.inf)
+    return model
+
+
+def min_peak_ilp(graph: Graph, time_limit: float | None = None, threads: int | None = None,
+                 schedule=None) -> tuple[np.ndarray, int, bool]:
+    """The schedule of least peak live bytes, as ``(order, peak, exact)``.
+
+    Live bytes at a step: tensors created or loaded and still read at that step or later
+    (every operand of the running operator included). ``exact`` is True when HiGHS proved
+    optimality within ``time_limit``; otherwise ``peak`` is the best found (an upper bound)
+    and the order is that schedule (model order when nothing was found).
+    """
+    g = graph
+    model = build_model(g, 0, schedule, min_peak=True)
+    res = run_highs(model, time_limit=time_limit, threads=threads)
+    if res["x"] is None:
+        order = np.arange(g.n_ops) if schedule is None else np.asarray(schedule, dtype=np.int64)
+        return order, _peak_of(g, order), False
+    order, _, _ = decode_residency(model, res["x"])
+    return order, _peak_of(g, order), res["status"] == "optimal"
+
+
+def _peak_of(g: Graph, order) -> int:
+    """Peak live bytes of ``order`` (inputs from first use, everything until last use)."""
+    n = g.n_ops
+    pos = np.empty(n, dtype=np.int64)
+    pos[np.asarray(order, dtype=np.int64)] = np.arange(n)
+    live = np.zeros(n + 1, dtype=np.int64)
+    for t in range(g.n_tensors):
+        c = g.consumers_of(t)
+        p = g.tensor_producer[t]
+        if p < 0 and not len(c):
+            continue
+        a = pos[p] if p >= 0 else pos[c].min()
+        b = max(pos[c].max() if len(c) else a, a)
+        live[a] += g.tensor_size[t]
+        live[b + 1] -= g.tensor_size[t]
+    return int(np.cumsum(live)[:n].max()) if n else 0

@@ -1,0 +1,247 @@
+"""The time-indexed replacement model without addresses, built as flat arrays.
+
+Steps ``i = 0..n-1`` x tensors. Columns:
+
+- ``x[o, i]``: operator ``o`` runs at step ``i`` (only for ``i`` in its ASAP/ALAP window;
+  fixed to its position in fixed-schedule mode);
+- ``r[t, i]``: tensor ``t`` is resident while step ``i`` runs (only inside the window
+  where some operator touching ``t`` can run);
+- ``l[t, i]``: ``t`` is loaded at step ``i``;
+- ``w[t]``: intermediate ``t`` is written back once, right after it is created (storing
+  later costs the same and only delays the off-chip copy, so this loses nothing).
+
+Rows: one operator per step and one step per operator; precedence in cumulative form
+(``sum_{j<=k} x[o,j] <= sum_{j<k} x[p,j]``); residency only by continuing, loading or
+creating; every operand resident while its operator runs; a load of an intermediate
+needs its write-back and its producer done; liveness (no residency where no remaining
+operator reads the tensor, which loses nothing); capacity per step.
+
+Without addresses this is a relaxation of the COSMA problem (Li, Gupta, Malik,
+arXiv 2311.18246): its optimum is a lower bound, and a plan whose residency intervals
+pack into the scratchpad attains it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..graph import INTERMEDIATE, Graph
+
+__all__ = ["ReplacementModel", "build_model", "op_windows"]
+
+
+def op_windows(graph: Graph, schedule=None) -> tuple[np.ndarray, np.ndarray]:
+    """(asap, alap) step of every operator: ancestors before it, descendants after it."""
+    n = graph.n_ops
+    if schedule is not None:
+        pos = np.empty(n, dtype=np.int64)
+        pos[np.asarray(schedule, dtype=np.int64)] = np.arange(n)
+        return pos, pos.copy()
+    preds = [set() for _ in range(n)]
+    for o in range(n):
+        for t in graph.inputs_of(o):
+            p = graph.tensor_producer[t]
+            if p >= 0:
+                preds[o].add(int(p))
+    anc = [0] * n  # bitsets of ancestors (ops are in topological order)
+    for o in range(n):
+        a = 0
+        for p in preds[o]:
+            a |= anc[p] | (1 << p)
+        anc[o] = a
+    n_desc = np.zeros(n, dtype=np.int64)
+    for o in range(n):
+        a = anc[o]
+        while a:
+            low = a & -a
+            n_desc[low.bit_length() - 1] += 1
+            a ^= low
+    asap = np.array([bin(a).count("1") for a in anc], dtype=np.int64)
+    return asap, (n - 1 - n_desc).astype(np.int64)
+
+
+@dataclass
+class ReplacementModel:
+    """Arrays of the model plus the index maps needed to encode and decode solutions."""
+
+    graph: Graph
+    capacity: int
+    n_cols: int
+    cost: np.ndarray
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    A: sp.csr_matrix
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    xcol: np.ndarray   # (n_ops, n) column of x[o, i] or -1
+    rcol: np.ndarray   # (n_tensors, n)
+    lcol: np.ndarray   # (n_tensors, n)
+    wcol: np.ndarray   # (n_tensors,) or -1
+    used: np.ndarray   # tensors that take part in some operator
+    peak_col: int = -1  # min-peak mode only
+
+    def check(self, v: np.ndarray, tol: float = 1e-6) -> bool:
+        """True when ``v`` is an integral point satisfying every bound and row."""
+        if np.any(np.abs(v - np.round(v)) > tol):
+            return False
+        if np.any(v < self.col_lower - tol) or np.any(v > self.col_upper + tol):
+            return False
+        a = self.A @ v
+        return bool(np.all(a >= self.row_lower - tol) and np.all(a <= self.row_upper + tol))
+
+
+def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = False) -> ReplacementModel:
+    """Build the address-free replacement model (see the module docstring).
+
+    With ``min_peak=True`` there are no loads or write-backs (everything stays resident
+    while live) and the objective is one extra column, the peak resident bytes.
+    """
+    g = graph
+    n, nt = g.n_ops, g.n_tensors
+    size = g.tensor_size.astype(np.int64)
+    asap, alap = op_windows(g, schedule)
+    used = (np.diff(g.cons_ptr) > 0) | (g.tensor_producer >= 0)
+    # residency window of each tensor
+    lo = np.full(nt, n, dtype=np.int64)
+    hi = np.full(nt, -1, dtype=np.int64)
+    for t in range(nt):
+        p = g.tensor_producer[t]
+        ops = list(g.consumers_of(t)) + ([int(p)] if p >= 0 else [])
+        if ops:
+            lo[t] = asap[ops].min()
+            hi[t] = alap[ops].max()
+    ncol = 0
+    xcol = np.full((n, n), -1, dtype=np.int64)
+    for o in range(n):
+        k = alap[o] - asap[o] + 1
+        xcol[o, asap[o]:alap[o] + 1] = np.arange(ncol, ncol + k)
+        ncol += k
+    rcol = np.full((nt, n), -1, dtype=np.int64)
+    lcol = np.full((nt, n), -1, dtype=np.int64)
+    wcol = np.full(nt, -1, dtype=np.int64)
+    for t in range(nt):
+        if used[t]:
+            k = hi[t] - lo[t] + 1
+            rcol[t, lo[t]:hi[t] + 1] = np.arange(ncol, ncol + k)
+            ncol += k
+    for t in range(nt):
+        if not used[t] or len(g.consumers_of(t)) == 0:
+            continue  # never read: created resident, never loaded
+        if min_peak and g.tensor_kind[t] == INTERMEDIATE:
+            continue  # min-peak: intermediates stay resident while live
+        if True:
+            a = lo[t] if g.tensor_producer[t] < 0 else lo[t] + 1
+            if a <= hi[t]:
+                k = hi[t] - a + 1
+                lcol[t, a:hi[t] + 1] = np.arange(ncol, ncol + k)
+                ncol += k
+    if not min_peak:
+        for t in range(nt):
+            if used[t] and g.tensor_kind[t] == INTERMEDIATE:
+                wcol[t] = ncol
+                ncol += 1
+    peak_col = -1
+    if min_peak:
+        peak_col = ncol
+        ncol += 1
+    cost = np.zeros(ncol)
+    clo = np.zeros(ncol)
+    cup = np.ones(ncol)
+    for t in range(nt):
+        m = lcol[t] >= 0
+        cost[lcol[t][m]] = 0 if min_peak else size[t]
+        if wcol[t] >= 0:
+            cost[wcol[t]] = size[t]
+            if g.tensor_is_output[t]:
+                clo[wcol[t]] = 1
+    if min_peak:
+        cost[peak_col] = 1
+        cup[peak_col] = float(size[used].sum())
+    if schedule is not None:
+        clo[xcol[xcol >= 0]] = 1
+
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    rlo: list[float] = []
+    rup: list[float] = []
+
+    def row(cs, vs, a, b):
+        r = len(rlo)
+        rows.extend([r] * len(cs))
+        cols.extend(cs)
+        vals.extend(vs)
+        rlo.append(a)
+        rup.append(b)
+
+    inf = np.inf
+    if schedule is None:
+        for o in range(n):
+            c = xcol[o][xcol[o] >= 0].tolist()
+            row(c, [1.0] * len(c), 1, 1)
+        for i in range(n):
+            c = xcol[:, i][xcol[:, i] >= 0].tolist()
+            row(c, [1.0] * len(c), 1, 1)
+        for o in range(n):
+            ps = {int(g.tensor_producer[t]) for t in g.inputs_of(o) if g.tensor_producer[t] >= 0}
+            for p in ps:
+                for k in range(asap[o], alap[o] + 1):
+                    co = xcol[o, :k + 1][xcol[o, :k + 1] >= 0].tolist()
+                    cp = xcol[p, :k][xcol[p, :k] >= 0].tolist()
+                    row(co + cp, [1.0] * len(co) + [-1.0] * len(cp), -inf, 0)
+    for t in range(nt):
+        if not used[t]:
+            continue
+        p = int(g.tensor_producer[t])
+        cons = g.consumers_of(t)
+        for i in range(lo[t], hi[t] + 1):
+            # residency continues, or is loaded, or is created
+            c = [rcol[t, i]]
+            v = [1.0]
+            if i - 1 >= lo[t]:
+                c.append(rcol[t, i - 1]); v.append(-1.0)  # noqa: E702
+            if lcol[t, i] >= 0:
+                c.append(lcol[t, i]); v.append(-1.0)  # noqa: E702
+            if p >= 0 and xcol[p, i] >= 0:
+                c.append(xcol[p, i]); v.append(-1.0)  # noqa: E702
+            row(c, v, -inf, 0)
+            # liveness: resident only if created now or some reader runs now or later
+            live = [xcol[q, j] for q in cons for j in range(i, n) if xcol[q, j] >= 0]
+            if p >= 0 and xcol[p, i] >= 0:
+                live.append(xcol[p, i])
+            row([rcol[t, i]] + live, [1.0] + [-1.0] * len(live), -inf, 0)
+            if lcol[t, i] >= 0 and p >= 0:
+                # a load of an intermediate needs its producer done and its write-back
+                done = [xcol[p, j] for j in range(i) if xcol[p, j] >= 0]
+                row([lcol[t, i]] + done, [1.0] + [-1.0] * len(done), -inf, 0)
+                row([lcol[t, i], wcol[t]], [1.0, -1.0], -inf, 0)
+    if min_peak:  # inputs and weights are loaded once, at their first use
+        for t in range(nt):
+            c = lcol[t][lcol[t] >= 0].tolist()
+            if c:
+                row(c, [1.0] * len(c), -inf, 1)
+    # operands resident while their operator runs
+    for o in range(n):
+        ts = list(g.inputs_of(o)) + list(g.outputs_of(o))
+        for i in range(asap[o], alap[o] + 1):
+            for t in ts:
+                row([xcol[o, i], rcol[t, i]], [1.0, -1.0], -inf, 0)
+    # capacity (or peak) per step
+    for i in range(n):
+        m = rcol[:, i] >= 0
+        c = rcol[m, i].tolist()
+        v = size[m].astype(float).tolist()
+        if min_peak:
+            row(c + [peak_col], v + [-1.0], -inf, 0)
+        else:
+            row(c, v, -inf, float(capacity))
+    A = sp.csr_matrix((np.array(vals), (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))),
+                      shape=(len(rlo), ncol))
+    A.sum_duplicates()
+    return ReplacementModel(graph=g, capacity=int(capacity), n_cols=ncol, cost=cost, col_lower=clo,
+                            col_upper=cup, A=A, row_lower=np.array(rlo, dtype=float),
+                            row_upper=np.array(rup, dtype=float), xcol=xcol, rcol=rcol, lcol=lcol,
+                            wcol=wcol, used=used, peak_col=peak_col)

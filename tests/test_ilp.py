@@ -1,0 +1,179 @@
+"""The exact ILP against a plain brute-force enumeration on tiny DAGs."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import dags
+
+import cosma_fast as cf
+from cosma_fast.budgets import m_r
+from cosma_fast.graph import INTERMEDIATE
+from cosma_fast.ilp import min_peak_ilp
+
+
+def brute_force_non_compulsory(g: cf.Graph, capacity: int, schedule=None) -> int:
+    """Least non-compulsory traffic ignoring addresses, by Dijkstra over states.
+
+    A state after a step is (operators done, resident tensors, tensors with an off-chip
+    copy). A move runs a ready operator with any resident set that holds its operands,
+    keeps only tensors it had or can load (inputs, weights, stored intermediates) or
+    creates, and fits in ``capacity``. A tensor leaving while still needed (or an
+    output not yet written back) is written back first.
+    """
+    n = g.n_ops
+    size = g.tensor_size
+    kind = g.tensor_kind
+    ins = [set(g.inputs_of(o).tolist()) for o in range(n)]
+    outs = [set(g.outputs_of(o).tolist()) for o in range(n)]
+    producer = g.tensor_producer
+    readers = [set(g.consumers_of(t).tolist()) for t in range(g.n_tensors)]
+    full = frozenset(range(n))
+
+    def needed(t, done):
+        return bool(readers[t] - done)
+
+    start = (frozenset(), frozenset(), frozenset(t for t in range(g.n_tensors) if kind[t] != INTERMEDIATE))
+    dist = {start: 0}
+    heap = [(0, 0, start)]
+    tie = itertools.count(1)
+    while heap:
+        d, _, state = heapq.heappop(heap)
+        if dist.get(state, None) != d:
+            continue
+        done, res, copy = state
+        if done == full:
+            owed = sum(int(size[t]) for t in range(g.n_tensors)
+                       if g.tensor_is_output[t] and t not in copy)
+            return d + owed - g.compulsory()
+        if schedule is not None:
+            ready = [int(schedule[len(done)])]
+        else:
+            ready = [o for o in range(n) if o not in done
+                     and all(producer[t] < 0 or producer[t] in done for t in ins[o])]
+        for o in ready:
+            done2 = done | {o}
+            must = ins[o] | outs[o]
+            if any(t not in res and t not in copy for t in ins[o]):
+                continue
+            optional = [t for t in res | copy if t not in must and needed(t, done2)
+                        and (t in res or t in copy)]
+            for k in range(len(optional) + 1):
+                for extra in itertools.combinations(optional, k):
+                    new = must | set(extra)
+                    if sum(int(size[t]) for t in new) > capacity:
+                        continue
+                    cost = sum(int(size[t]) for t in new - res - outs[o])
+                    copy2 = set(copy)
+                    for t in res - new:  # leaving: write back if still owed
+                        if t not in copy2 and (needed(t, done2) or g.tensor_is_output[t]):
+                            copy2.add(t)
+                            cost += int(size[t])
+                    nxt = (done2, frozenset(new), frozenset(copy2))
+                    nd = d + cost
+                    if nd < dist.get(nxt, float("inf")):
+                        dist[nxt] = nd
+                        heapq.heappush(heap, (nd, next(tie), nxt))
+    raise AssertionError("no plan found")
+
+
+def capacities(g):
+    lo = m_r(g)
+    hi = int(g.total_bytes())
+    return st.integers(lo, max(lo, hi))
+
+
+@settings(max_examples=25)
+@given(data=st.data())
+def test_ilp_matches_brute_force(data):
+    g = data.draw(dags(max_ops=5, max_size=20))
+    cap = data.draw(capacities(g))
+    brute = brute_force_non_compulsory(g, cap)
+    r = cf.solve(g, cap, method="ilp")
+    # the address-free optimum is the proven bound; the plan can only be worse by fragmentation
+    assert r.lower_bound == brute
+    assert r.non_compulsory >= brute
+    if r.status == "optimal":
+        assert r.non_compulsory == brute
+    h = cf.solve(g, cap, method="heuristic")
+    assert r.non_compulsory <= h.non_compulsory
+
+
+@settings(max_examples=20)
+@given(data=st.data())
+def test_fixed_schedule_matches_brute_force(data):
+    g = data.draw(dags(max_ops=6, max_size=20))
+    cap = data.draw(capacities(g))
+    order = data.draw(st.permutations(range(g.n_ops)))
+    # turn the permutation into a topological order (stable Kahn on the permutation priority)
+    prio = {o: i for i, o in enumerate(order)}
+    done: list[int] = []
+    while len(done) < g.n_ops:
+        ready = [o for o in range(g.n_ops) if o not in done and all(
+            g.tensor_producer[t] < 0 or g.tensor_producer[t] in done for t in g.inputs_of(o))]
+        done.append(min(ready, key=prio.get))
+    brute = brute_force_non_compulsory(g, cap, schedule=done)
+    r = cf.solve(g, cap, method="ilp", schedule=done)
+    assert list(r.plan.schedule) == done
+    assert r.lower_bound == brute
+    assert r.non_compulsory >= brute
+    if r.status == "optimal":
+        assert r.non_compulsory == brute
+
+
+def chain_with_skips(n: int) -> cf.Graph:
+    b = cf.GraphBuilder("skips")
+    x = b.input("x", 7)
+    prev = [x]
+    for i in range(n):
+        ins = prev[-2:] if i % 2 else prev[-1:]
+        (t,) = b.op(f"op{i}", ins, outputs=[(f"t{i}", 5 + (i * 7) % 11)])
+        prev.append(t)
+    b.mark_output(prev[-1])
+    return b.build()
+
+
+def test_time_limited_run_returns_valid_plan_and_bound():
+    g = chain_with_skips(14)
+    r = cf.solve(g, m_r(g), method="ilp", time_limit=0.5)
+    cf.validate(g, r.plan, m_r(g))
+    assert 0 <= r.lower_bound <= r.non_compulsory
+    assert r.status in ("optimal", "feasible")
+    assert "start_accepted" in r.info
+
+
+def test_warm_start_is_accepted():
+    g = chain_with_skips(8)
+    r = cf.solve(g, m_r(g), method="ilp")
+    assert r.info["start_accepted"] is True
+    assert r.status == "optimal"
+
+
+@settings(max_examples=20)
+@given(g=dags(max_ops=6, max_size=20))
+def test_min_peak_is_the_least_peak_over_all_orders(g):
+    order, peak, exact = min_peak_ilp(g)
+    assert exact
+    from cosma_fast.ilp import _peak_of
+    best = min(_peak_of(g, list(p)) for p in itertools.permutations(range(g.n_ops))
+               if _topological(g, p))
+    assert peak == best
+    assert _topological(g, order)
+
+
+def _topological(g, order) -> bool:
+    pos = np.empty(g.n_ops, dtype=np.int64)
+    pos[np.asarray(order)] = np.arange(g.n_ops)
+    return all(g.tensor_producer[t] < 0 or pos[g.tensor_producer[t]] < pos[o]
+               for o in range(g.n_ops) for t in g.inputs_of(o))
+
+
+def test_unknown_formulation_is_a_clear_error():
+    g = chain_with_skips(3)
+    with pytest.raises(cf.OptionError, match="formulation"):
+        cf.solve(g, m_r(g), method="ilp", formulation="nope")
