@@ -1,0 +1,134 @@
+"""Properties of the heuristic planner (cosma_fast.heuristic, kernels/replace, kernels/schedule)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import dags
+
+import cosma_fast as cf
+from cosma_fast import generators as gen
+from cosma_fast.budgets import m_r
+from cosma_fast.heuristic import heuristic_plan, rule_schedule, run_pass
+from cosma_fast.kernels.replace import BELADY, SIZE_AWARE
+from cosma_fast.kernels.schedule import RULE_NAMES
+from cosma_fast.trivial import trivial_plan
+
+
+@given(dags(max_ops=10), st.floats(1.0, 3.0), st.integers(0, 3))
+def test_heuristic_plan_valid_and_not_worse_than_trivial(g, factor, seed):
+    cap = int(m_r(g) * factor)
+    r = cf.solve(g, cap, method="heuristic", seed=seed)
+    triv = cf.validate(g, trivial_plan(g), cap)
+    assert r.traffic <= triv.traffic
+    assert r.non_compulsory >= r.lower_bound >= 0
+
+
+@given(dags(max_ops=10), st.floats(1.0, 2.0))
+@settings(max_examples=20)
+def test_every_pass_setting_is_valid(g, factor):
+    cap = int(m_r(g) * factor)
+    for rule in range(len(RULE_NAMES)):
+        order = rule_schedule(g, rule)
+        for mode, beta in ((SIZE_AWARE, 0.0), (SIZE_AWARE, 1.0), (BELADY, 0.0)):
+            traffic, _, plan = run_pass(g, cap, order, mode=mode, beta=beta)
+            assert cf.validate(g, plan, cap).traffic == traffic
+
+
+@given(dags(max_ops=10))
+@settings(max_examples=20)
+def test_alignment_respected(g):
+    cap = m_r(g) + 8 * 6
+    r = cf.solve(g, cap, method="heuristic", alignment=8)
+    assert all(a % 8 == 0 for s in r.plan.steps for _, a in s.loads + s.allocs)
+
+
+@given(dags(max_ops=10))
+def test_no_extra_traffic_when_everything_fits(g):
+    r = cf.solve(g, max(g.total_bytes(), m_r(g)), method="heuristic")
+    assert r.non_compulsory == 0 and r.traffic == r.compulsory
+
+
+@given(dags(max_ops=10), st.integers(0, 5))
+@settings(max_examples=15)
+def test_deterministic_for_seed(g, seed):
+    cap = m_r(g)
+    a = cf.solve(g, cap, method="heuristic", seed=seed)
+    b = cf.solve(g, cap, method="heuristic", seed=seed)
+    assert a.plan == b.plan
+
+
+@given(dags(max_ops=10))
+@settings(max_examples=20)
+def test_fixed_schedule_is_honoured(g):
+    order = rule_schedule(g, 2)
+    r = cf.solve(g, m_r(g), method="heuristic", schedule=order)
+    assert list(r.plan.schedule) == list(order)
+
+
+@given(dags(max_ops=10))
+@settings(max_examples=20)
+def test_list_schedules_are_topological(g):
+    for rule in range(len(RULE_NAMES)):
+        order = rule_schedule(g, rule)
+        assert sorted(order) == list(range(g.n_ops))
+        pos = np.empty(g.n_ops, int)
+        pos[order] = np.arange(g.n_ops)
+        for o in range(g.n_ops):
+            for t in g.inputs_of(o):
+                p = g.tensor_producer[t]
+                assert p < 0 or pos[p] < pos[o]
+
+
+def _belady_trap(big):
+    """Belady's victim is a huge dirty tensor; a small clean weight is enough.
+
+    Step 2 needs 100 bytes while the pad is full. Resident and not pinned: ``B``
+    (``big`` bytes, dirty, read at step 5) and ``w`` (100 bytes, clean, read at
+    step 4). Size-blind Belady evicts ``B`` (store + reload = 2 * big); the
+    size-aware rule evicts ``w`` (one 100-byte reload), and memory is free again
+    when ``w`` is needed.
+    """
+    b = cf.GraphBuilder("trap")
+    x = b.input("x", 10)
+    w = b.input("w", 100)
+    (B,) = b.op("mkB", [x], outputs=[("B", big)])
+    (p,) = b.op("p", [x, w], outputs=[("p", 10)])
+    (q,) = b.op("q", [p], outputs=[("q", 100)])
+    (r,) = b.op("r", [q], outputs=[("r", 10)])
+    (s_,) = b.op("s", [r, w], outputs=[("s", 10)])
+    (y,) = b.op("y", [B, s_], outputs=[("y", 10)])
+    b.mark_output(y)
+    return b.build(), big + 120
+
+
+@pytest.mark.parametrize("big", [1000, 100_000])
+def test_size_blind_belady_is_arbitrarily_bad(big):
+    g, cap = _belady_trap(big)
+    order = np.arange(g.n_ops)
+    comp = g.compulsory()
+    bel, _, p1 = run_pass(g, cap, order, mode=BELADY)
+    aware, _, p2 = run_pass(g, cap, order, mode=SIZE_AWARE, beta=0.0)
+    assert cf.validate(g, p1, cap).traffic == bel
+    assert cf.validate(g, p2, cap).traffic == aware
+    assert bel - comp >= 2 * big
+    assert aware - comp <= 100
+    assert cf.solve(g, cap, method="heuristic").non_compulsory <= 100
+    assert cf.solve(g, cap, method="baseline").non_compulsory >= 2 * big
+
+
+@pytest.mark.parametrize("name", sorted(gen.GENERATORS))
+def test_generators_plan_at_m_r(name):
+    g = gen.GENERATORS[name](seed=3)
+    cap = m_r(g)
+    h = cf.solve(g, cap, method="heuristic", ls_iters=50)
+    for m in ("baseline", "baseline-mpmf"):
+        assert h.non_compulsory <= cf.solve(g, cap, method=m).non_compulsory
+
+
+def test_heuristic_plan_api():
+    g = gen.residual(3, seed=1)
+    info = {}
+    plan = heuristic_plan(g, m_r(g), seed=0, info=info)
+    cf.validate(g, plan, m_r(g))
+    assert info["schedule_rule"] in RULE_NAMES
