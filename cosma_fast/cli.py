@@ -328,12 +328,12 @@ def cmd_show(args) -> int:
 
 
 def cmd_allocate(args) -> int:
+    if not Path(args.file).exists():
+        raise FormatError(f"buffer file {args.file!r} does not exist")
     try:
         from .allocate import allocate_csv
     except ImportError as e:
         raise OptionError(f"the allocator is not available in this build ({e})") from None
-    if not Path(args.file).exists():
-        raise FormatError(f"buffer file {args.file!r} does not exist")
     cap = parse_bytes(args.capacity)
     if cap <= 0:
         raise OptionError(f"capacity must be positive, got {args.capacity!r}")
