@@ -207,6 +207,8 @@ def validate(graph: Graph, plan: Plan, capacity: int, alignment: int = 1, *,
                 fail("input-not-resident", f"operator {oname[o]!r} reads {tname[t]!r}, which is not resident "
                      "(load it in this step)", i, t)
         outs = [int(t) for t in g.outputs_of(o)]
+        for t, _ in st.allocs:
+            check_tensor(t, i)
         given = [t for t, _ in st.allocs]
         if sorted(given) != sorted(outs):
             missing = set(outs) - set(given)

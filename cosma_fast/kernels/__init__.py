@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 
 #: kernel modules that define a ``warmup()`` function
-KERNEL_MODULES = ("simulate", "schedule", "replace", "allocate", "partition")
+KERNEL_MODULES = ("simulate", "peak", "schedule", "replace", "allocate", "partition")
 
 
 def warmup() -> None:

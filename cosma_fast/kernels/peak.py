@@ -1,0 +1,262 @@
+"""Live bytes of operator schedules, and memory-aware list schedules.
+
+A tensor is *live* from the step that creates it (an intermediate: its producer's
+step; an input or weight: its first consumer's step) to its last consumer's step
+(at least its creation step). At step ``i`` every input and output of the
+running operator is live, so ``max(profile) >= M_R``. This is the live-memory
+model of DESIGN.md section 1 ("Budgets", ``M_P``).
+
+Kernels here take the graph's CSR arrays; :mod:`cosma_fast.schedule` is the thin
+Python layer above them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["live_profile", "greedy_schedule", "swap_search", "N_GREEDY_RULES", "warmup"]
+
+_INTERMEDIATE = 2
+#: rules of :func:`greedy_schedule`: 0 smallest step, 1 smallest live after the step,
+#: 2 most recently enabled first (depth first), 3 largest bytes freed
+N_GREEDY_RULES = 4
+
+
+@njit(cache=True)
+def _producers(n_tensors, op_out_ptr, op_out_idx):
+    producer = np.full(n_tensors, -1, np.int64)
+    for o in range(op_out_ptr.shape[0] - 1):
+        for k in range(op_out_ptr[o], op_out_ptr[o + 1]):
+            producer[op_out_idx[k]] = o
+    return producer
+
+
+@njit(cache=True)
+def _interval(t, pos, producer, tensor_kind, cons_ptr, cons_idx):
+    """Live interval ``(start, end)`` of ``t`` under positions ``pos``; ``(0, -1)`` if never live."""
+    if tensor_kind[t] == _INTERMEDIATE:
+        s = pos[producer[t]]
+        e = s
+    else:
+        if cons_ptr[t] == cons_ptr[t + 1]:
+            return 0, -1
+        s = 1 << 62
+        e = -1
+    for k in range(cons_ptr[t], cons_ptr[t + 1]):
+        p = pos[cons_idx[k]]
+        if p < s:
+            s = p
+        if p > e:
+            e = p
+    return s, e
+
+
+@njit(cache=True)
+def live_profile(order, tensor_size, tensor_kind, op_out_ptr, op_out_idx, cons_ptr, cons_idx):
+    """Live bytes at each step of the schedule ``order`` (a topological order)."""
+    n = order.shape[0]
+    nt = tensor_size.shape[0]
+    pos = np.empty(n, np.int64)
+    for i in range(n):
+        pos[order[i]] = i
+    producer = _producers(nt, op_out_ptr, op_out_idx)
+    diff = np.zeros(n + 1, np.int64)
+    for t in range(nt):
+        s, e = _interval(t, pos, producer, tensor_kind, cons_ptr, cons_idx)
+        if e >= s:
+            diff[s] += tensor_size[t]
+            diff[e + 1] -= tensor_size[t]
+    prof = np.empty(n, np.int64)
+    acc = 0
+    for i in range(n):
+        acc += diff[i]
+        prof[i] = acc
+    return prof
+
+
+@njit(cache=True)
+def greedy_schedule(rule, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx,
+                    cons_ptr, cons_idx):
+    """A memory-aware list schedule: repeatedly run the ready operator chosen by ``rule``.
+
+    Rules (ties broken by the other criteria, then by model order): 0 = smallest
+    live bytes during the step, 1 = smallest live bytes after it, 2 = the most
+    recently enabled operator (depth first, keeps branches short-lived),
+    3 = most bytes freed. Returns ``(order, peak)``.
+    """
+    n = op_in_ptr.shape[0] - 1
+    nt = tensor_size.shape[0]
+    producer = _producers(nt, op_out_ptr, op_out_idx)
+    rem = np.empty(nt, np.int64)  # consumers not yet run
+    for t in range(nt):
+        rem[t] = cons_ptr[t + 1] - cons_ptr[t]
+    indeg = np.zeros(n, np.int64)  # inputs whose producer has not run
+    for o in range(n):
+        for k in range(op_in_ptr[o], op_in_ptr[o + 1]):
+            if producer[op_in_idx[k]] >= 0:
+                indeg[o] += 1
+    enabled_at = np.full(n, -1, np.int64)
+    order = np.empty(n, np.int64)
+    done = np.zeros(n, np.bool_)
+    live = 0
+    peak = 0
+    for i in range(n):
+        best = -1
+        bk0 = bk1 = bk2 = 0
+        for o in range(n):
+            if done[o] or indeg[o] > 0:
+                continue
+            new = 0
+            freed = 0
+            for k in range(op_in_ptr[o], op_in_ptr[o + 1]):
+                t = op_in_idx[k]
+                if tensor_kind[t] != _INTERMEDIATE and rem[t] == cons_ptr[t + 1] - cons_ptr[t]:
+                    new += tensor_size[t]
+                if rem[t] == 1:
+                    freed += tensor_size[t]
+            for k in range(op_out_ptr[o], op_out_ptr[o + 1]):
+                t = op_out_idx[k]
+                new += tensor_size[t]
+                if cons_ptr[t + 1] == cons_ptr[t]:
+                    freed += tensor_size[t]
+            step = live + new
+            after = step - freed
+            if rule == 0:
+                k0, k1, k2 = step, after, 0
+            elif rule == 1:
+                k0, k1, k2 = after, step, 0
+            elif rule == 2:
+                k0, k1, k2 = -enabled_at[o], step, after
+            else:
+                k0, k1, k2 = -freed, step, 0
+            if best == -1 or (k0, k1, k2) < (bk0, bk1, bk2):
+                best = o
+                bk0, bk1, bk2 = k0, k1, k2
+        o = best
+        done[o] = True
+        order[i] = o
+        for k in range(op_in_ptr[o], op_in_ptr[o + 1]):
+            t = op_in_idx[k]
+            if tensor_kind[t] != _INTERMEDIATE and rem[t] == cons_ptr[t + 1] - cons_ptr[t]:
+                live += tensor_size[t]
+        for k in range(op_out_ptr[o], op_out_ptr[o + 1]):
+            live += tensor_size[op_out_idx[k]]
+        if live > peak:
+            peak = live
+        for k in range(op_in_ptr[o], op_in_ptr[o + 1]):
+            t = op_in_idx[k]
+            rem[t] -= 1
+            if rem[t] == 0:
+                live -= tensor_size[t]
+        for k in range(op_out_ptr[o], op_out_ptr[o + 1]):
+            t = op_out_idx[k]
+            if cons_ptr[t + 1] == cons_ptr[t]:
+                live -= tensor_size[t]
+            for c in range(cons_ptr[t], cons_ptr[t + 1]):
+                s = cons_idx[c]
+                indeg[s] -= 1
+                if indeg[s] == 0:
+                    enabled_at[s] = i
+    return order, peak
+
+
+@njit(cache=True)
+def _pair_live(i, a, b, pos, producer, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_ptr,
+               op_out_idx, cons_ptr, cons_idx, seen, stamp):
+    """Bytes live at steps ``i`` and ``i + 1`` counting only tensors touching ops ``a``, ``b``."""
+    l0 = 0
+    l1 = 0
+    for which in range(2):
+        o = a if which == 0 else b
+        for part in range(2):
+            lo = op_in_ptr[o] if part == 0 else op_out_ptr[o]
+            hi = op_in_ptr[o + 1] if part == 0 else op_out_ptr[o + 1]
+            for k in range(lo, hi):
+                t = op_in_idx[k] if part == 0 else op_out_idx[k]
+                if seen[t] == stamp:
+                    continue
+                seen[t] = stamp
+                s, e = _interval(t, pos, producer, tensor_kind, cons_ptr, cons_idx)
+                if s <= i <= e:
+                    l0 += tensor_size[t]
+                if s <= i + 1 <= e:
+                    l1 += tensor_size[t]
+    return l0, l1
+
+
+@njit(cache=True)
+def swap_search(order, max_passes, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx,
+                cons_ptr, cons_idx):
+    """Hill climbing over swaps of adjacent independent operators.
+
+    A swap only changes the live bytes of its two steps, so it is evaluated
+    locally; it is kept when it lowers the larger of the two (or keeps it and
+    lowers their sum). The peak never increases. Returns ``(order, peak)``.
+    """
+    n = order.shape[0]
+    nt = tensor_size.shape[0]
+    order = order.copy()
+    pos = np.empty(n, np.int64)
+    for i in range(n):
+        pos[order[i]] = i
+    producer = _producers(nt, op_out_ptr, op_out_idx)
+    prof = live_profile(order, tensor_size, tensor_kind, op_out_ptr, op_out_idx, cons_ptr, cons_idx)
+    seen = np.zeros(nt, np.int64)
+    stamp = 0
+    for _ in range(max_passes):
+        improved = False
+        for i in range(n - 1):
+            a = order[i]
+            b = order[i + 1]
+            dep = False
+            for k in range(op_in_ptr[b], op_in_ptr[b + 1]):
+                if producer[op_in_idx[k]] == a:
+                    dep = True
+                    break
+            if dep:
+                continue
+            stamp += 1
+            o0, o1 = _pair_live(i, a, b, pos, producer, tensor_size, tensor_kind, op_in_ptr, op_in_idx,
+                                op_out_ptr, op_out_idx, cons_ptr, cons_idx, seen, stamp)
+            pos[a] = i + 1
+            pos[b] = i
+            stamp += 1
+            n0, n1 = _pair_live(i, a, b, pos, producer, tensor_size, tensor_kind, op_in_ptr, op_in_idx,
+                                op_out_ptr, op_out_idx, cons_ptr, cons_idx, seen, stamp)
+            p0 = prof[i] - o0 + n0
+            p1 = prof[i + 1] - o1 + n1
+            old_max = max(prof[i], prof[i + 1])
+            new_max = max(p0, p1)
+            if new_max < old_max or (new_max == old_max and p0 + p1 < prof[i] + prof[i + 1]):
+                order[i] = b
+                order[i + 1] = a
+                prof[i] = p0
+                prof[i + 1] = p1
+                improved = True
+            else:
+                pos[a] = i
+                pos[b] = i + 1
+        if not improved:
+            break
+    peak = 0
+    for i in range(n):
+        if prof[i] > peak:
+            peak = prof[i]
+    return order, peak
+
+
+def warmup() -> None:
+    """Compile the kernels on a two-operator graph."""
+    from ..graph import GraphBuilder
+
+    b = GraphBuilder("warmup")
+    x = b.input("x", 4)
+    (y,) = b.op("a", [x], outputs=[("y", 4)])
+    b.op("b", [x], outputs=[("z", 4)])
+    g = b.build()
+    arrs = (g.tensor_size, g.tensor_kind, g.op_in_ptr, g.op_in_idx, g.op_out_ptr, g.op_out_idx,
+            g.cons_ptr, g.cons_idx)
+    order, _ = greedy_schedule(0, *arrs)
+    swap_search(order, 2, *arrs)
+    live_profile(order, g.tensor_size, g.tensor_kind, g.op_out_ptr, g.op_out_idx, g.cons_ptr, g.cons_idx)
