@@ -174,7 +174,7 @@ def _exact_search(graph: Graph, upper: int, deadline: float, max_states: int):
 
 
 def min_peak_schedule(graph: Graph, time_limit: float | None = 10.0, *,
-                      max_states: int = 2_000_000) -> tuple[np.ndarray, int, bool]:
+                      max_states: int = 300_000) -> tuple[np.ndarray, int, bool]:
     """A schedule of minimum peak live bytes (``M_P``).
 
     Returns ``(order, peak, exact)``: ``exact`` is True when the down-set search

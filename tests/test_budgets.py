@@ -1,0 +1,167 @@
+"""Budgets M_R <= M_H <= M_P, the exact M_P search against brute force, the live
+profile, and the lower bounds of DESIGN.md section 2."""
+
+from __future__ import annotations
+
+import time
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import dags
+from test_plan_validate import random_topological_order
+
+import cosma_fast as cf
+from cosma_fast.budgets import m_r, parse_capacity
+from cosma_fast.graph import INTERMEDIATE
+from cosma_fast.schedule import live_profile, lower_bound, min_peak_schedule, peak_live, schedule_lower_bound
+from cosma_fast.trivial import trivial_plan
+
+
+def op_dag(g: cf.Graph) -> nx.DiGraph:
+    d = nx.DiGraph()
+    d.add_nodes_from(range(g.n_ops))
+    for o in range(g.n_ops):
+        for t in g.inputs_of(o):
+            if g.tensor_producer[t] >= 0:
+                d.add_edge(int(g.tensor_producer[t]), o)
+    return d
+
+
+def profile_by_definition(g: cf.Graph, order) -> list[int]:
+    """Live bytes per step straight from the definition (DESIGN.md section 1, M_P)."""
+    pos = {int(o): i for i, o in enumerate(order)}
+    prof = []
+    for i in range(g.n_ops):
+        live = 0
+        for t in range(g.n_tensors):
+            uses = [pos[int(c)] for c in g.consumers_of(t)]
+            if g.tensor_kind[t] == INTERMEDIATE:
+                start = pos[int(g.tensor_producer[t])]
+            elif uses:
+                start = min(uses)
+            else:
+                continue
+            if start <= i <= max(uses + [start]):
+                live += int(g.tensor_size[t])
+        prof.append(live)
+    return prof
+
+
+@given(dags(), st.data())
+def test_live_profile_matches_definition(g, data):
+    order = random_topological_order(g, data)
+    prof = live_profile(g, order)
+    assert list(prof) == profile_by_definition(g, order)
+    assert peak_live(g, order) == max(prof) >= m_r(g)
+
+
+@given(dags())
+def test_budget_tiers_are_ordered(g):
+    b = cf.budgets(g)
+    assert b.m_r == m_r(g) <= b.m_h <= b.m_p
+    assert b.m_h == (b.m_r + b.m_p) // 2
+    assert (b["M_R"], b["M_H"], b["M_P"]) == (b.m_r, b.m_h, b.m_p)
+    assert parse_capacity(g, "M_P") == b.m_p and parse_capacity(g, "m_r") == b.m_r
+    a = cf.budgets(g, include_weights=False)
+    assert a.m_r <= b.m_r and a.m_p <= b.m_p
+
+
+@settings(max_examples=30)
+@given(dags(max_ops=6))
+def test_exact_m_p_equals_brute_force(g):
+    order, peak, exact = min_peak_schedule(g)
+    assert exact
+    orders = list(nx.all_topological_sorts(op_dag(g)))
+    assert peak == min(peak_live(g, o) for o in orders)
+    assert list(order) in [list(o) for o in orders]
+    assert peak_live(g, order) == peak
+
+
+@given(dags(max_ops=7))
+def test_heuristic_m_p_is_an_upper_bound(g):
+    _, exact_peak, exact = min_peak_schedule(g)
+    order, peak, _ = min_peak_schedule(g, max_states=0)
+    assert exact and peak >= exact_peak
+    assert peak_live(g, order) == peak
+    assert nx.is_directed_acyclic_graph(op_dag(g))
+    pos = np.empty(g.n_ops, np.int64)
+    pos[order] = np.arange(g.n_ops)
+    assert all(pos[u] < pos[v] for u, v in op_dag(g).edges)
+
+
+@given(dags(), st.data())
+def test_schedule_lower_bound_is_below_trivial_plan_cost(g, data):
+    order = random_topological_order(g, data)
+    cap = m_r(g) + data.draw(st.integers(0, 100))
+    lb = schedule_lower_bound(g, order, cap)
+    assert lb == max(0, peak_live(g, order) - cap)
+    rep = cf.validate(g, trivial_plan(g, order), cap)
+    assert 0 <= lb <= rep.non_compulsory
+
+
+@given(dags(max_ops=6), st.data())
+def test_lower_bound_holds_for_every_schedule(g, data):
+    b = cf.budgets(g)
+    cap = data.draw(st.integers(b.m_r, b.m_p + 5))
+    lb = lower_bound(g, cap)
+    assert lb == max(0, b.m_p - cap)
+    order = random_topological_order(g, data)
+    assert lb <= schedule_lower_bound(g, order, cap)
+    assert lb <= cf.validate(g, trivial_plan(g, order), cap).non_compulsory
+
+
+def test_branching_reorders_to_lower_peak():
+    """Two independent branches: finishing one before starting the other beats model order."""
+    b = cf.GraphBuilder()
+    x = b.input("x", 1)
+    (a1,) = b.op("a1", [x], outputs=[("a1", 50)])
+    (b1,) = b.op("b1", [x], outputs=[("b1", 50)])
+    (a2,) = b.op("a2", [a1], outputs=[("a2", 1)])
+    (b2,) = b.op("b2", [b1], outputs=[("b2", 1)])
+    b.op("join", [a2, b2], outputs=[("y", 1)])
+    g = b.build()
+    assert peak_live(g) == 101  # model order: a1, b1 live together
+    order, peak, exact = min_peak_schedule(g)
+    assert exact and peak == 52 and peak_live(g, order) == 52  # x + a1 + a2, then x + a2 + b1
+    assert lower_bound(g, 60) == 0 and lower_bound(g, 49) == 3
+
+
+def test_large_chain_is_exact_and_wide_graph_respects_time_limit():
+    b = cf.GraphBuilder()
+    t = b.input("x", 10)
+    for i in range(300):  # a long chain with skip connections: few down-sets
+        (u,) = b.op(f"f{i}", [t], outputs=[(f"u{i}", 10 + i % 7)])
+        (t,) = b.op(f"g{i}", [u, t], outputs=[(f"v{i}", 10 + i % 5)])
+    g = b.build()
+    t0 = time.perf_counter()
+    _, peak, exact = min_peak_schedule(g, time_limit=20)
+    assert exact and peak == peak_live(g)
+    assert time.perf_counter() - t0 < 20
+
+    b = cf.GraphBuilder()
+    x = b.input("x", 1)
+    outs = [b.op(f"p{i}", [x], outputs=[(f"p{i}", 3 + (i * 7) % 11)])[0] for i in range(60)]
+    heads = [b.op(f"q{i}", [outs[i]], outputs=[(f"q{i}", 1 + i % 3)])[0] for i in range(60)]
+    b.op("sum", heads, outputs=[("s", 1)])
+    g = b.build()
+    t0 = time.perf_counter()
+    order, peak, exact = min_peak_schedule(g, time_limit=0.5)
+    assert time.perf_counter() - t0 < 5
+    assert peak == peak_live(g, order) >= m_r(g)
+    if not exact:
+        assert lower_bound(g, m_r(g), time_limit=0.2) in (0, max(0, peak - m_r(g)))
+
+
+def test_bad_schedule_is_an_option_error():
+    b = cf.GraphBuilder()
+    x = b.input("x", 1)
+    (y,) = b.op("f", [x], outputs=[("y", 1)])
+    b.op("g", [y], outputs=[("z", 1)])
+    g = b.build()
+    with pytest.raises(cf.OptionError, match="'g' before 'f'"):
+        peak_live(g, [1, 0])
+    with pytest.raises(cf.OptionError, match="exactly once"):
+        peak_live(g, [0, 0])
