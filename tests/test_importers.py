@@ -168,6 +168,28 @@ def test_onnx_tiny_model():
     assert int(g1.tensor_size[g1.tensor_index["x"]]) == 64
 
 
+def test_onnx_shape_arithmetic_is_not_memory():
+    from onnx import TensorProto, helper, numpy_helper
+
+    idx = numpy_helper.from_array(np.array([0], np.int64), "idx")
+    minus1 = numpy_helper.from_array(np.array([-1], np.int64), "minus1")
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node("Shape", ["r"], ["s"], name="shape"),
+        helper.make_node("Gather", ["s", "idx"], ["n"], name="gather"),
+        helper.make_node("Concat", ["n", "minus1"], ["target"], name="concat", axis=0),
+        helper.make_node("Reshape", ["r", "target"], ["flat"], name="reshape"),
+        helper.make_node("Sigmoid", ["flat"], ["y"], name="sigmoid"),
+    ]
+    graph = helper.make_graph(nodes, "shapes", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 12])],
+                              initializer=[idx, minus1])
+    g = cf.from_onnx(helper.make_model(graph))
+    assert g.op_names == ["relu", "sigmoid"]
+    assert op_of(g, "sigmoid") == (["r"], ["y"])
+    assert (g.tensor_kind == WEIGHT).sum() == 0
+
+
 def test_onnx_light_resnet50():
     path = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", "light_resnet50.onnx")
     if not os.path.exists(path):

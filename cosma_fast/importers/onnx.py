@@ -19,7 +19,7 @@ from ..graph import Graph, GraphBuilder
 
 __all__ = ["from_onnx"]
 
-_VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Transpose", "Cast"}
+_VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Transpose"}
 _META_OPS = {"Shape", "Size"}
 
 
@@ -141,7 +141,7 @@ def from_onnx(path_or_model, dtype_bytes: int | None = None, *, name: str | None
         if all(kd in ("const", "meta") for kd in kinds):
             # constant sub-graph: its results are stored parameters (or shape data)
             for o in outs:
-                if all(kd == "meta" for kd in kinds) and kinds:
+                if "meta" in kinds:  # arithmetic on shapes (Gather, Concat, ...) is shape data
                     value[o] = "meta"
                     continue
                 if node.op_type == "Constant" and o not in types:
