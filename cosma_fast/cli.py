@@ -176,29 +176,56 @@ def run_method(g: Graph, capacity: int, method: str, *, time_limit: float | None
 
 
 class _ProgressPrinter:
-    """Prints incumbent/bound updates of a long solve on stderr (one line, redrawn on a tty)."""
+    """Prints incumbent/bound updates of a long solve on stderr.
 
-    def __init__(self, stream=None):
+    On a terminal the line is redrawn in place, and a heartbeat (elapsed seconds) keeps it
+    alive while the method reports nothing; elsewhere (logs, pipes) each update is one line.
+    """
+
+    def __init__(self, stream=None, label: str = "solving", heartbeat: float = 1.0):
+        import threading
+
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.label = label
         self.used = False
+        self.t0 = time.perf_counter()
+        self._last = self.t0
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = None
+        if self.tty:
+            self._thread = threading.Thread(target=self._beat, args=(heartbeat,), daemon=True)
+            self._thread.start()
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            if self.tty:
+                self.stream.write("\r" + line.ljust(78))
+            else:
+                self.stream.write(line + "\n")
+            self.stream.flush()
+            self.used = True
+            self._last = time.perf_counter()
+
+    def _beat(self, every: float) -> None:
+        while not self._done.wait(every):
+            if time.perf_counter() - self._last >= every:
+                self._write(f"[{time.perf_counter() - self.t0:7.1f}s] {self.label} ...")
 
     def __call__(self, info: dict) -> None:
         inc, bound, gap, t = (info.get(k) for k in ("incumbent", "bound", "gap", "time"))
-        parts = [f"[{t:7.1f}s]" if isinstance(t, (int, float)) else "[   ...  ]"]
+        parts = [f"[{t:7.1f}s]" if isinstance(t, (int, float)) else f"[{time.perf_counter() - self.t0:7.1f}s]"]
         parts.append(f"incumbent {int(inc):,} B" if inc is not None else "incumbent -")
         parts.append(f"bound {int(bound):,} B" if bound is not None else "bound -")
         if gap is not None:
             parts.append(f"gap {100 * float(gap):.2f}%")
-        line = "  ".join(parts)
-        if self.tty:
-            self.stream.write("\r" + line.ljust(78))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-        self.used = True
+        self._write("  ".join(parts))
 
     def close(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
         if self.used and self.tty:
             self.stream.write("\n")
             self.stream.flush()
@@ -236,7 +263,8 @@ def cmd_plan(args) -> int:
     print(f"model      {g.name}: {g.n_ops} operators, {g.n_tensors} tensors, {weights}")
     _print_budgets(b)
     print(f"capacity   {fmt_bytes(cap)}" + (f"  ({label})" if label != "given" else ""))
-    printer = _ProgressPrinter()
+    limit = f" (time limit {args.time_limit:g} s)" if args.time_limit else ""
+    printer = _ProgressPrinter(label=f"solving with {method!r}{limit}")
     try:
         res = run_method(g, cap, method, time_limit=args.time_limit, seed=args.seed, progress=printer)
     finally:

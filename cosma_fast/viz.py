@@ -96,7 +96,7 @@ def plot_plan(graph: Graph, plan: Plan, capacity: int, path: str | Path, *, titl
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     from matplotlib.collections import PatchCollection
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Patch, Rectangle
 
     n = len(plan.steps)
     res = residencies(graph, plan)
@@ -118,9 +118,13 @@ def plot_plan(graph: Graph, plan: Plan, capacity: int, path: str | Path, *, titl
         ax.set_xlim(0, max(n, 1))
         ax.set_ylim(0, capacity * 1.05)
         ax.set_ylabel("scratchpad address (bytes)")
-        ax.legend(loc="upper right", fontsize=8)
+        kinds = [Patch(facecolor=c, edgecolor="black", label=lbl) for lbl, c in
+                 (("input", colours[INPUT]), ("weight", colours[WEIGHT]), ("intermediate", "#dd8452"))]
+        handles, _ = ax.get_legend_handles_labels()
+        ax.legend(handles=kinds + handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=6, fontsize=8,
+                  frameon=False)
         if title:
-            ax.set_title(title, fontsize=10)
+            fig.suptitle(title, fontsize=10)
         steps = np.arange(n + 1)  # repeat the last value so the last step has a width
         occ_ext = np.append(occ, occ[-1] if n else 0)
         ax2.step(steps, occ_ext, where="post", color="#dd8452", label="resident bytes")

@@ -123,6 +123,25 @@ def test_progress_callback_is_printed(capsys, monkeypatch):
     assert "incumbent 4,096 B" in err and "bound 1,024 B" in err and "gap 75.00%" in err
 
 
+def test_progress_heartbeat_on_a_terminal():
+    """On a terminal a silent solve still shows elapsed time; the line is redrawn in place."""
+    import io
+    import time
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Tty()
+    printer = cli._ProgressPrinter(stream, label="solving with 'ilp'", heartbeat=0.05)
+    time.sleep(0.3)
+    printer({"incumbent": 10, "bound": 5, "gap": 0.5, "time": 0.3})
+    printer.close()
+    text = stream.getvalue()
+    assert "solving with 'ilp' ..." in text and "incumbent 10 B" in text
+    assert text.startswith("\r") and text.endswith("\n") and text.count("\n") == 1
+
+
 # ---------------------------------------------------------------------- errors
 @pytest.mark.parametrize("argv, needle", [
     (["plan", "example", "-c", "12XB"], "cannot read '12XB'"),
