@@ -366,15 +366,17 @@ def cmd_allocate(args) -> int:
     if cap <= 0:
         raise OptionError(f"capacity must be positive, got {args.capacity!r}")
     alloc = allocate_csv(args.file, cap, out=args.out, time_limit=args.time_limit)
-    shown = False
-    for attr in ("status", "peak", "n_buffers", "solve_time"):
-        if hasattr(alloc, attr):
-            print(f"{attr:<11}{getattr(alloc, attr)}")
-            shown = True
-    if not shown:
-        print(repr(alloc))
+    print(f"buffers    {len(alloc.offsets)}")
+    print(f"status     {alloc.status}   solve time {alloc.solve_time:.3f} s")
+    print(f"height     {fmt_bytes(alloc.height)}  (capacity {fmt_bytes(alloc.capacity)})")
+    print(f"max live   {fmt_bytes(alloc.lower_bound)}  (lower bound on any packing)")
     if args.out:
         print(f"wrote      {args.out}")
+    if not alloc.fits:
+        why = "no packing exists" if alloc.status == "infeasible" else "no packing found within the time limit"
+        print(f"cosma-fast allocate: {why} within {alloc.capacity:,} bytes; the best packing needs "
+              f"{alloc.height:,} bytes", file=sys.stderr)
+        return EXIT_INVALID_PLAN
     return 0
 
 
@@ -464,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("file", metavar="FILE.csv")
     sp.add_argument("--capacity", "-c", required=True, help="bytes or a size such as 2MiB")
     sp.add_argument("--out", "-o", default=None, help="write the CSV with an offset column")
+    sp.epilog = "exit code 1 when the buffers do not fit the capacity"
     sp.add_argument("--time-limit", type=_positive_float, default=None)
     sp.set_defaults(func=cmd_allocate)
 

@@ -241,17 +241,36 @@ def test_show_refuses_invalid_plan(plan_file, capsys, tmp_path):
 
 
 # ---------------------------------------------------------------------- allocate
-def test_allocate_csv(tmp_path, capsys):
+def _allocate_available():
     allocate = pytest.importorskip("cosma_fast.allocate", reason="cosma_fast.allocate is not in this build")
     if not hasattr(allocate, "allocate_csv"):
         pytest.skip("cosma_fast.allocate has no allocate_csv")
+
+
+def test_allocate_csv(tmp_path, capsys):
+    """Three buffers, max live 8 bytes: packed within 8, no two live buffers overlap."""
+    _allocate_available()
     src = tmp_path / "buffers.csv"
     src.write_text("id,lower,upper,size\nb0,0,2,4\nb1,1,3,4\nb2,2,4,4\n")
     out = tmp_path / "out.csv"
-    code, _, err = run(capsys, "allocate", str(src), "-c", "8", "--out", str(out), "--time-limit", "5")
+    code, stdout, err = run(capsys, "allocate", str(src), "-c", "8", "--out", str(out), "--time-limit", "5")
     assert code == 0, err
+    assert "max live   8 B" in stdout
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 3
+    assert [r["id"] for r in rows] == ["b0", "b1", "b2"]
+    spans = [(int(r["lower"]), int(r["upper"]), int(r["offset"]), int(r["offset"]) + int(r["size"])) for r in rows]
+    assert all(0 <= a0 and a1 <= 8 for _, _, a0, a1 in spans)
+    for i, (l1, u1, a1, b1) in enumerate(spans):
+        for l2, u2, a2, b2 in spans[i + 1:]:
+            assert not (l1 < u2 and l2 < u1 and a1 < b2 and a2 < b1)
+
+
+def test_allocate_does_not_fit(tmp_path, capsys):
+    _allocate_available()
+    src = tmp_path / "buffers.csv"
+    src.write_text("id,lower,upper,size\nb0,0,2,4\nb1,1,3,4\n")
+    code, _, err = run(capsys, "allocate", str(src), "-c", "7", "--time-limit", "5")
+    assert code == 1 and "no packing exists within 7 bytes" in _one_line_error(err)
 
 
 # ---------------------------------------------------------------------- bench
