@@ -186,57 +186,17 @@ def _nas_network(genotype, C=48, layers=14, num_classes=1000):
     return NetworkImageNet()
 
 
-def _transformer(d_model=512, nhead=8, layers=6, ff=2048):
-    """The base encoder-decoder Transformer (Vaswani et al. 2017), post-norm, eval mode.
+def _transformer():
+    """``torch.nn.Transformer`` base (Vaswani et al. 2017): d_model 512, 8 heads, 6+6 layers, ff 2048.
 
-    Written from ``nn.MultiheadAttention`` blocks because ``nn.Transformer``'s fast-path
-    checks are not symbolically traceable; each attention block is one operator.
+    Its fast-path checks defeat torch.fx, so :func:`cosma_fast.from_torch` falls back
+    to torch.export: attention is split into its projections and
+    ``scaled_dot_product_attention``.
     """
-    from torch import nn
+    import torch
 
-    class EncoderLayer(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.self_attn = nn.MultiheadAttention(d_model, nhead, batch_first=True)
-            self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-            self.linear1, self.linear2 = nn.Linear(d_model, ff), nn.Linear(ff, d_model)
-            self.relu = nn.ReLU()
-
-        def forward(self, x):
-            x = self.norm1(x + self.self_attn(x, x, x, need_weights=False)[0])
-            return self.norm2(x + self.linear2(self.relu(self.linear1(x))))
-
-    class DecoderLayer(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.self_attn = nn.MultiheadAttention(d_model, nhead, batch_first=True)
-            self.cross_attn = nn.MultiheadAttention(d_model, nhead, batch_first=True)
-            self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model) for _ in range(3))
-            self.linear1, self.linear2 = nn.Linear(d_model, ff), nn.Linear(ff, d_model)
-            self.relu = nn.ReLU()
-
-        def forward(self, y, memory):
-            y = self.norm1(y + self.self_attn(y, y, y, need_weights=False)[0])
-            y = self.norm2(y + self.cross_attn(y, memory, memory, need_weights=False)[0])
-            return self.norm3(y + self.linear2(self.relu(self.linear1(y))))
-
-    class Transformer(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.encoder = nn.ModuleList(EncoderLayer() for _ in range(layers))
-            self.encoder_norm = nn.LayerNorm(d_model)
-            self.decoder = nn.ModuleList(DecoderLayer() for _ in range(layers))
-            self.decoder_norm = nn.LayerNorm(d_model)
-
-        def forward(self, src, tgt):
-            for layer in self.encoder:
-                src = layer(src)
-            memory = self.encoder_norm(src)
-            for layer in self.decoder:
-                tgt = layer(tgt, memory)
-            return self.decoder_norm(tgt)
-
-    return Transformer()
+    return torch.nn.Transformer(d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6,
+                                dim_feedforward=2048, batch_first=True)
 
 
 TRANSFORMER_SEQ = 64
@@ -249,7 +209,7 @@ def _spec(name):
         return f"DARTS NetworkImageNet(C=48, layers=14) with the {name} genotype", lambda: _nas_network(
             GENOTYPES[name]), image
     if name == "transformer":
-        return (f"Transformer encoder-decoder (d_model 512, 8 heads, 6+6 layers, ff 2048), "
+        return (f"torch.nn.Transformer(d_model=512, nhead=8, 6+6 layers, dim_feedforward=2048, batch_first), "
                 f"src/tgt 1x{TRANSFORMER_SEQ}x512"), _transformer, [(1, TRANSFORMER_SEQ, 512)] * 2
     tv = _import_torchvision()
     if name in ("r2plus1d_18", "s3d"):
@@ -272,7 +232,8 @@ def build(name: str) -> cf.Graph:
         module = make()
         inputs = tuple(torch.empty(s) for s in shapes)
     g = cf.from_torch(module, inputs, dtype_bytes=1, name=name)
-    meta = {"source": desc, "traced_by": "cosma_fast.from_torch (torch.fx + ShapeProp, meta device)",
+    traced_by = "torch.export" if g.meta.get("source") == "torch.export" else "torch.fx + ShapeProp"
+    meta = {"source": desc, "traced_by": f"cosma_fast.from_torch ({traced_by}, meta device)",
             "torch": torch.__version__, "dtype_bytes": 1, "batch": 1,
             "input_shapes": [list(s) for s in shapes], "n_ops": g.n_ops, "n_tensors": g.n_tensors,
             "weight_bytes": int(g.tensor_size[g.tensor_kind == cf.WEIGHT].sum()),

@@ -110,6 +110,20 @@ def test_meta_device_trace_matches_cpu():
     assert cf.from_torch(m, (x,)) == cf.from_torch(Residual(), torch.zeros(1, 4, 8, 8))
 
 
+def test_untraceable_by_fx_falls_back_to_torch_export():
+    # nn.TransformerEncoderLayer's fast-path checks branch on tensor properties: torch.fx fails
+    with torch.device("meta"):
+        m = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, batch_first=True)
+        x = torch.empty(1, 5, 16)
+    g = cf.from_torch(m, (x,))
+    assert g.meta["source"] == "torch.export"
+    assert int(g.tensor_size[g.tensor_kind == WEIGHT].sum()) == sum(p.numel() for p in m.parameters())
+    assert sizes(g, INPUT) == [80]
+    ops = [n.rstrip("_0123456789") for n in g.op_names]
+    assert ops.count("scaled_dot_product_attention") == 1 and ops.count("layer_norm") == 2
+    assert not any(o in ("view", "transpose", "permute", "reshape", "select") for o in ops)
+
+
 class InPlaceFill(nn.Module):
     def forward(self, x):
         y = x + 1

@@ -2,7 +2,10 @@
 
 The module is traced with ``torch.fx`` (leaf modules: those without children,
 plus ``nn.MultiheadAttention``) and its shapes are propagated with
-``torch.fx.passes.shape_prop.ShapeProp``. Trace on the ``meta`` device (build the
+``torch.fx.passes.shape_prop.ShapeProp``. When symbolic tracing fails (control
+flow on tensor properties, e.g. ``nn.Transformer``), the module is traced with
+``torch.export`` instead (ATen-level operators, the same folding of views).
+Trace on the ``meta`` device (build the
 model under ``torch.device("meta")`` and pass meta example inputs) to need no
 weight memory at all.
 
@@ -33,11 +36,14 @@ _VIEW_FUNCTIONS = {
     "movedim", "swapaxes", "swapdims", "unflatten", "chunk", "split", "unbind", "tensor_split",
     "identity", "clone", "to", "type", "type_as", "float", "half", "double", "int", "long",
     "_assert", "getitem", "select", "squeeze_", "unsqueeze_",
+    # ATen spellings met in torch.export graphs
+    "slice", "alias", "_unsafe_view", "lift_fresh_copy", "split_with_sizes", "_to_copy", "native_dropout",
 }
 _VIEW_MODULES = {"Flatten", "Unflatten", "Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
                  "AlphaDropout", "FeatureAlphaDropout"}
 # calls that only read metadata (the result is a shape, a dtype or a number, never memory)
-_SHAPE_FUNCTIONS = {"size", "dim", "numel", "getattr", "len", "_assert", "shape", "ndimension"}
+_SHAPE_FUNCTIONS = {"size", "dim", "numel", "getattr", "len", "_assert", "shape", "ndimension", "sym_size",
+                    "sym_numel", "_assert_scalar", "sym_constrain_range_for_size", "_assert_tensor_metadata"}
 # calls that mutate memory in a way a dataflow graph cannot express
 _UNSUPPORTED = {"setitem", "copy_", "fill_", "zero_", "index_put_", "masked_fill_", "scatter_",
                 "item", "tolist", "backward"}
@@ -56,6 +62,9 @@ def _call_name(node) -> str:
     t = node.target
     if isinstance(t, str):
         return t
+    packet = getattr(t, "overloadpacket", None)  # ATen overloads: aten.view.default -> "view"
+    if packet is not None:
+        return packet.__name__
     return getattr(t, "__name__", str(t))
 
 
@@ -83,10 +92,11 @@ def _numel(shape) -> int:
 
 
 def _tensor_metas(meta) -> list | Any:
-    """The tensor shapes ShapeProp recorded, as a nested structure (None for non-tensors)."""
+    """The tensor shapes ShapeProp (or torch.export) recorded, nested (None for non-tensors)."""
+    import torch
     from torch.fx.passes.shape_prop import TensorMetadata
 
-    if isinstance(meta, TensorMetadata):
+    if isinstance(meta, (TensorMetadata, torch.Tensor)):
         return meta
     if isinstance(meta, (list, tuple)):
         return [_tensor_metas(m) for m in meta]
@@ -127,20 +137,32 @@ def from_torch(module, example_inputs, dtype_bytes: int = 1, *, name: str | None
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     module.eval()
+    weight_placeholders: dict[str, str] = {}  # torch.export: placeholder -> parameter name
+    tracer = "torch.fx"
     try:
         fx_graph = _tracer_class(torch)().trace(module)
-    except Exception as e:  # torch raises many types for untraceable code
-        raise GraphError(f"torch.fx could not trace {type(module).__name__}: {e}; "
-                         "make the control flow independent of tensor values") from e
-    gm = torch.fx.GraphModule(module, fx_graph)
-    try:
+        gm = torch.fx.GraphModule(module, fx_graph)
         with torch.no_grad():
             ShapeProp(gm).propagate(*example_inputs)
-    except Exception as e:
-        raise GraphError(f"shape propagation failed on {type(module).__name__}: {e}") from e
+    except Exception as fx_error:  # torch raises many types for untraceable code
+        # data-independent control flow on shapes (e.g. nn.Transformer's fast-path checks)
+        # defeats symbolic tracing but not torch.export, which traces with concrete shapes
+        try:
+            ep = torch.export.export(module, tuple(example_inputs))
+        except Exception as e:
+            raise GraphError(f"neither torch.fx ({fx_error}) nor torch.export ({e}) could trace "
+                             f"{type(module).__name__}; make the control flow independent of tensor values") from e
+        gm = ep.graph_module
+        sig = ep.graph_signature
+        weight_placeholders = dict(sig.inputs_to_parameters)
+        weight_placeholders.update(sig.inputs_to_buffers)
+        weight_placeholders.update(getattr(sig, "inputs_to_lifted_tensor_constants", {}))
+        params = dict(ep.state_dict)
+        params.update(getattr(ep, "constants", {}))
+        tracer = "torch.export"
 
     gname = name or type(module).__name__
-    b = GraphBuilder(gname, meta=dict(meta or {}, source="torch.fx", dtype_bytes=int(dtype_bytes)))
+    b = GraphBuilder(gname, meta=dict(meta or {}, source=tracer, dtype_bytes=int(dtype_bytes)))
     weight_by_id: dict[int, Any] = {}  # id(parameter) -> handle (shared weights once)
     value: dict[str, Any] = {}  # fx node name -> handle | list | None
 
@@ -198,9 +220,13 @@ def from_torch(module, example_inputs, dtype_bytes: int = 1, *, name: str | None
         return None
 
     for node in gm.graph.nodes:
-        tm = node.meta.get("tensor_meta")
+        tm = node.meta.get("tensor_meta", node.meta.get("val"))
+        if node.op == "placeholder" and node.name in weight_placeholders:
+            qual = weight_placeholders[node.name]
+            value[node.name] = weight(qual, params[qual])
+            continue
         if node.op == "placeholder":
-            if not isinstance(tm, TensorMetadata):
+            if not isinstance(tm, (TensorMetadata, torch.Tensor)):
                 raise GraphError(f"input {node.name!r} is not a tensor; pass tensors as example_inputs")
             value[node.name] = b.input(node.name, size_of(node, tm))
             continue
