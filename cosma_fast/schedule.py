@@ -27,7 +27,7 @@ import numpy as np
 from .graph import INTERMEDIATE, Graph
 from .kernels import peak as _k
 
-__all__ = ["live_profile", "peak_live", "min_peak_schedule", "schedule_lower_bound", "lower_bound"]
+__all__ = ["live_profile", "peak_live", "min_peak_schedule", "min_peak_bounds", "schedule_lower_bound", "lower_bound"]
 
 
 def _check_order(graph: Graph, order) -> np.ndarray:
@@ -86,10 +86,20 @@ def heuristic_schedule(graph: Graph, swap_passes: int = 20) -> tuple[np.ndarray,
     return best, best_peak
 
 
+class _OutOfBudget(Exception):
+    """The down-set search ran out of states or time; ``lower`` is still proven."""
+
+    def __init__(self, lower: int):
+        super().__init__(lower)
+        self.lower = lower
+
+
 def _exact_search(graph: Graph, upper: int, deadline: float, max_states: int):
     """Down-set DP with branch and bound. Returns ``(order or None, peak)``:
-    ``order`` None means no schedule beats ``upper`` (so ``upper`` is optimal);
-    raises ``TimeoutError`` when the budget runs out."""
+    ``order`` None means no schedule beats ``upper`` (so ``upper`` is optimal).
+    Raises :class:`_OutOfBudget` with a proven lower bound on ``M_P`` when the
+    budget runs out: every schedule passes through one down-set of each size, so
+    the smallest bound over a completed level bounds every schedule."""
     n = graph.n_ops
     size = [int(x) for x in graph.tensor_size]
     first_use_is_load = [int(k) != INTERMEDIATE for k in graph.tensor_kind]
@@ -125,6 +135,7 @@ def _exact_search(graph: Graph, upper: int, deadline: float, max_states: int):
     level = {0: (0, 0, tuple(o for o in range(n) if pred_mask[o] == 0))}
     parent: dict[int, tuple[int, int]] = {}
     n_states = 0
+    proven = int(op_bytes.max())  # M_R: every schedule runs the largest operator
     for _ in range(n):
         nxt: dict[int, tuple[int, int, tuple]] = {}
         for mask, (best, live, ready) in level.items():
@@ -156,7 +167,7 @@ def _exact_search(graph: Graph, upper: int, deadline: float, max_states: int):
                     ready2 = tuple(ready2)
                     n_states += 1
                     if n_states > max_states or (n_states & 1023 == 0 and time.perf_counter() > deadline):
-                        raise TimeoutError
+                        raise _OutOfBudget(proven)
                 else:
                     ready2 = old[2]
                 nxt[new_mask] = (peak, step - dying, ready2)
@@ -164,6 +175,11 @@ def _exact_search(graph: Graph, upper: int, deadline: float, max_states: int):
         level = nxt
         if not level:
             return None, upper
+        # a schedule that beats ``upper`` passes through a state of this level, so its
+        # peak is at least that state's peak so far, live bytes and largest remaining op
+        level_lb = min(max(peak, live if mask != full else 0, rest_bound(mask))
+                       for mask, (peak, live, _) in level.items())
+        proven = max(proven, min(upper, level_lb))
     best = level[full][0]
     order = []
     mask = full
@@ -173,6 +189,32 @@ def _exact_search(graph: Graph, upper: int, deadline: float, max_states: int):
     return np.array(order[::-1], dtype=np.int64), int(best)
 
 
+def min_peak_bounds(graph: Graph, time_limit: float | None = 10.0, *,
+                    max_states: int = 300_000) -> tuple[np.ndarray, int, int]:
+    """``(order, peak, lower)``: the best schedule found, its peak live bytes, and a
+    proven lower bound on ``M_P`` (``lower == peak`` exactly when ``M_P`` is proven).
+
+    ``lower`` is at least ``M_R``; when the search stops early it is the bound
+    of the last completed level of the down-set search.
+    """
+    start = time.perf_counter()
+    n = graph.n_ops
+    if n == 0:
+        return np.zeros(0, np.int64), 0, 0
+    order, peak = heuristic_schedule(graph)
+    m_r = int(graph.op_bytes().max())
+    if peak <= m_r:  # no schedule goes below M_R
+        return order, peak, peak
+    deadline = start + (time_limit if time_limit is not None else float("inf"))
+    try:
+        exact_order, exact_peak = _exact_search(graph, peak, deadline, max_states)
+    except _OutOfBudget as e:
+        return order, peak, min(peak, e.lower)
+    if exact_order is None:
+        return order, peak, peak
+    return exact_order, exact_peak, exact_peak
+
+
 def min_peak_schedule(graph: Graph, time_limit: float | None = 10.0, *,
                       max_states: int = 300_000) -> tuple[np.ndarray, int, bool]:
     """A schedule of minimum peak live bytes (``M_P``).
@@ -180,24 +222,11 @@ def min_peak_schedule(graph: Graph, time_limit: float | None = 10.0, *,
     Returns ``(order, peak, exact)``: ``exact`` is True when the down-set search
     finished (``peak`` is then the minimum over all topological orders), False
     when ``time_limit`` seconds or ``max_states`` states ran out and ``peak`` is
-    the best heuristic schedule's (an upper bound on ``M_P``).
+    the best heuristic schedule's (an upper bound on ``M_P``). See
+    :func:`min_peak_bounds` for the proven lower bound as well.
     """
-    start = time.perf_counter()
-    n = graph.n_ops
-    if n == 0:
-        return np.zeros(0, np.int64), 0, True
-    order, peak = heuristic_schedule(graph)
-    m_r = int(graph.op_bytes().max())
-    if peak <= m_r:  # no schedule goes below M_R
-        return order, peak, True
-    deadline = start + (time_limit if time_limit is not None else float("inf"))
-    try:
-        exact_order, exact_peak = _exact_search(graph, peak, deadline, max_states)
-    except TimeoutError:
-        return order, peak, False
-    if exact_order is None:
-        return order, peak, True
-    return exact_order, exact_peak, True
+    order, peak, lower = min_peak_bounds(graph, time_limit, max_states=max_states)
+    return order, peak, lower == peak
 
 
 def schedule_lower_bound(graph: Graph, order, capacity: int) -> int:
@@ -218,11 +247,13 @@ def schedule_lower_bound(graph: Graph, order, capacity: int) -> int:
 
 
 def lower_bound(graph: Graph, capacity: int, time_limit: float | None = 10.0) -> int:
-    """``max(0, M_P - capacity)`` when ``M_P`` is computed exactly, else 0.
+    """``max(0, M_P - capacity)`` when ``M_P`` is computed exactly; otherwise the same
+    with the proven lower bound on ``M_P`` of :func:`min_peak_bounds` (often 0).
 
     Sound for every schedule: each schedule's peak live is at least ``M_P``, so
-    :func:`schedule_lower_bound` of any schedule is at least ``M_P - capacity``.
-    A heuristic ``M_P`` is only an upper bound on the true minimum, hence 0.
+    :func:`schedule_lower_bound` of any schedule is at least ``M_P - capacity``,
+    and that is a lower bound on its non-compulsory bytes. A heuristic ``M_P`` is
+    only an upper bound on the true minimum and is never used here.
     """
-    _, peak, exact = min_peak_schedule(graph, time_limit=time_limit)
-    return max(0, int(peak) - int(capacity)) if exact else 0
+    _, _, lower = min_peak_bounds(graph, time_limit=time_limit)
+    return max(0, int(lower) - int(capacity))

@@ -16,7 +16,14 @@ from test_plan_validate import random_topological_order
 import cosma_fast as cf
 from cosma_fast.budgets import m_r, parse_capacity
 from cosma_fast.graph import INTERMEDIATE
-from cosma_fast.schedule import live_profile, lower_bound, min_peak_schedule, peak_live, schedule_lower_bound
+from cosma_fast.schedule import (
+    live_profile,
+    lower_bound,
+    min_peak_bounds,
+    min_peak_schedule,
+    peak_live,
+    schedule_lower_bound,
+)
 from cosma_fast.trivial import trivial_plan
 
 
@@ -78,6 +85,15 @@ def test_exact_m_p_equals_brute_force(g):
     assert peak == min(peak_live(g, o) for o in orders)
     assert list(order) in [list(o) for o in orders]
     assert peak_live(g, order) == peak
+
+
+@settings(max_examples=30)
+@given(dags(max_ops=6), st.integers(0, 30))
+def test_interrupted_search_brackets_m_p(g, max_states):
+    order, peak, lower = min_peak_bounds(g, max_states=max_states)
+    m_p = min(peak_live(g, o) for o in nx.all_topological_sorts(op_dag(g)))
+    assert m_r(g) <= lower <= m_p <= peak == peak_live(g, order)
+    assert min_peak_schedule(g, max_states=max_states)[2] == (lower == peak)
 
 
 @given(dags(max_ops=7))
