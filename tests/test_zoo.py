@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -50,6 +51,16 @@ def test_resnet50_matches_the_known_sizes():
     assert 25_500_000 < g.meta["weight_bytes"] < 25_700_000
     assert abs(g.meta["activation_bytes"] / 2**20 - 143.3 / 4) < 0.5
     assert sum(bool(re.search(r"(conv\d|downsample_0)$", n)) for n in g.op_names) == 53  # 53 convolutions
+
+
+def test_zoo_loads_without_torch_and_from_torch_says_how_to_install():
+    # the shipped graphs are plain JSON: loading them must not import torch
+    code = ("import sys; sys.modules['torch'] = None; import cosma_fast as cf; "
+            "g = cf.zoo.load('darts'); assert g.n_ops == g.meta['n_ops']; "
+            "import pytest\n"
+            "with pytest.raises(ImportError, match='cosma-fast\\[torch\\]'): cf.from_torch(None, None)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
 
 
 def test_load_unknown_name():
