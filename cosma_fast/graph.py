@@ -189,7 +189,10 @@ class Graph:
     def op_bytes(self) -> np.ndarray:
         """Per operator: bytes of its inputs plus its outputs (what must be resident to run it)."""
         s = self.tensor_size
-        ins = np.add.reduceat(np.append(s[self.op_in_idx], 0), self.op_in_ptr[:-1]) if self.n_ops else np.zeros(0, np.int64)
+        if self.n_ops == 0:
+            return np.zeros(0, np.int64)
+        # reduceat reads one element for an empty row: a trailing 0, masked out below
+        ins = np.add.reduceat(np.append(s[self.op_in_idx], 0), self.op_in_ptr[:-1])
         ins = np.where(np.diff(self.op_in_ptr) > 0, ins, 0)
         outs = np.add.reduceat(s[self.op_out_idx], self.op_out_ptr[:-1]) if self.n_ops else np.zeros(0, np.int64)
         return (ins + outs).astype(np.int64)
@@ -421,6 +424,7 @@ class GraphBuilder:
         self._op_in: list[list[int]] = []
         self._op_out: list[list[int]] = []
         self._pending_ops: list[tuple[str, list, list]] = []
+        self._op_name_set: set[str] = set()
 
     def _declare(self, name, size, kind, output=False) -> TensorHandle:
         name = str(name)
@@ -458,7 +462,7 @@ class GraphBuilder:
         """Add operator ``name`` reading ``inputs`` (handles or names) and creating
         ``outputs`` given as ``(name, size)`` pairs; returns the output handles."""
         name = str(name)
-        if name in set(self._op_names):
+        if name in self._op_name_set:
             raise GraphError(f"operator name {name!r} is used twice; give every operator a unique name")
         ins = [self._resolve(t, name) for t in inputs]
         if not outputs:
@@ -471,6 +475,7 @@ class GraphBuilder:
                 raise GraphError(f"operator {name!r}: outputs are (name, size) pairs, got {item!r}") from None
             handles.append(self._declare(tname, size, INTERMEDIATE))
         self._op_names.append(name)
+        self._op_name_set.add(name)
         self._op_in.append(ins)
         self._op_out.append([h.index for h in handles])
         return handles
@@ -485,6 +490,7 @@ class GraphBuilder:
                 raise GraphError(f"operator {name!r} writes tensor {str(t)!r}, which is not declared")
             outs.append(self._index[str(t)])
         self._op_names.append(name)
+        self._op_name_set.add(name)
         self._op_in.append(ins)
         self._op_out.append(outs)
 
