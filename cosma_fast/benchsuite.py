@@ -66,7 +66,7 @@ def run_suite(models: Iterable[str], *, budgets: Iterable[str] = ("M_R", "M_H", 
     A method missing from the build gives rows with status ``"unavailable"``; a method that
     raises gives status ``"error"`` with the message, so one failure does not stop the suite.
     """
-    from .cli import load_model, method_available, model_budgets, resolve_capacity, run_method
+    from .cli import load_model, method_available, model_budgets, resolve_capacity, run_method, solver_noise_to_stderr
 
     log = log or (lambda s: None)
     budgets, methods = list(budgets), list(methods)
@@ -89,7 +89,8 @@ def run_suite(models: Iterable[str], *, budgets: Iterable[str] = ("M_R", "M_H", 
                         row.update(status="unavailable", message=why)
                     else:
                         try:
-                            r = run_method(g, cap, method, time_limit=time_limit, seed=seed)
+                            with solver_noise_to_stderr():
+                                r = run_method(g, cap, method, time_limit=time_limit, seed=seed)
                             row.update(status=r.status, traffic=r.traffic, compulsory=r.compulsory,
                                        non_compulsory=r.non_compulsory, lower_bound=r.lower_bound,
                                        gap=round(r.gap, 6), message=r.message)
@@ -100,7 +101,7 @@ def run_suite(models: Iterable[str], *, budgets: Iterable[str] = ("M_R", "M_H", 
                     row["wall_time"] = round(time.perf_counter() - t0, 4)
                     group.append(row)
                     log(f"{model:>16} {row['weights']:>7} {budget} {method:>14}: {row['status']:<11} "
-                        f"non-compulsory {row.get('non_compulsory', '-')}  {row['wall_time']:.2f}s")
+                        f"non-compulsory {_num(row.get('non_compulsory'))} B  {row['wall_time']:.2f}s")
                 _add_reduction(group)
                 rows.extend(group)
     if out_dir is not None:
@@ -114,6 +115,10 @@ def run_suite(models: Iterable[str], *, budgets: Iterable[str] = ("M_R", "M_H", 
             log("matplotlib is not installed: no bar chart (pip install 'cosma-fast[plot]')")
         log(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")
     return rows
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{int(v):,}"
 
 
 def _solved(row: dict) -> bool:

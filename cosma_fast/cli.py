@@ -23,8 +23,10 @@ an invalid plan, 3 when a solver fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
 import sys
 import time
 from importlib import resources
@@ -231,6 +233,28 @@ class _ProgressPrinter:
             self.stream.flush()
 
 
+@contextlib.contextmanager
+def solver_noise_to_stderr():
+    """Send what native solver code writes to file descriptor 1 (HiGHS prints a banner even
+    with output off) to stderr, so that stdout holds only the report."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _note(msg: str) -> None:
     print(f"note: {msg}", file=sys.stderr)
 
@@ -266,7 +290,8 @@ def cmd_plan(args) -> int:
     limit = f" (time limit {args.time_limit:g} s)" if args.time_limit else ""
     printer = _ProgressPrinter(label=f"solving with {method!r}{limit}")
     try:
-        res = run_method(g, cap, method, time_limit=args.time_limit, seed=args.seed, progress=printer)
+        with solver_noise_to_stderr():
+            res = run_method(g, cap, method, time_limit=args.time_limit, seed=args.seed, progress=printer)
     finally:
         printer.close()
     print(f"method     {res.method}   status {res.status}   solve time {res.solve_time:.3f} s")

@@ -343,6 +343,7 @@ def test_console_script_quick_start(tmp_path):
                           timeout=120, cwd=tmp_path, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr
     assert "non-compulsory" in proc.stdout and "M_R" in proc.stdout
+    assert "HiGHS" not in proc.stdout  # native solver banners go to stderr; stdout is the report
     bad = subprocess.run([*cmd, "plan", "example", "--capacity", "lots"], capture_output=True, text=True,
                          timeout=120, cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
