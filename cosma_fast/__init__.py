@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import importlib
 
+# eager: importing the submodule cosma_fast.allocate would otherwise shadow the lazy function
+from .allocate import Allocation, allocate
 from .budgets import Budgets, budgets, parse_bytes
 from .errors import (CosmaError, FormatError, GraphError, InfeasibleError, OptionError,
                      PlanError, SolverError)

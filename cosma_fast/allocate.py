@@ -1,0 +1,404 @@
+"""Static allocation: give fixed-lifetime buffers addresses inside a capacity.
+
+Every buffer ``i`` lives during the half-open interval ``[lower[i], upper[i])`` and
+needs ``size[i]`` contiguous bytes; two buffers alive at the same time must not
+overlap in address. :func:`allocate` first tries greedy placements (several
+orders, first-fit and best-fit); if none fits ``capacity`` it runs the exact
+MiniMalloc-style branch-and-bound of :mod:`cosma_fast.kernels.allocate`
+(Moffitt, "MiniMalloc: A Lightweight Memory Allocator for Hardware-Accelerated
+Machine Learning", ASPLOS 2023), which stops at the first packing within
+``capacity``, proves that none exists, or runs out of time.
+
+CSV files follow the public allocation benchmarks: header ``id,lower,upper,size``
+(half-open lifetimes); :func:`write_csv` adds an ``offset`` column.
+
+>>> import cosma_fast as cf
+>>> a = cf.allocate([0, 1, 2], [2, 3, 4], [2, 1, 2], capacity=3)
+>>> a.status, a.height, a.lower_bound
+('optimal', 3, 3)
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import FormatError, OptionError
+
+__all__ = ["Allocation", "allocate", "max_live", "read_csv", "write_csv", "allocate_csv",
+           "zero_slack_instance", "unpackable_instance"]
+
+
+@dataclass
+class Allocation:
+    """Result of :func:`allocate`.
+
+    ``offsets[i]`` is buffer ``i``'s address; ``height`` = max of ``offset + size``;
+    ``status`` is ``"optimal"`` (height equals the max-live lower bound, or is proven
+    minimal), ``"feasible"`` (fits ``capacity``), ``"infeasible"`` (proven: no packing
+    within ``capacity``; offsets are the best greedy answer) or ``"timeout"`` (the search
+    stopped without fitting; offsets are the best found). ``lower_bound`` is the maximum
+    number of bytes alive at one instant.
+    """
+
+    offsets: np.ndarray
+    height: int
+    status: str
+    lower_bound: int
+    capacity: int
+    solve_time: float
+    info: dict = field(default_factory=dict)
+
+    @property
+    def fits(self) -> bool:
+        """True when ``height <= capacity``."""
+        return self.height <= self.capacity
+
+
+def max_live(lower, upper, size) -> int:
+    """Maximum total size of buffers alive at one instant (a lower bound on any packing height)."""
+    lower = np.asarray(lower, np.int64)
+    upper = np.asarray(upper, np.int64)
+    size = np.asarray(size, np.int64)
+    if lower.size == 0:
+        return 0
+    t = np.concatenate([lower, upper])
+    d = np.concatenate([size, -size])
+    order = np.lexsort((d, t))  # at equal times, ends (negative) before starts
+    return int(max(0, np.cumsum(d[order]).max()))
+
+
+def _check_inputs(lower, upper, size, capacity, alignment, fixed):
+    lower = np.asarray(lower)
+    upper = np.asarray(upper)
+    size = np.asarray(size)
+    for name, a in (("lower", lower), ("upper", upper), ("size", size)):
+        if a.ndim != 1:
+            raise OptionError(f"allocate: {name} must be a 1-D sequence of integers")
+        if a.size and not np.issubdtype(a.dtype, np.integer):
+            raise OptionError(f"allocate: {name} must hold integers, got dtype {a.dtype}")
+    n = lower.size
+    if upper.size != n or size.size != n:
+        raise OptionError(f"allocate: lower, upper and size must have the same length "
+                          f"(got {n}, {upper.size}, {size.size})")
+    lower = lower.astype(np.int64)
+    upper = upper.astype(np.int64)
+    size = size.astype(np.int64)
+    bad = np.flatnonzero(size <= 0)
+    if bad.size:
+        raise OptionError(f"allocate: buffer {bad[0]} has size {size[bad[0]]}; sizes must be positive")
+    bad = np.flatnonzero(lower >= upper)
+    if bad.size:
+        i = bad[0]
+        raise OptionError(f"allocate: buffer {i} has lifetime [{lower[i]}, {upper[i]}); "
+                          f"lower must be < upper (half-open lifetimes)")
+    if int(capacity) != capacity or capacity < 0:
+        raise OptionError(f"allocate: capacity must be a non-negative integer, got {capacity!r}")
+    if int(alignment) != alignment or alignment < 1:
+        raise OptionError(f"allocate: alignment must be a positive integer, got {alignment!r}")
+    fixed_off = np.full(n, -1, np.int64)
+    if fixed:
+        for i, o in dict(fixed).items():
+            if not (0 <= int(i) < n):
+                raise OptionError(f"allocate: fixed names buffer {i}, but there are {n} buffers")
+            if int(o) != o or o < 0 or o % alignment:
+                raise OptionError(f"allocate: fixed offset {o!r} of buffer {i} must be a non-negative "
+                                  f"multiple of alignment {alignment}")
+            fixed_off[int(i)] = int(o)
+        pinned = np.flatnonzero(fixed_off >= 0)
+        for a_ in range(pinned.size):
+            i = pinned[a_]
+            for j in pinned[a_ + 1:]:
+                if (lower[i] < upper[j] and lower[j] < upper[i]
+                        and fixed_off[i] < fixed_off[j] + size[j] and fixed_off[j] < fixed_off[i] + size[i]):
+                    raise OptionError(f"allocate: fixed buffers {i} and {j} are alive at the same time and "
+                                      f"their address ranges overlap; move one of them")
+    return lower, upper, size, int(capacity), int(alignment), fixed_off
+
+
+def _sections(lower, upper):
+    """Compress time to section indices: buffer i covers sections [lo[i], hi[i])."""
+    pts = np.unique(np.concatenate([lower, upper]))
+    lo = np.searchsorted(pts, lower)
+    hi = np.searchsorted(pts, upper)
+    return lo.astype(np.int64), hi.astype(np.int64), max(len(pts) - 1, 0)
+
+
+def _greedy(size, lo, hi, ov_ptr, ov_idx, fixed_off, alignment):
+    """Best of several greedy orders x {first-fit, best-fit}: returns (offsets, height, name)."""
+    from .kernels.allocate import greedy_place
+
+    length = (hi - lo).astype(np.int64)
+    idx = np.arange(size.size)
+    orders = {
+        "size": np.lexsort((idx, lo, -size)),
+        "area": np.lexsort((idx, -size, -size * length)),
+        "length": np.lexsort((idx, -size, -length)),
+        "start": np.lexsort((idx, -size, lo)),
+    }
+    best = None
+    for name, order in orders.items():
+        for best_fit in (False, True):
+            off, h = greedy_place(order.astype(np.int64), size, ov_ptr, ov_idx, fixed_off, alignment, best_fit)
+            if best is None or h < best[1]:
+                best = (off, int(h), f"greedy-{name}-{'best' if best_fit else 'first'}-fit")
+    return best
+
+
+def _search_partition(members, size, lo, hi, fixed_off, capacity, alignment, deadline, preorder_keys):
+    """Run the branch-and-bound on one partition with round-robin preorders; returns (status, offsets)."""
+    from .kernels.allocate import FOUND, NOT_FOUND, TIMEOUT, overlap_csr, search_packing
+
+    free = members[fixed_off[members] < 0]
+    pinned = members[fixed_off[members] >= 0]
+    if free.size == 0:
+        return FOUND, np.zeros(0, np.int64), free
+    s0 = lo[members].min()
+    n_sec = int(hi[members].max() - s0)
+    flo = lo[free] - s0
+    fhi = hi[free] - s0
+    fsize = size[free]
+    # static preorder keys (MiniMalloc): T = max section total, W = width in sections, A = area
+    tot = np.zeros(n_sec + 1, np.int64)
+    np.add.at(tot, flo, fsize)
+    np.add.at(tot, fhi, -fsize)
+    tot = np.cumsum(tot)[:n_sec]
+    t_key = np.array([tot[a:b].max() for a, b in zip(flo, fhi)], np.int64)
+    w_key = fhi - flo
+    a_key = fsize * w_key
+    keys = {"T": t_key, "W": w_key, "A": a_key}
+    # fixed obstacles per free buffer, sorted by offset
+    fx_lists = []
+    for i in free:
+        ov = pinned[(lo[pinned] < hi[i]) & (hi[pinned] > lo[i])]
+        ov = ov[np.argsort(fixed_off[ov], kind="stable")]
+        fx_lists.append(ov)
+    fx_ptr = np.zeros(free.size + 1, np.int64)
+    fx_ptr[1:] = np.cumsum([len(x) for x in fx_lists])
+    fx_all = np.concatenate(fx_lists).astype(np.int64) if fx_lists else np.zeros(0, np.int64)
+    fx_off = fixed_off[fx_all].astype(np.int64)
+    fx_end = fx_off + size[fx_all]
+    node_limit = max(4 * free.size, 64)
+    while True:
+        for name in preorder_keys:
+            order = np.lexsort(tuple([np.arange(free.size)] + [-keys[c] for c in reversed(name)]))
+            p_lo, p_hi, p_size = flo[order], fhi[order], fsize[order]
+            p_fx_ptr = np.zeros(free.size + 1, np.int64)
+            p_fx_ptr[1:] = np.cumsum(np.diff(fx_ptr)[order])
+            p_fx = np.concatenate([np.arange(fx_ptr[k], fx_ptr[k + 1]) for k in order]).astype(np.int64) \
+                if fx_all.size else np.zeros(0, np.int64)
+            # buffers per section (CSR)
+            counts = np.zeros(n_sec, np.int64)
+            for a, b in zip(p_lo, p_hi):
+                counts[a:b] += 1
+            sec_ptr = np.zeros(n_sec + 1, np.int64)
+            sec_ptr[1:] = np.cumsum(counts)
+            sec_idx = np.empty(sec_ptr[-1], np.int64)
+            fill = sec_ptr[:-1].copy()
+            for k, (a, b) in enumerate(zip(p_lo, p_hi)):
+                sec_idx[fill[a:b]] = k
+                fill[a:b] += 1
+            ov_ptr, ov_idx = overlap_csr(p_lo, p_hi)
+            status, off, _nodes = search_packing(
+                p_size, p_lo, p_hi, n_sec, sec_ptr, sec_idx, ov_ptr, ov_idx, p_fx_ptr,
+                fx_off[p_fx] if fx_all.size else fx_off, fx_end[p_fx] if fx_all.size else fx_end,
+                capacity, alignment, node_limit, deadline if deadline is not None else 0.0)
+            if status == FOUND:
+                res = np.empty(free.size, np.int64)
+                res[order] = off
+                return FOUND, res, free
+            if status in (NOT_FOUND, TIMEOUT):
+                return status, None, free
+        node_limit *= 2
+
+
+def allocate(lower, upper, size, capacity, time_limit=None, alignment=1, fixed=None) -> Allocation:
+    """Give every buffer an address so that buffers alive together do not overlap.
+
+    Parameters
+    ----------
+    lower, upper, size : sequences of int
+        Half-open lifetimes ``[lower, upper)`` and byte sizes.
+    capacity : int
+        Bytes available; the search looks for a packing with height <= capacity.
+    time_limit : float or None
+        Seconds for the exact search (None: unlimited).
+    alignment : int
+        Every offset is a multiple of it.
+    fixed : dict {buffer index: offset} or None
+        Pre-placed buffers that keep their offsets.
+
+    Returns
+    -------
+    Allocation
+        Greedy answer if it fits (status "optimal" when it reaches max live), otherwise
+        the result of the MiniMalloc-style search (Moffitt, ASPLOS 2023).
+    """
+    from .kernels.allocate import FOUND, NOT_FOUND, lifetime_partitions, overlap_csr
+
+    t0 = time.perf_counter()
+    lower, upper, size, capacity, alignment, fixed_off = _check_inputs(
+        lower, upper, size, capacity, alignment, fixed)
+    n = size.size
+    lb = max_live(lower, upper, size)
+    if n == 0:
+        return Allocation(np.zeros(0, np.int64), 0, "optimal", 0, capacity, time.perf_counter() - t0)
+    lo, hi, n_sec = _sections(lower, upper)
+    ov_ptr, ov_idx = overlap_csr(lo, hi)
+    off, height, how = _greedy(size, lo, hi, ov_ptr, ov_idx, fixed_off, alignment)
+    info = {"method": how, "greedy_height": height}
+    pinned_top = int((fixed_off + size)[fixed_off >= 0].max()) if (fixed_off >= 0).any() else 0
+
+    def done(offsets, h, status):
+        return Allocation(offsets, int(h), status, lb, capacity, time.perf_counter() - t0, info)
+
+    if height == lb and height <= capacity:
+        return done(off, height, "optimal")
+    if height <= capacity:
+        return done(off, height, "feasible")
+    if lb > capacity or pinned_top > capacity:
+        return done(off, height, "infeasible")
+    deadline = None if time_limit is None else t0 + float(time_limit)
+    part = lifetime_partitions(lo, hi, n_sec)
+    buf_part = part[lo]
+    result = off.copy()
+    info["method"] = "search"
+    for p in np.unique(buf_part):
+        members = np.flatnonzero(buf_part == p)
+        p_off = off[members]
+        if (p_off + size[members]).max() <= capacity:
+            continue  # the greedy answer already fits this independent part
+        status, res, free = _search_partition(members, size, lo, hi, fixed_off, capacity, alignment,
+                                              deadline, ("TWA", "WAT", "TAW"))
+        if status == FOUND:
+            result[free] = res
+            continue
+        if status == NOT_FOUND:
+            return done(off, height, "infeasible")
+        return done(off, height, "timeout")
+    h = int((result + size).max())
+    return done(result, h, "optimal" if h == lb else "feasible")
+
+
+# ----------------------------------------------------------------------------- CSV I/O
+
+def read_csv(path):
+    """Read ``id,lower,upper,size`` rows; returns ``(ids, lower, upper, size)`` (ids as str)."""
+    ids, rows = [], []
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            need = {"id", "lower", "upper", "size"}
+            if reader.fieldnames is None or not need <= {h.strip() for h in reader.fieldnames}:
+                raise FormatError(f"{path}: header must contain id,lower,upper,size (got {reader.fieldnames})")
+            for k, row in enumerate(reader, start=2):
+                row = {key.strip(): v for key, v in row.items() if key is not None}
+                try:
+                    rows.append((int(row["lower"]), int(row["upper"]), int(row["size"])))
+                except (TypeError, ValueError):
+                    raise FormatError(f"{path}:{k}: buffer {row.get('id')!r} has a non-integer "
+                                      f"lower/upper/size") from None
+                ids.append(row["id"].strip())
+    except OSError as e:
+        raise FormatError(f"{path}: cannot read ({e})") from None
+    arr = np.array(rows, np.int64).reshape(-1, 3)
+    return ids, arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy()
+
+
+def write_csv(path, ids, lower, upper, size, offsets) -> None:
+    """Write ``id,lower,upper,size,offset`` rows."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "lower", "upper", "size", "offset"])
+        for row in zip(ids, lower, upper, size, offsets):
+            w.writerow([row[0]] + [int(x) for x in row[1:]])
+
+
+def allocate_csv(path, capacity, out=None, time_limit=None, alignment=1) -> Allocation:
+    """Allocate the buffers of a CSV file; write the result with an ``offset`` column to ``out`` if given."""
+    ids, lower, upper, size = read_csv(path)
+    try:
+        a = allocate(lower, upper, size, capacity, time_limit=time_limit, alignment=alignment)
+    except OptionError as e:
+        # name the buffer by its id from the file rather than by its row index
+        raise OptionError(f"{path}: {e} (buffer ids: row order of the file)") from None
+    if out is not None:
+        write_csv(out, ids, lower, upper, size, a.offsets)
+    return a
+
+
+# ----------------------------------------------------------------------------- generators
+
+def zero_slack_instance(n_buffers, capacity, horizon, seed=0, guillotine=True):
+    """Cut a ``capacity x horizon`` rectangle into ``n_buffers`` rectangles (a packing with no slack).
+
+    Each rectangle ``[addr0, addr1) x [t0, t1)`` becomes a buffer of size ``addr1 - addr0``
+    living ``[t0, t1)``, so max live == capacity and a packing at height ``capacity``
+    exists. With ``guillotine=False`` some cuts are pinwheels (five pieces, not
+    separable by straight cuts). Returns ``(lower, upper, size, offsets)`` where
+    ``offsets`` is the known packing.
+    """
+    rng = np.random.default_rng(seed)
+    rects = [(0, capacity, 0, horizon)]  # (a0, a1, t0, t1)
+    while len(rects) < n_buffers:
+        areas = np.array([(a1 - a0) * (t1 - t0) for a0, a1, t0, t1 in rects], float)
+        k = int(rng.choice(len(rects), p=areas / areas.sum()))
+        a0, a1, t0, t1 = rects[k]
+        da, dt = a1 - a0, t1 - t0
+        if (not guillotine and len(rects) + 4 <= n_buffers and da >= 3 and dt >= 3
+                and rng.random() < 0.5):
+            x1, x2 = sorted(rng.choice(np.arange(a0 + 1, a1), 2, replace=False))
+            y1, y2 = sorted(rng.choice(np.arange(t0 + 1, t1), 2, replace=False))
+            new = [(a0, x2, t0, y1), (x2, a1, t0, y2), (x1, a1, y2, t1), (a0, x1, y1, t1), (x1, x2, y1, y2)]
+        elif da < 2 and dt < 2:
+            if all((r[1] - r[0]) < 2 and (r[3] - r[2]) < 2 for r in rects):
+                break  # nothing left to cut
+            continue
+        elif dt < 2 or (da >= 2 and rng.random() < 0.5):
+            x = int(rng.integers(a0 + 1, a1))
+            new = [(a0, x, t0, t1), (x, a1, t0, t1)]
+        else:
+            y = int(rng.integers(t0 + 1, t1))
+            new = [(a0, a1, t0, y), (a0, a1, y, t1)]
+        rects[k:k + 1] = new
+    r = np.array(rects, np.int64)
+    return r[:, 2].copy(), r[:, 3].copy(), (r[:, 1] - r[:, 0]).copy(), r[:, 0].copy()
+
+
+def unpackable_instance(scale=1, extra=0, seed=0):
+    """An instance whose max live equals its capacity but that provably has no packing.
+
+    Capacity 4, every instant exactly full (five instants ``t0..t4``)::
+
+        t0: A(2) B(2)          t3: C(1) D(1) E(2)
+        t1: B(2) D(1) F(1)     t4: E(2) G(2)
+        t2: C(1) D(1) F(1) H(1)
+
+    At ``t0`` B sits in one half (address 0 or 2), so at ``t1`` D and F fill the other
+    half ``h``. Symmetrically E sits in a half at ``t4``, so at ``t3`` C and D fill the
+    other half ``h'``. D is in both, so ``h == h'``; then C, D and F -- all alive at
+    ``t2`` -- must fit three bytes into the two bytes of ``h``: impossible. (Found by a
+    random search, checked by brute force in the tests.)
+
+    ``scale`` multiplies every size; ``extra`` appends a zero-slack packable part of that
+    many buffers later in time (independent, so the whole stays unpackable). Returns
+    ``(lower, upper, size, capacity)``.
+    """
+    lower = np.array(_GADGET[0], np.int64)
+    upper = np.array(_GADGET[1], np.int64)
+    size = np.array(_GADGET[2], np.int64) * scale
+    cap = _GADGET[3] * scale
+    if extra > 0:
+        lo2, up2, s2, _ = zero_slack_instance(extra, cap, 4 * extra, seed=seed)
+        t = int(upper.max())
+        lower = np.concatenate([lower, lo2 + t])
+        upper = np.concatenate([upper, up2 + t])
+        size = np.concatenate([size, s2])
+    return lower, upper, size, cap
+
+
+# buffers C, D, E, B, A, F, H, G of the docstring: (lower, upper, size, capacity)
+_GADGET = ([2, 1, 3, 0, 0, 1, 2, 4], [4, 4, 5, 2, 1, 3, 3, 5], [1, 1, 2, 2, 2, 1, 1, 2], 4)

@@ -1,0 +1,399 @@
+"""Static allocation kernels: greedy placement and a MiniMalloc-style search.
+
+Buffers have half-open lifetimes over *sections* (elementary time intervals
+between consecutive distinct lifetime endpoints) and a byte size; two buffers
+whose section ranges intersect must get disjoint address ranges.
+
+The exact search follows MiniMalloc (Moffitt, "MiniMalloc: A Lightweight Memory
+Allocator for Hardware-Accelerated Machine Learning", ASPLOS 2023): depth-first
+branch-and-bound over *canonical* solutions (buffers placed in non-decreasing
+offset order, each at its lowest feasible offset), with inference on the
+cross-sections, a dominance rule against useless gaps, and decomposition of the
+lifetime axis where no buffer crosses (done by the caller with
+:func:`lifetime_partitions`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, objmode
+
+__all__ = ["overlap_csr", "greedy_place", "lifetime_partitions", "search_packing", "warmup"]
+
+FOUND = 0
+NOT_FOUND = 1  # the search space was exhausted: no packing within capacity
+NODE_LIMIT = 2
+TIMEOUT = 3
+
+
+@njit(cache=True)
+def _align_up(x, alignment):
+    """Smallest multiple of ``alignment`` that is >= ``x``."""
+    r = x % alignment
+    return x if r == 0 else x + alignment - r
+
+
+@njit(cache=True)
+def overlap_csr(lo, hi):
+    """Pairs of buffers whose half-open ranges ``[lo, hi)`` intersect, as CSR ``(ptr, idx)``."""
+    n = lo.shape[0]
+    order = np.argsort(lo, kind="mergesort")
+    deg = np.zeros(n, np.int64)
+    for a in range(n):
+        i = order[a]
+        for b in range(a + 1, n):
+            j = order[b]
+            if lo[j] >= hi[i]:
+                break
+            deg[i] += 1
+            deg[j] += 1
+    ptr = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        ptr[i + 1] = ptr[i] + deg[i]
+    idx = np.empty(ptr[n], np.int64)
+    fill = ptr[:-1].copy()
+    for a in range(n):
+        i = order[a]
+        for b in range(a + 1, n):
+            j = order[b]
+            if lo[j] >= hi[i]:
+                break
+            idx[fill[i]] = j
+            fill[i] += 1
+            idx[fill[j]] = i
+            fill[j] += 1
+    return ptr, idx
+
+
+@njit(cache=True)
+def _first_gap(offs, ends, size, alignment, best_fit):
+    """Lowest (or, with ``best_fit``, tightest) aligned offset where ``size`` bytes fit between intervals."""
+    k = offs.shape[0]
+    if k == 0:
+        return 0
+    o = np.argsort(offs)
+    p = 0
+    best = -1
+    best_gap = np.int64(-1)
+    for a in range(k):
+        s = offs[o[a]]
+        if s >= p + size:
+            if not best_fit:
+                return p
+            gap = s - p
+            if best < 0 or gap < best_gap:
+                best = p
+                best_gap = gap
+        e = _align_up(ends[o[a]], alignment)
+        if e > p:
+            p = e
+    return best if best >= 0 else p
+
+
+@njit(cache=True)
+def greedy_place(order, size, ov_ptr, ov_idx, fixed_offset, alignment, best_fit):
+    """Place buffers one by one in ``order`` at the lowest (or best-fitting) free offset.
+
+    ``fixed_offset[i] >= 0`` pins buffer ``i``. Returns ``(offsets, height)``.
+    """
+    n = size.shape[0]
+    off = fixed_offset.copy()
+    height = np.int64(0)
+    for i in range(n):
+        if off[i] >= 0 and off[i] + size[i] > height:
+            height = off[i] + size[i]
+    buf_o = np.empty(n, np.int64)
+    buf_e = np.empty(n, np.int64)
+    for a in range(order.shape[0]):
+        i = order[a]
+        if off[i] >= 0:
+            continue
+        k = 0
+        for q in range(ov_ptr[i], ov_ptr[i + 1]):
+            j = ov_idx[q]
+            if off[j] >= 0:
+                buf_o[k] = off[j]
+                buf_e[k] = off[j] + size[j]
+                k += 1
+        p = _first_gap(buf_o[:k], buf_e[:k], size[i], alignment, best_fit)
+        off[i] = p
+        if p + size[i] > height:
+            height = p + size[i]
+    return off, height
+
+
+@njit(cache=True)
+def lifetime_partitions(lo, hi, n_sections):
+    """Label each section with a partition id; partitions are split where no buffer crosses.
+
+    Returns ``part`` (length ``n_sections``) with consecutive ids starting at 0.
+    """
+    cross = np.zeros(n_sections + 1, np.int64)
+    for i in range(lo.shape[0]):
+        cross[lo[i] + 1] += 1
+        cross[hi[i]] -= 1
+    part = np.zeros(n_sections, np.int64)
+    c = 0
+    pid = 0
+    for s in range(n_sections):
+        c += cross[s]
+        if s > 0 and c == 0:
+            pid += 1
+        part[s] = pid
+    return part
+
+
+@njit(cache=True)
+def _lowest_free(base, sz, fx_ptr, fx_off, fx_end, i, alignment):
+    """Lowest aligned offset >= ``base`` that avoids buffer ``i``'s fixed obstacles (sorted by offset)."""
+    p = _align_up(base, alignment)
+    for q in range(fx_ptr[i], fx_ptr[i + 1]):
+        if fx_off[q] < p + sz and fx_end[q] > p:
+            p = _align_up(fx_end[q], alignment)
+    return p
+
+
+@njit(cache=True)
+def _section_inference_fails(floor, total, offset, capacity):
+    """True when some section's unplaced bytes cannot fit above its floor (MiniMalloc's section inference)."""
+    for s in range(floor.shape[0]):
+        f = floor[s] if floor[s] > offset else offset
+        if total[s] > 0 and f + total[s] > capacity:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _violates_canonical_order(offset, idx, last_offset, last_idx):
+    """True when placing ``idx`` at ``offset`` breaks the non-decreasing (offset, preorder) sequence."""
+    return offset < last_offset or (offset == last_offset and idx < last_idx)
+
+
+@njit(cache=True)
+def _dominated_by_gap(offset, min_height):
+    """True when some unplaced buffer fits entirely below ``offset``, so this placement leaves a useless gap."""
+    return offset >= min_height
+
+
+@njit(cache=True)
+def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr, ov_idx,
+                   fx_ptr, fx_off, fx_end, capacity, alignment, node_limit, deadline):
+    """Depth-first branch-and-bound for a packing of all buffers within ``capacity``.
+
+    Buffers are numbered in preorder (the static branching priority). ``sec_ptr/sec_idx``
+    list the buffers live in each section, ``ov_ptr/ov_idx`` the lifetime-overlapping
+    pairs, ``fx_*`` per buffer the pinned obstacles (sorted by offset). ``deadline`` is a
+    ``time.perf_counter()`` value (<= 0: none). Returns ``(status, offsets, nodes)`` with
+    status FOUND, NOT_FOUND (proof of infeasibility), NODE_LIMIT or TIMEOUT.
+    """
+    n = size.shape[0]
+    off = np.full(n, -1, np.int64)
+    minoff = np.empty(n, np.int64)
+    for i in range(n):
+        minoff[i] = _lowest_free(0, size[i], fx_ptr, fx_off, fx_end, i, alignment)
+        if minoff[i] + size[i] > capacity:
+            return NOT_FOUND, off, np.int64(0)
+    total = np.zeros(n_sections, np.int64)
+    floor = np.zeros(n_sections, np.int64)
+    for s in range(n_sections):
+        m = np.int64(-1)
+        for q in range(sec_ptr[s], sec_ptr[s + 1]):
+            j = sec_idx[q]
+            total[s] += size[j]
+            if m < 0 or minoff[j] < m:
+                m = minoff[j]
+        floor[s] = m if m > 0 else 0
+    if _section_inference_fails(floor, total, 0, capacity):
+        return NOT_FOUND, off, np.int64(0)
+    if n == 0:
+        return FOUND, off, np.int64(0)
+    # per-depth state; candidate lists are stacked, depth d holds n - d entries
+    cand = np.empty(n * (n + 1) // 2 + 1, np.int64)
+    cbase = np.zeros(n + 1, np.int64)
+    cur = np.zeros(n + 1, np.int64)
+    cnt = np.zeros(n + 1, np.int64)
+    chosen = np.full(n + 1, -1, np.int64)
+    last_off = np.zeros(n + 1, np.int64)
+    last_idx = np.full(n + 1, -1, np.int64)
+    min_h = np.zeros(n + 1, np.int64)
+    tstart = np.zeros(n + 1, np.int64)
+    # undo trail: kind 0 = minoff[idx], kind 1 = floor[idx]
+    cap_trail = 16 * n + 64
+    tr_kind = np.empty(cap_trail, np.int8)
+    tr_idx = np.empty(cap_trail, np.int64)
+    tr_val = np.empty(cap_trail, np.int64)
+    tp = 0
+    keys = np.empty(n, np.int64)
+    work = np.empty(n, np.int64)
+    nodes = np.int64(0)
+
+    # root ordering
+    d = 0
+    for i in range(n):
+        keys[i] = minoff[i] * n + i
+        work[i] = i
+    o = np.argsort(keys[:n])
+    mh = np.int64(-1)
+    for a in range(n):
+        cand[a] = o[a]
+        h = minoff[o[a]] + size[o[a]]
+        if mh < 0 or h < mh:
+            mh = h
+    cnt[0] = n
+    min_h[0] = mh
+    last_idx[0] = -1
+    while True:
+        if cur[d] >= cnt[d]:
+            # exhausted: undo the choice that led here
+            d -= 1
+            if d < 0:
+                return NOT_FOUND, off, nodes
+            b = chosen[d]
+            for s in range(sec_lo[b], sec_hi[b]):
+                total[s] += size[b]
+            while tp > tstart[d]:
+                tp -= 1
+                if tr_kind[tp] == 0:
+                    minoff[tr_idx[tp]] = tr_val[tp]
+                else:
+                    floor[tr_idx[tp]] = tr_val[tp]
+            off[b] = -1
+            cur[d] += 1
+            continue
+        b = cand[cbase[d] + cur[d]]
+        ob = minoff[b]
+        if _violates_canonical_order(ob, b, last_off[d], last_idx[d]):
+            cur[d] += 1
+            continue
+        if _dominated_by_gap(ob, min_h[d]):
+            cur[d] = cnt[d]  # candidates are sorted by offset: all later ones are dominated too
+            continue
+        nodes += 1
+        if nodes > node_limit:
+            return NODE_LIMIT, off, nodes
+        if deadline > 0 and (nodes & 1023) == 0:
+            with objmode(now="float64"):
+                now = _perf_counter()
+            if now > deadline:
+                return TIMEOUT, off, nodes
+        # place b at ob and propagate
+        tstart[d] = tp
+        chosen[d] = b
+        off[b] = ob
+        top = ob + size[b]
+        ok = top <= capacity
+        for s in range(sec_lo[b], sec_hi[b]):
+            total[s] -= size[b]
+            if tp + 2 >= cap_trail:
+                tr_kind, tr_idx, tr_val, cap_trail = _grow(tr_kind, tr_idx, tr_val, cap_trail)
+            tr_kind[tp] = 1
+            tr_idx[tp] = s
+            tr_val[tp] = floor[s]
+            tp += 1
+            floor[s] = top
+        for q in range(ov_ptr[b], ov_ptr[b + 1]):
+            j = ov_idx[q]
+            if off[j] >= 0 or minoff[j] >= top:
+                continue
+            nm = _lowest_free(top, size[j], fx_ptr, fx_off, fx_end, j, alignment)
+            if tp + 2 >= cap_trail:
+                tr_kind, tr_idx, tr_val, cap_trail = _grow(tr_kind, tr_idx, tr_val, cap_trail)
+            tr_kind[tp] = 0
+            tr_idx[tp] = j
+            tr_val[tp] = minoff[j]
+            tp += 1
+            minoff[j] = nm
+            if nm + size[j] > capacity:
+                ok = False
+        if ok:
+            # a section's floor is at least the lowest minimum offset of its unplaced buffers
+            for q in range(ov_ptr[b], ov_ptr[b + 1]):
+                j = ov_idx[q]
+                if off[j] >= 0:
+                    continue
+                for s in range(sec_lo[j], sec_hi[j]):
+                    m = np.int64(-1)
+                    for r in range(sec_ptr[s], sec_ptr[s + 1]):
+                        k = sec_idx[r]
+                        if off[k] < 0 and (m < 0 or minoff[k] < m):
+                            m = minoff[k]
+                    if m > floor[s]:
+                        if tp + 2 >= cap_trail:
+                            tr_kind, tr_idx, tr_val, cap_trail = _grow(tr_kind, tr_idx, tr_val, cap_trail)
+                        tr_kind[tp] = 1
+                        tr_idx[tp] = s
+                        tr_val[tp] = floor[s]
+                        tp += 1
+                        floor[s] = m
+            ok = not _section_inference_fails(floor, total, ob, capacity)
+        if not ok:
+            for s in range(sec_lo[b], sec_hi[b]):
+                total[s] += size[b]
+            while tp > tstart[d]:
+                tp -= 1
+                if tr_kind[tp] == 0:
+                    minoff[tr_idx[tp]] = tr_val[tp]
+                else:
+                    floor[tr_idx[tp]] = tr_val[tp]
+            off[b] = -1
+            cur[d] += 1
+            continue
+        if d + 1 == n:
+            return FOUND, off, nodes
+        # descend: order the unplaced buffers by (minimum offset, preorder index)
+        nd = d + 1
+        cbase[nd] = cbase[d] + cnt[d]
+        k = 0
+        for i in range(n):
+            if off[i] < 0:
+                keys[k] = minoff[i] * n + i
+                work[k] = i
+                k += 1
+        o = np.argsort(keys[:k])
+        mh = np.int64(-1)
+        for a in range(k):
+            i = work[o[a]]
+            cand[cbase[nd] + a] = i
+            h = minoff[i] + size[i]
+            if mh < 0 or h < mh:
+                mh = h
+        cnt[nd] = k
+        cur[nd] = 0
+        min_h[nd] = mh
+        last_off[nd] = ob
+        last_idx[nd] = b
+        d = nd
+
+
+@njit(cache=True)
+def _grow(tr_kind, tr_idx, tr_val, cap):
+    """Double the undo trail."""
+    nk = np.empty(2 * cap, np.int8)
+    ni = np.empty(2 * cap, np.int64)
+    nv = np.empty(2 * cap, np.int64)
+    nk[:cap] = tr_kind
+    ni[:cap] = tr_idx
+    nv[:cap] = tr_val
+    return nk, ni, nv, 2 * cap
+
+
+def _perf_counter():
+    import time
+
+    return time.perf_counter()
+
+
+def warmup() -> None:
+    """Compile the allocation kernels on a three-buffer instance."""
+    lo = np.array([0, 1, 2], np.int64)
+    hi = np.array([2, 3, 3], np.int64)
+    size = np.array([2, 1, 1], np.int64)
+    ptr, idx = overlap_csr(lo, hi)
+    greedy_place(np.arange(3), size, ptr, idx, np.full(3, -1, np.int64), 1, True)
+    lifetime_partitions(lo, hi, 3)
+    sec_ptr = np.array([0, 1, 3, 5], np.int64)
+    sec_idx = np.array([0, 0, 1, 1, 2], np.int64)
+    fx_ptr = np.zeros(4, np.int64)
+    fx = np.zeros(0, np.int64)
+    search_packing(size, lo, hi, 3, sec_ptr, sec_idx, ptr, idx, fx_ptr, fx, fx, 3, 1, 1000, 0.0)
+    search_packing(size, lo, hi, 3, sec_ptr, sec_idx, ptr, idx, fx_ptr, fx, fx, 3, 1, 1000, 1e300)

@@ -1,0 +1,159 @@
+"""Tests of cosma_fast.allocate: every answer goes through an independent overlap checker."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import cosma_fast as cf
+from cosma_fast.allocate import allocate_csv, max_live, read_csv, unpackable_instance, write_csv, zero_slack_instance
+from cosma_fast.errors import OptionError
+
+
+def check_packing(lower, upper, size, offsets, capacity=None, alignment=1):
+    """Independent checker: no two lifetime-overlapping buffers share an address byte."""
+    lower, upper, size, offsets = (np.asarray(x, np.int64) for x in (lower, upper, size, offsets))
+    assert (offsets >= 0).all()
+    assert (offsets % alignment == 0).all()
+    if capacity is not None:
+        assert (offsets + size).max(initial=0) <= capacity
+    n = len(size)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if lower[i] < upper[j] and lower[j] < upper[i]:
+                assert offsets[i] + size[i] <= offsets[j] or offsets[j] + size[j] <= offsets[i], (i, j)
+
+
+def brute_force_packable(lower, upper, size, capacity):
+    """Try every offset assignment (with pruning): is there a packing within capacity?"""
+    n = len(size)
+    offs = [0] * n
+
+    def rec(k):
+        if k == n:
+            return True
+        for o in range(capacity - size[k] + 1):
+            if all(not (lower[k] < upper[j] and lower[j] < upper[k]
+                        and o < offs[j] + size[j] and offs[j] < o + size[k]) for j in range(k)):
+                offs[k] = o
+                if rec(k + 1):
+                    return True
+        return False
+
+    return rec(0)
+
+
+def test_small_example_is_optimal():
+    a = cf.allocate([0, 1, 2], [2, 3, 4], [2, 1, 2], capacity=3)
+    assert a.status == "optimal" and a.height == 3 == a.lower_bound
+    check_packing([0, 1, 2], [2, 3, 4], [2, 1, 2], a.offsets, 3)
+
+
+@pytest.mark.parametrize("n", [5, 10, 20, 30])
+@pytest.mark.parametrize("guillotine", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_zero_slack_instances_are_packed_at_max_live(n, guillotine, seed):
+    lo, up, sz, known = zero_slack_instance(n, 64, 40, seed=seed, guillotine=guillotine)
+    check_packing(lo, up, sz, known, 64)  # the generator's own packing is valid
+    assert max_live(lo, up, sz) == 64
+    a = cf.allocate(lo, up, sz, 64, time_limit=10)
+    assert a.status == "optimal", a
+    check_packing(lo, up, sz, a.offsets, 64)
+
+
+@settings(max_examples=40)
+@given(st.data())
+def test_agrees_with_brute_force(data):
+    n = data.draw(st.integers(1, 6))
+    lower = data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    length = data.draw(st.lists(st.integers(1, 3), min_size=n, max_size=n))
+    size = data.draw(st.lists(st.integers(1, 4), min_size=n, max_size=n))
+    upper = [a + b for a, b in zip(lower, length)]
+    lb = max_live(lower, upper, size)
+    cap = lb + data.draw(st.integers(-1, 1))
+    a = cf.allocate(lower, upper, size, cap, time_limit=10)
+    expected = brute_force_packable(lower, upper, size, cap)
+    assert a.status != "timeout"
+    assert (a.status in ("optimal", "feasible")) == expected
+    if expected:
+        check_packing(lower, upper, size, a.offsets, cap)
+    else:
+        check_packing(lower, upper, size, a.offsets)  # best effort still is a valid layout
+
+
+@settings(max_examples=30)
+@given(st.data())
+def test_fixed_offsets_are_respected(data):
+    lo, up, sz, known = zero_slack_instance(data.draw(st.integers(4, 15)), 32, 20,
+                                            seed=data.draw(st.integers(0, 10**6)))
+    pick = data.draw(st.lists(st.integers(0, len(sz) - 1), max_size=3, unique=True))
+    fixed = {i: int(known[i]) for i in pick}
+    a = cf.allocate(lo, up, sz, 32, time_limit=10, fixed=fixed)
+    assert a.status in ("optimal", "feasible")  # the known packing honours the pins
+    check_packing(lo, up, sz, a.offsets, 32)
+    for i, o in fixed.items():
+        assert a.offsets[i] == o
+
+
+def test_alignment_respected():
+    lo, up, sz, _ = zero_slack_instance(12, 16, 10, seed=3)
+    a = cf.allocate(lo, up, sz * 4, 64 * 4, alignment=8, time_limit=10)
+    check_packing(lo, up, sz * 4, a.offsets, a.capacity, alignment=8)
+
+
+def test_capacity_below_max_live_is_infeasible():
+    a = cf.allocate([0, 0], [1, 1], [3, 3], 5)
+    assert a.status == "infeasible" and a.lower_bound == 6
+    check_packing([0, 0], [1, 1], [3, 3], a.offsets)
+
+
+@pytest.mark.parametrize("extra", [0, 10])
+def test_unpackable_instance_is_infeasible(extra):
+    lo, up, sz, cap = unpackable_instance(extra=extra)
+    assert max_live(lo, up, sz) == cap
+    a = cf.allocate(lo, up, sz, cap, time_limit=10)
+    assert a.status == "infeasible"
+    check_packing(lo, up, sz, a.offsets)
+    if extra == 0:
+        assert not brute_force_packable(list(lo), list(up), list(sz), cap)
+
+
+def test_bad_input_names_the_buffer():
+    with pytest.raises(OptionError, match="buffer 1"):
+        cf.allocate([0, 0], [1, 1], [1, -2], 5)
+    with pytest.raises(OptionError, match="buffer 0"):
+        cf.allocate([3], [3], [1], 5)
+    with pytest.raises(OptionError, match="same length"):
+        cf.allocate([0, 1], [1], [1], 5)
+    with pytest.raises(OptionError, match="fixed buffers 0 and 1"):
+        cf.allocate([0, 0], [2, 2], [2, 2], 5, fixed={0: 0, 1: 1})
+
+
+def test_csv_round_trip(tmp_path):
+    lo, up, sz, _ = zero_slack_instance(15, 50, 30, seed=1)
+    src = tmp_path / "in.csv"
+    write_csv(src, [f"b{i}" for i in range(len(sz))], lo, up, sz, np.zeros(len(sz), int))
+    ids, lo2, up2, sz2 = read_csv(src)
+    assert ids[0] == "b0" and (lo2 == lo).all() and (up2 == up).all() and (sz2 == sz).all()
+    out = tmp_path / "out.csv"
+    a = allocate_csv(src, 50, out=out)
+    assert a.fits
+    text = out.read_text().splitlines()
+    assert text[0] == "id,lower,upper,size,offset"
+    offs = [int(r.split(",")[4]) for r in text[1:]]
+    check_packing(lo, up, sz, offs, 50)
+
+
+def test_bad_csv_is_a_format_error(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("id,start,size\n0,1,2\n")
+    with pytest.raises(cf.FormatError):
+        read_csv(p)
+    p.write_text("id,lower,upper,size\nx,0,two,3\n")
+    with pytest.raises(cf.FormatError, match="'x'"):
+        read_csv(p)
+
+
+def test_brute_force_helper_itself():
+    assert not brute_force_packable([0, 0], [1, 1], [2, 2], 3)
+    assert brute_force_packable([0, 1], [1, 2], [3, 3], 3)
