@@ -164,6 +164,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
     res = np.empty(nt + 1, np.int64)
     nres = 0
     pin = np.full(nt, -1, np.int64)
+    placed = np.full(nt, -1, np.int64)
     s_st = np.empty(nt, np.int64)
     s_ev = np.empty(2 * nt, np.int64)
     s_ld = np.empty(nt, np.int64)
@@ -171,7 +172,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
     s_al = np.empty(nt, np.int64)
     s_ala = np.empty(nt, np.int64)
     snap = np.empty(nt, np.int64)
-    req = np.empty(nt, np.int64)
+    req = np.empty(2 * nt + 2, np.int64)
     ev_ptr = np.zeros(n + 2, np.int64)
     cap0 = 16 + 2 * (op_in_idx.shape[0] + op_out_idx.shape[0]) if emit else 1
     ev_kind = np.empty(cap0, np.int8)
@@ -226,8 +227,10 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                 b -= 1
             req[b] = t
         fail = False
-        for r in range(nreq):
+        r = 0
+        while r < nreq:
             t = req[r]
+            r += 1
             s = size[t]
             a = _find_hole(res, nres, addr, size, last, capacity, alignment, s, i, mode)
             if a < 0:
@@ -254,11 +257,15 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                             if kk == nres:
                                 break
                             v = res[kk]
-                            if pin[v] == i:
+                            if placed[v] == i:
                                 break
                             c = size[v] if offchip[v] else 2 * size[v]
-                            d = _next_use(v, nxt, use, i) - i
-                            cost += c / (d ** beta)
+                            if pin[v] == i:
+                                # an operand of this step: moving it costs its reload now
+                                cost += c
+                            else:
+                                d = _next_use(v, nxt, use, i) - i
+                                cost += c / (d ** beta)
                             nbytes += size[v]
                             if cost > best_cost:
                                 break
@@ -279,6 +286,9 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                             s_ev[n_ev] = v
                             n_ev += 1
                             nres = _remove(res, nres, addr, v)
+                            if pin[v] == i:
+                                req[nreq] = v
+                                nreq += 1
                         a = _find_hole(res, nres, addr, size, last, capacity, alignment, s, i, mode)
                 else:
                     while a < 0:
@@ -307,6 +317,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                 fail = True
                 break
             nres = _insert(res, nres, addr, t, a)
+            placed[t] = i
             is_alloc = False
             for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
                 if op_out_idx[e] == t:
@@ -411,6 +422,70 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
     return (0, traffic, n_fb, ev_ptr, ev_kind[:ne], ev_t[:ne], ev_a[:ne])
 
 
+@njit(cache=True)
+def local_search(order, cost, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
+                 producer, cons_ptr, cons_idx, capacity, alignment, mode, beta, n_iters, seed):
+    """Hill-climb over orders by moving one operator within its dependency window.
+
+    Returns ``(order, cost, n_accepted)``: the best order found and its traffic.
+    A move is kept when the traffic does not grow (sideways moves let the search
+    cross plateaus). Deterministic for a given ``seed``.
+    """
+    np.random.seed(seed)
+    n = order.shape[0]
+    cur = order.copy()
+    pos = np.empty(n, np.int64)
+    for i in range(n):
+        pos[cur[i]] = i
+    cand = np.empty(n, np.int64)
+    accepted = 0
+    if n < 2:
+        return cur, cost, accepted
+    for _ in range(n_iters):
+        p = np.random.randint(n)
+        o = cur[p]
+        lo = 0
+        hi = n - 1
+        for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
+            pr = producer[op_in_idx[e]]
+            if pr >= 0 and pos[pr] + 1 > lo:
+                lo = pos[pr] + 1
+        for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
+            t = op_out_idx[e]
+            for f in range(cons_ptr[t], cons_ptr[t + 1]):
+                c = pos[cons_idx[f]]
+                if c - 1 < hi:
+                    hi = c - 1
+        if hi <= lo:
+            continue
+        q = lo + np.random.randint(hi - lo + 1)
+        if q == p:
+            continue
+        if q < p:
+            cand[:q] = cur[:q]
+            cand[q] = o
+            cand[q + 1:p + 1] = cur[q:p]
+            cand[p + 1:] = cur[p + 1:]
+        else:
+            cand[:p] = cur[:p]
+            cand[p:q] = cur[p + 1:q + 1]
+            cand[q] = o
+            cand[q + 1:] = cur[q + 1:]
+        st, c_cost, _, _, _, _, _ = plan_pass(cand, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size,
+                                              kind, is_out, cons_ptr, cons_idx, capacity, alignment,
+                                              mode, beta, False)
+        if st == 0 and c_cost <= cost:
+            if c_cost < cost:
+                accepted += 1
+            cost = c_cost
+            cur[:] = cand
+            lo2 = min(p, q)
+            hi2 = max(p, q)
+            for i in range(lo2, hi2 + 1):
+                pos[cur[i]] = i
+    return cur, cost, accepted
+
+
 def warmup() -> None:
     """Compile :func:`plan_pass` on a two-operator chain."""
     order = np.array([0, 1], np.int64)
@@ -423,6 +498,10 @@ def warmup() -> None:
     is_out = np.array([False, False, True])
     cons_ptr = np.array([0, 1, 2, 2], np.int64)
     cons_idx = np.array([0, 1], np.int64)
+    producer = np.array([-1, 0, 1], np.int64)
     for mode in (SIZE_AWARE, BELADY):
         plan_pass(order, in_ptr, in_idx, out_ptr, out_idx, size, kind, is_out, cons_ptr, cons_idx,
                   np.int64(8), np.int64(1), np.int64(mode), 1.0, True)
+    local_search(order, np.int64(0), in_ptr, in_idx, out_ptr, out_idx, size, kind, is_out, producer,
+                 cons_ptr, cons_idx, np.int64(8), np.int64(1), np.int64(SIZE_AWARE), 1.0,
+                 np.int64(2), np.int64(0))

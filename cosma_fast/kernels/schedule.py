@@ -11,7 +11,8 @@ and repeatedly picks one by a rule:
                starting another, which keeps few branch tensors alive);
 ``LOOKAHEAD``  ``MIN_PEAK`` plus the best change of an operator it enables.
 
-:func:`local_search` then moves single operators inside their dependency window
+:func:`~cosma_fast.kernels.replace.local_search` (kept in ``replace`` with the pass it
+calls, see the import below) then moves single operators inside their dependency window
 (after their last producer, before their first consumer) and keeps a move when
 the simulated cost of :func:`cosma_fast.kernels.replace.plan_pass` does not grow.
 """
@@ -21,7 +22,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .replace import SIZE_AWARE, plan_pass
+# local_search lives next to plan_pass: numba's on-disk cache does not notice when a
+# callee in another module changes, and would keep running a stale copy of plan_pass
+from .replace import SIZE_AWARE, local_search
 
 MODEL, MIN_PEAK, DEPTH_FIRST, LOOKAHEAD = 0, 1, 2, 3
 RULE_NAMES = ("model", "min-peak", "depth-first", "lookahead")
@@ -122,70 +125,6 @@ def list_schedule(rule, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind
                         ready_time[s] = i + 1
                         nready += 1
     return order
-
-
-@njit(cache=True)
-def local_search(order, cost, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
-                 producer, cons_ptr, cons_idx, capacity, alignment, mode, beta, n_iters, seed):
-    """Hill-climb over orders by moving one operator within its dependency window.
-
-    Returns ``(order, cost, n_accepted)``: the best order found and its traffic.
-    A move is kept when the traffic does not grow (sideways moves let the search
-    cross plateaus). Deterministic for a given ``seed``.
-    """
-    np.random.seed(seed)
-    n = order.shape[0]
-    cur = order.copy()
-    pos = np.empty(n, np.int64)
-    for i in range(n):
-        pos[cur[i]] = i
-    cand = np.empty(n, np.int64)
-    accepted = 0
-    if n < 2:
-        return cur, cost, accepted
-    for _ in range(n_iters):
-        p = np.random.randint(n)
-        o = cur[p]
-        lo = 0
-        hi = n - 1
-        for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
-            pr = producer[op_in_idx[e]]
-            if pr >= 0 and pos[pr] + 1 > lo:
-                lo = pos[pr] + 1
-        for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
-            t = op_out_idx[e]
-            for f in range(cons_ptr[t], cons_ptr[t + 1]):
-                c = pos[cons_idx[f]]
-                if c - 1 < hi:
-                    hi = c - 1
-        if hi <= lo:
-            continue
-        q = lo + np.random.randint(hi - lo + 1)
-        if q == p:
-            continue
-        if q < p:
-            cand[:q] = cur[:q]
-            cand[q] = o
-            cand[q + 1:p + 1] = cur[q:p]
-            cand[p + 1:] = cur[p + 1:]
-        else:
-            cand[:p] = cur[:p]
-            cand[p:q] = cur[p + 1:q + 1]
-            cand[q] = o
-            cand[q + 1:] = cur[q + 1:]
-        st, c_cost, _, _, _, _, _ = plan_pass(cand, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size,
-                                              kind, is_out, cons_ptr, cons_idx, capacity, alignment,
-                                              mode, beta, False)
-        if st == 0 and c_cost <= cost:
-            if c_cost < cost:
-                accepted += 1
-            cost = c_cost
-            cur[:] = cand
-            lo2 = min(p, q)
-            hi2 = max(p, q)
-            for i in range(lo2, hi2 + 1):
-                pos[cur[i]] = i
-    return cur, cost, accepted
 
 
 def warmup() -> None:
