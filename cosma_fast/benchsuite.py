@@ -58,7 +58,7 @@ def _machine() -> str:
 def run_suite(models: Iterable[str], *, budgets: Iterable[str] = ("M_R", "M_H", "M_P"),
               methods: Iterable[str] = DEFAULT_METHODS, time_limit: float | None = 60.0,
               out_dir: str | Path | None = "bench/results", weight_settings: Iterable[bool] = (True,),
-              seed: int = 0, budget_time: float = 10.0,
+              seed: int = 0, budget_time: float = 10.0, command: str | None = None,
               log: Callable[[str], None] | None = None) -> list[dict]:
     """Solve every model x weight setting x budget x method; return the rows (dicts keyed by
     :data:`COLUMNS`) and, when ``out_dir`` is given, write CSV, markdown and bar chart there.
@@ -108,7 +108,7 @@ def run_suite(models: Iterable[str], *, budgets: Iterable[str] = ("M_R", "M_H", 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         write_csv(rows, out / "results.csv")
-        write_markdown(rows, out / "results.md", time_limit=time_limit)
+        write_markdown(rows, out / "results.md", time_limit=time_limit, command=command)
         try:
             plot_bars(rows, out / "results.png")
         except ImportError:
@@ -148,6 +148,12 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
             w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in COLUMNS})
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def _mib(v) -> str:
     return "-" if v is None else f"{v / 2**20:.3f}"
 
@@ -156,7 +162,23 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
-def write_markdown(rows: list[dict], path: str | Path, *, time_limit: float | None = None) -> None:
+def _git_revision() -> str:
+    """Short commit of the source tree (``+dirty`` with local changes), or "unknown"."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev + ("+dirty" if dirty else "")) if rev else "unknown"
+
+
+def write_markdown(rows: list[dict], path: str | Path, *, time_limit: float | None = None,
+                   command: str | None = None) -> None:
     """The table of the paper: non-compulsory MiB, reduction vs best baseline, bound, gap, status, time."""
     head = ["model", "weights", "budget", "capacity MiB", "method", "non-compulsory MiB",
             "vs best baseline", "bound MiB", "gap", "status", "wall s"]
@@ -164,6 +186,8 @@ def write_markdown(rows: list[dict], path: str | Path, *, time_limit: float | No
         "# cosma_fast benchmark", "",
         f"- date: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {_machine()}",
+        f"- cosma_fast {_version()}, source revision {_git_revision()}",
+        *([f"- command: `{command}`"] if command else []),
         f"- time limit per solve: {time_limit if time_limit is not None else 'none'} s",
         "- non-compulsory = traffic - compulsory (DESIGN.md section 1); "
         "\"vs best baseline\" = 1 - ours / best baseline (higher is better); bound = proven lower "
@@ -175,12 +199,33 @@ def write_markdown(rows: list[dict], path: str | Path, *, time_limit: float | No
                  _pct(r.get("reduction_vs_best_baseline")), _mib(r.get("lower_bound")),
                  _pct(r.get("gap")), r["status"], f"{r['wall_time']:.2f}"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += summary_lines(rows)
     notes = [r for r in rows if r["status"] in ("unavailable", "error")]
     if notes:
         lines += ["", "## Not solved", ""]
         lines += [f"- {r['model']} {r['weights']} {r['budget']} {r['method']}: {r['status']}: "
                   f"{str(r.get('message', '')).splitlines()[0] if r.get('message') else ''}" for r in notes]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def summary_lines(rows: list[dict]) -> list[str]:
+    """Markdown lines: mean reduction vs best baseline per method and (weights, budget), over the
+    models where both the method and a baseline solved (COSMA's "-84% at M_R" is this mean)."""
+    panels = list(dict.fromkeys((r["weights"], r["budget"]) for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    if not panels:
+        return []
+    head = ["method"] + [f"{b} ({'w' if w == 'with' else 'no w'})" for w, b in panels]
+    out = ["", "## Mean reduction vs best baseline", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
+        cells = [m]
+        for w, b in panels:
+            vals = [r["reduction_vs_best_baseline"] for r in rows if (r["method"], r["weights"], r["budget"]) ==
+                    (m, w, b) and r.get("reduction_vs_best_baseline") is not None]
+            cells.append(f"{100 * sum(vals) / len(vals):.1f}% (n={len(vals)})" if vals else "-")
+        out.append("| " + " | ".join(cells) + " |")
+    return out
 
 
 def plot_bars(rows: list[dict], path: str | Path) -> None:

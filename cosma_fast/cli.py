@@ -418,8 +418,10 @@ def cmd_bench(args) -> int:
         if m not in METHOD_CHOICES:
             raise OptionError(f"unknown method {m!r}; choose from {', '.join(METHOD_CHOICES)}")
     weights = {"with": [True], "without": [False], "both": [True, False]}[args.weights]
+    command = (f"cosma-fast bench --models {' '.join(models)} --budgets {','.join(budgets)} --methods "
+               f"{' '.join(methods)} --time-limit {args.time_limit:g} --weights {args.weights} --seed {args.seed}")
     run_suite(models, budgets=budgets, methods=methods, time_limit=args.time_limit, out_dir=args.out,
-              weight_settings=weights, seed=args.seed, log=lambda s: print(s, flush=True))
+              weight_settings=weights, seed=args.seed, command=command, log=lambda s: print(s, flush=True))
     return 0
 
 

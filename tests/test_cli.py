@@ -299,7 +299,11 @@ def test_bench_smoke_table(tmp_path, capsys):
     assert widths == {12}  # 11 columns
     for ln, r in zip(body[2:], rows):
         assert r["method"] in ln
-    assert "machine:" in "\n".join(table)
+    assert "machine:" in "\n".join(table) and "- command: `cosma-fast bench --models example" in "\n".join(table)
+    mean = next(i for i, ln in enumerate(table) if ln.startswith("## Mean reduction"))
+    trivial_row = next(ln for ln in table[mean:] if ln.startswith("| trivial |"))
+    red = float(rows[0]["reduction_vs_best_baseline"])
+    assert f"{100 * red:.1f}% (n=1)" in trivial_row
     png = (out / "results.png").read_bytes()
     assert png[:4] == b"\x89PNG"
 
