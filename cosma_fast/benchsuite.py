@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import CosmaError
+from .errors import CosmaError, OptionError
 
 __all__ = ["run_suite", "default_models", "DEFAULT_METHODS", "BASELINES", "COLUMNS",
            "write_csv", "write_markdown", "plot_bars"]
@@ -111,8 +111,8 @@ def run_suite(models: Iterable[str], *, budgets: Iterable[str] = ("M_R", "M_H", 
         write_markdown(rows, out / "results.md", time_limit=time_limit, command=command)
         try:
             plot_bars(rows, out / "results.png")
-        except ImportError:
-            log("matplotlib is not installed: no bar chart (pip install 'cosma-fast[plot]')")
+        except OptionError as e:  # matplotlib missing: the tables are still written
+            log(f"no bar chart: {e}")
         log(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")
     return rows
 
@@ -231,11 +231,11 @@ def summary_lines(rows: list[dict]) -> list[str]:
 def plot_bars(rows: list[dict], path: str | Path) -> None:
     """Grouped bars like COSMA's Fig. 6: per budget and weight setting, models on x, one bar per
     method, non-compulsory traffic in MiB."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from .viz import _pyplot
+
+    plt = _pyplot()
 
     panels = list(dict.fromkeys((r["weights"], r["budget"]) for r in rows))
     models = list(dict.fromkeys(r["model"] for r in rows))

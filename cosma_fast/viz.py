@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import OptionError
 from .graph import INPUT, WEIGHT, Graph
 from .plan import Plan
 
@@ -82,6 +83,18 @@ def occupancy(graph: Graph, plan: Plan) -> np.ndarray:
     return np.cumsum(occ)[:-1]
 
 
+def _pyplot():
+    """matplotlib.pyplot on the headless Agg backend; OptionError naming the extra when missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise OptionError("drawing needs matplotlib: pip install 'cosma-fast[plot]'") from None
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def plot_plan(graph: Graph, plan: Plan, capacity: int, path: str | Path, *, title: str | None = None,
               dpi: int = 110) -> Path:
     """Draw ``plan`` to the PNG ``path`` and return the path.
@@ -91,10 +104,7 @@ def plot_plan(graph: Graph, plan: Plan, capacity: int, path: str | Path, *, titl
     red bar marks a store (write-back), the dashed line is the capacity. Bottom:
     resident bytes per step against the capacity.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     from matplotlib.collections import PatchCollection
     from matplotlib.patches import Patch, Rectangle
 

@@ -54,6 +54,16 @@ def test_residencies_of_a_known_plan():
     assert occupancy(g, plan).tolist() == [30, 25]
 
 
+def test_missing_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    g = load_model("example")
+    with pytest.raises(cf.OptionError, match="cosma-fast\\[plot\\]"):
+        plot_plan(g, trivial_plan(g), int(g.op_bytes().max()), tmp_path / "t.png")
+    assert not (tmp_path / "t.png").exists()
+
+
 def test_plot_plan_writes_png(tmp_path):
     g = load_model("example")
     cap = int(g.op_bytes().max())
