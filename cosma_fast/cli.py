@@ -433,6 +433,17 @@ def _split(text) -> list[str]:
 
 
 # ---------------------------------------------------------------------- parser
+_EXAMPLES = """examples:
+  cosma-fast plan example --capacity M_R
+  cosma-fast plan resnet50 --capacity 2.5MiB --method ilp --time-limit 60 --out plan.json --png plan.png
+  cosma-fast check resnet50 plan.json
+  cosma-fast show plan.json --png scratchpad.png
+  cosma-fast bench --models resnet50 transformer --budgets M_R,M_H --time-limit 20
+
+exit codes: 0 ok, 1 invalid plan (check/show) or buffers do not fit (allocate),
+2 bad arguments or input files, 3 solver failure"""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line (exit 2)."""
 
@@ -452,7 +463,8 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cosma-fast", description="Joint operator scheduling, scratchpad allocation and "
-                "tensor replacement for DNN accelerators (the COSMA problem).")
+                "tensor replacement for DNN accelerators (the COSMA problem).",
+                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_EXAMPLES)
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -464,7 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--capacity", "-c", required=True, help=cap_help)
     sp.add_argument("--method", "-m", choices=METHOD_CHOICES, default=None,
                     help="solver (default: auto, falling back to heuristic, then trivial, when missing)")
-    sp.add_argument("--time-limit", type=_positive_float, default=None, help="wall seconds for the solve")
+    sp.add_argument("--time-limit", type=_positive_float, default=None, metavar="S",
+                    help="wall seconds for the solve; on expiry the best valid plan is returned with its bound")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--no-weights", action="store_true", help="COSMA's activation-only setting")
     sp.add_argument("--budget-time", type=_positive_float, default=10.0,
