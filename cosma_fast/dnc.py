@@ -240,8 +240,11 @@ def _whole_graph_start(graph: Graph, capacity: int, opts: SolveOptions) -> tuple
     heur = _optional("heuristic", "solve_heuristic")
     if heur is None:
         return None, 0, ""
-    sub = SolveOptions(seed=opts.seed, time_limit=opts.remaining(), threads=opts.threads, schedule=opts.schedule,
-                       alignment=opts.alignment, formulation=opts.formulation, start_time=opts.start_time)
+    rem = opts.remaining()
+    share = opts.extra.get("start_time_share", 0.25)  # the rest of the time is for the segments
+    sub = SolveOptions(seed=opts.seed, time_limit=None if rem is None else max(0.5, share * rem),
+                       threads=opts.threads, schedule=opts.schedule,
+                       alignment=opts.alignment, formulation=opts.formulation)
     out = heur(graph, capacity, sub)
     return out.plan, int(out.lower_bound), "heuristic"
 
@@ -320,6 +323,7 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
             arrays, traffic, name = fut.result()
             cache[(lo, hi)] = (_to_global(seg, Plan.from_arrays(**arrays)), int(traffic), name)
 
+    t_seg = time.perf_counter()
     try:
         segs = list(zip(bounds[:-1], bounds[1:]))
         run(segs)
@@ -358,7 +362,7 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     info = {"cuts": [s[0] for s in segs[1:]], "segments": len(segs), "segment_solvers": [cache[s][2] for s in segs],
             "stitched_traffic": rep.traffic, "start_traffic": start_traffic, "start": start_name,
             "windows_tried": n_windows, "windows_accepted": n_accepted, "segment_time_limit": float(seg_time),
-            "dnc_time": time.perf_counter() - t0}
+            "dnc_time": time.perf_counter() - t0, "segments_time": time.perf_counter() - t_seg}
     if start_plan is not None and start_traffic <= rep.traffic and extra.get("compare_start", True):
         info["chosen"] = "start"
         return MethodOutput(start_plan, lower_bound, "feasible",

@@ -20,6 +20,8 @@ from cosma_fast.solve import SolveOptions
 def _opts(**kw) -> SolveOptions:
     extra = kw.pop("extra", {})
     extra.setdefault("workers", 1)  # inline unless an executor is given: no pool start-up in tests
+    extra.setdefault("sub_solver", "heuristic")  # the ILP sub-solver is exercised in one small test
+    extra.setdefault("segment_time_limit", 1.0)
     return SolveOptions(extra=extra, **kw)
 
 
@@ -70,7 +72,7 @@ def test_crossing_bytes_matches_definition(g):
 @given(dags(max_ops=10), st.integers(1, 4), st.sampled_from(["M_R", "M_H", "M_P"]))
 def test_stitched_plan_validates(g, seg_ops, tier):
     cap = cf.budgets(g)[tier]
-    out = dnc.solve_dnc(g, cap, _opts(segment_ops=seg_ops, extra={"compare_start": False, "workers": 1}))
+    out = dnc.solve_dnc(g, cap, _opts(segment_ops=seg_ops, extra={"compare_start": False, "sub_solver": "heuristic"}))
     assert out.info["chosen"] == "stitched"
     rep = cf.validate(g, out.plan, cap)
     assert rep.traffic == out.info["stitched_traffic"]
@@ -81,7 +83,7 @@ def test_stitched_plan_validates(g, seg_ops, tier):
 @given(dags(max_ops=10), st.integers(1, 4))
 def test_dnc_never_worse_than_heuristic(g, seg_ops):
     cap = cf.budgets(g).m_r
-    r = cf.solve(g, cap, method="dnc", segment_ops=seg_ops, workers=1)
+    r = cf.solve(g, cap, method="dnc", segment_ops=seg_ops, workers=1, sub_solver="heuristic")
     h = cf.solve(g, cap, method="heuristic")
     assert r.non_compulsory <= h.non_compulsory
 
@@ -110,7 +112,8 @@ def test_one_segment_equals_sub_solver():
 def test_fixed_schedule_is_kept():
     g = _chain_graph(20)
     sched = np.arange(g.n_ops)
-    r = cf.solve(g, "M_R", method="dnc", segment_ops=4, schedule=sched, workers=1, compare_start=False)
+    r = cf.solve(g, "M_R", method="dnc", segment_ops=4, schedule=sched, workers=1, compare_start=False,
+                 sub_solver="heuristic")
     assert np.array_equal(r.plan.schedule, sched)
 
 
@@ -154,7 +157,16 @@ def test_executor_does_not_change_result(dask_executor):
 @given(dags(max_ops=8))
 def test_auto_never_worse_than_heuristic(g):
     cap = cf.budgets(g).m_r
-    r = cf.solve(g, cap, method="auto", time_limit=20, workers=1)
+    r = cf.solve(g, cap, method="auto", time_limit=5, workers=1)
     h = cf.solve(g, cap, method="heuristic")
     assert r.non_compulsory <= h.non_compulsory
     assert 0 <= r.lower_bound <= r.non_compulsory
+
+
+@settings(max_examples=5)
+@given(dags(max_ops=8), st.integers(2, 4))
+def test_stitched_plan_validates_with_ilp_sub_solver(g, seg_ops):
+    cap = cf.budgets(g).m_h
+    out = dnc.solve_dnc(g, cap, _opts(segment_ops=seg_ops, extra={"compare_start": False, "sub_solver": "auto",
+                                                                   "segment_time_limit": 2.0}))
+    assert cf.validate(g, out.plan, cap).traffic == out.info["stitched_traffic"]
