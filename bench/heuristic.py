@@ -92,7 +92,7 @@ def main() -> None:
             cap = b[tier]
             res = {}
             for m in METHODS:
-                r, t = timed(lambda m=m: cf.solve(g, cap, method=m), repeat=2)
+                r, t = timed(lambda m=m, g=g, cap=cap: cf.solve(g, cap, method=m), repeat=2)
                 res[m] = (r.non_compulsory, t, r.lower_bound)
             best_base = min(res["baseline"][0], res["baseline-mpmf"][0])
             h = res["heuristic"][0]

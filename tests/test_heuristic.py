@@ -132,3 +132,14 @@ def test_heuristic_plan_api():
     plan = heuristic_plan(g, m_r(g), seed=0, info=info)
     cf.validate(g, plan, m_r(g))
     assert info["schedule_rule"] in RULE_NAMES
+
+
+def test_time_limit_stops_local_search():
+    import time
+
+    g = gen.randwire(300, seed=2)
+    cap = m_r(g)
+    t = time.perf_counter()
+    r = cf.solve(g, cap, method="heuristic", time_limit=0.05, ls_iters=100_000)
+    assert time.perf_counter() - t < 2.0  # 100k moves would take tens of seconds
+    assert r.info["evaluations"] < 100_000
