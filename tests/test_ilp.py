@@ -179,3 +179,16 @@ def test_unknown_formulation_is_a_clear_error():
     g = chain_with_skips(3)
     with pytest.raises(cf.OptionError, match="formulation"):
         cf.solve(g, m_r(g), method="ilp", formulation="nope")
+
+
+@settings(max_examples=10)
+@given(data=st.data())
+def test_cosma_formulation_has_the_same_optimum(data):
+    g = data.draw(dags(max_ops=4, max_size=12, max_outputs=1))
+    cap = data.draw(capacities(g))
+    r = cf.solve(g, cap, method="ilp", formulation="cosma", time_limit=20)
+    d = cf.solve(g, cap, method="ilp")
+    assert r.info["formulation"] == "cosma"
+    if r.status == "optimal" and d.status == "optimal":
+        assert r.non_compulsory == d.non_compulsory
+    assert r.lower_bound <= d.non_compulsory and d.lower_bound <= r.non_compulsory

@@ -172,14 +172,15 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         start = encode_plan(model, start_plan)
     except ValueError:
         start = None
-    info = {"model_cols": model.n_cols, "model_rows": int(model.A.shape[0]), "start_accepted": False,
+    info = {"model_cols": int(model.n_cols), "model_rows": int(model.A.shape[0]), "start_accepted": False,
             "start_non_compulsory": start_cost - compulsory, "rounds": 0, "packed": False}
     best_plan, best_cost = start_plan, start_cost
     lower = 0
     proven = False
     for rnd in range(_NO_GOOD_ROUNDS + 1):
         res = run_highs(model, time_limit=opts.remaining(), mip_gap=opts.mip_gap, threads=opts.threads,
-                        start=start if rnd == 0 else None, verbose=opts.verbose, progress=opts.progress)
+                        start=start if rnd == 0 and opts.extra.get("warm_start", True) else None,
+                        verbose=opts.verbose, progress=opts.progress)
         info["rounds"] = rnd + 1
         if rnd == 0:
             info["start_accepted"] = res["start_accepted"]
@@ -208,6 +209,9 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         cols, vals, rhs = _no_good(model, res["x"])
         model = _append_row(model, cols, vals, rhs)
     nc = best_cost - compulsory
+    other = _other_bounds(g, capacity, opts)
+    info["other_lower_bound"] = other
+    lower = max(lower, other)
     if proven:
         lower = nc
     lower = min(lower, nc)
@@ -215,6 +219,18 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     msg = "" if status == "optimal" else (
         f"best plan {nc} non-compulsory bytes, proven lower bound {lower}")
     return MethodOutput(plan=best_plan, lower_bound=int(lower), status=status, message=msg, info=info)
+
+
+def _other_bounds(g: Graph, capacity: int, opts: SolveOptions) -> int:
+    """Proven bounds from :mod:`cosma_fast.schedule` (peak live minus capacity), 0 if missing."""
+    try:
+        from ..schedule import lower_bound, schedule_lower_bound
+        if opts.schedule is not None:
+            return int(schedule_lower_bound(g, opts.schedule, capacity))
+        rem = opts.remaining()
+        return int(lower_bound(g, capacity, time_limit=1.0 if rem is None else min(1.0, rem)))
+    except (ImportError, CosmaError):
+        return 0
 
 
 def _append_row(model: ReplacementModel, cols, vals, lower) -> ReplacementModel:

@@ -67,16 +67,17 @@ def pack_buffers(lower, upper, size, capacity, alignment=1, time_limit=None):
     lower, upper, size = (np.asarray(x, dtype=np.int64) for x in (lower, upper, size))
     if len(size) == 0:
         return np.zeros(0, dtype=np.int64)
-    if alignment == 1:
+    if True:
         try:
             from ..allocate import allocate
         except ImportError:
             allocate = None
         if allocate is not None:
             try:
-                res = allocate(lower, upper + 1, size, capacity, time_limit=time_limit)
+                tl = 10.0 if time_limit is None else max(0.05, min(10.0, time_limit))
+                res = allocate(lower, upper + 1, size, capacity, time_limit=tl, alignment=alignment)
                 offs = getattr(res, "offsets", None)
-                if offs is not None and _check_packing(lower, upper, size, capacity, np.asarray(offs)):
+                if offs is not None and _check_packing(lower, upper, size, capacity, np.asarray(offs), alignment):
                     return np.asarray(offs, dtype=np.int64)
             except Exception:  # noqa: BLE001 - fall back to our own packing
                 pass
@@ -90,8 +91,8 @@ def pack_buffers(lower, upper, size, capacity, alignment=1, time_limit=None):
     return None
 
 
-def _check_packing(lower, upper, size, capacity, off) -> bool:
-    if len(off) != len(size) or np.any(off < 0) or np.any(off + size > capacity):
+def _check_packing(lower, upper, size, capacity, off, alignment=1) -> bool:
+    if len(off) != len(size) or np.any(off < 0) or np.any(off + size > capacity) or np.any(off % alignment):
         return False
     for i in range(len(size)):
         ov = (lower <= upper[i]) & (lower[i] <= upper)
