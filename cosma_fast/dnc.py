@@ -220,6 +220,58 @@ def stitch(parts: list[Plan]) -> Plan:
     return Plan(steps, final)
 
 
+def keep_resident(plan: Plan, sizes: np.ndarray, is_output: np.ndarray) -> Plan:
+    """Cancel evict/reload pairs that the stitching made unnecessary (a peephole pass).
+
+    When tensor ``t`` is evicted at step ``s`` and next loaded at step ``j`` at the same
+    address, and no other tensor is placed over that range in steps ``s .. j-1``, ``t``
+    can simply stay resident: both events go. Afterwards a store of a non-output
+    intermediate that is no longer followed by any load of it goes too (with no reload
+    after it, every later evict of it happens when it is dead). The caller validates the
+    result and keeps it only if it is cheaper.
+    """
+    steps = [Step(st.op, list(st.stores), list(st.evicts), list(st.loads), list(st.allocs)) for st in plan.steps]
+    addr: dict[int, int] = {}
+    evict_at: list[tuple[int, int, int]] = []  # (step, tensor, address)
+    for i, st in enumerate(steps):
+        for t in st.evicts:
+            evict_at.append((i, t, addr.pop(t)))
+        for t, a in st.loads:
+            addr[t] = a
+        for t, a in st.allocs:
+            addr[t] = a
+    loads_of: dict[int, list[int]] = {}
+    for i, st in enumerate(steps):
+        for t, _ in st.loads:
+            loads_of.setdefault(t, []).append(i)
+    for s, t, a in evict_at:
+        nxt = [j for j in loads_of.get(t, []) if j >= s]
+        if not nxt:
+            continue
+        j = nxt[0]
+        if dict(steps[j].loads).get(t) != a:
+            continue
+        lo, hi = a, a + int(sizes[t])
+        clash = False
+        for i in range(s, j + 1):
+            placed = steps[i].loads + steps[i].allocs if i < j else steps[i].loads
+            for u, b in placed:
+                if u != t and b < hi and lo < b + int(sizes[u]):
+                    clash = True
+                    break
+            if clash:
+                break
+        if clash:
+            continue
+        steps[s].evicts.remove(t)
+        steps[j].loads = [(u, b) for u, b in steps[j].loads if u != t]
+        loads_of[t].remove(j)
+    final = list(plan.final_stores)
+    for i, st in enumerate(steps):
+        st.stores = [t for t in st.stores if is_output[t] or any(j >= i for j in loads_of.get(t, []))]
+    return Plan(steps, final)
+
+
 # ---------------------------------------------------------------------------- driver
 class _Inline(Executor):
     """Runs each call at submit time (for a single sub-problem: no pool to start)."""
@@ -359,9 +411,20 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
 
     stitched = stitch([cache[s][0] for s in segs])
     rep = validate(graph, stitched, capacity, opts.alignment)
+    n_kept = 0
+    if len(segs) > 1:
+        try:
+            better = keep_resident(stitched, graph.tensor_size, graph.tensor_is_output)
+            rep2 = validate(graph, better, capacity, opts.alignment)
+            if rep2.traffic < rep.traffic:
+                n_kept = rep.traffic - rep2.traffic
+                stitched, rep = better, rep2
+        except CosmaError:
+            pass  # keep the plain stitched plan; the peephole pass is only an improvement
     info = {"cuts": [s[0] for s in segs[1:]], "segments": len(segs), "segment_solvers": [cache[s][2] for s in segs],
             "stitched_traffic": rep.traffic, "start_traffic": start_traffic, "start": start_name,
-            "windows_tried": n_windows, "windows_accepted": n_accepted, "segment_time_limit": float(seg_time),
+            "windows_tried": n_windows, "windows_accepted": n_accepted,
+            "keep_resident_saved": n_kept, "segment_time_limit": float(seg_time),
             "dnc_time": time.perf_counter() - t0, "segments_time": time.perf_counter() - t_seg}
     if start_plan is not None and start_traffic <= rep.traffic and extra.get("compare_start", True):
         info["chosen"] = "start"

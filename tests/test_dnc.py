@@ -170,3 +170,27 @@ def test_stitched_plan_validates_with_ilp_sub_solver(g, seg_ops):
     out = dnc.solve_dnc(g, cap, _opts(segment_ops=seg_ops, extra={"compare_start": False, "sub_solver": "auto",
                                                                    "segment_time_limit": 2.0}))
     assert cf.validate(g, out.plan, cap).traffic == out.info["stitched_traffic"]
+
+
+def test_keep_resident_cancels_evict_reload_at_same_address():
+    b = cf.GraphBuilder("cancel")
+    x = b.input("x", 10)
+    (a,) = b.op("op0", [x], outputs=[("a", 20)])
+    (c,) = b.op("op1", [x], outputs=[("c", 5)])
+    (d,) = b.op("op2", [a, c], outputs=[("d", 5)])
+    b.mark_output(d)
+    g = b.build()
+    ti = g.tensor_index
+    X, A, C, D = ti["x"], ti["a"], ti["c"], ti["d"]
+    plan = cf.Plan([cf.Step(0, loads=[(X, 0)], allocs=[(A, 10)]),
+                    cf.Step(1, stores=[A], evicts=[A], allocs=[(C, 30)]),
+                    cf.Step(2, evicts=[X], loads=[(A, 10)], allocs=[(D, 0)])], final_stores=[D])
+    before = cf.validate(g, plan, 40).traffic
+    better = dnc.keep_resident(plan, g.tensor_size, g.tensor_is_output)
+    assert cf.validate(g, better, 40).traffic == before - 2 * 20  # store and reload of "a" both gone
+    # a reload at another address (its old range is partly taken by "c") is kept
+    clash = cf.Plan([cf.Step(0, loads=[(X, 0)], allocs=[(A, 10)]),
+                     cf.Step(1, stores=[A], evicts=[A], allocs=[(C, 15)]),
+                     cf.Step(2, evicts=[X], loads=[(A, 20)], allocs=[(D, 0)])], final_stores=[D])
+    same = dnc.keep_resident(clash, g.tensor_size, g.tensor_is_output)
+    assert cf.validate(g, same, 40).traffic == cf.validate(g, clash, 40).traffic
