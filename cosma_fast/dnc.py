@@ -450,20 +450,23 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     n = graph.n_ops
     tl = opts.time_limit
     ilp = _optional("ilp", "solve_ilp")
+    heur = _optional("heuristic", "solve_heuristic")
     candidates: list[tuple[Plan, int, str, str]] = []  # (plan, lower bound, status, name)
-    start_plan, start_lb, start_name = _whole_graph_start(graph, capacity, opts)
-    if start_plan is not None:
-        candidates.append((start_plan, start_lb, "feasible", start_name))
     if n <= AUTO_EXACT_OPS and ilp is not None:
         choice = "ilp"
+        start_plan, start_lb, start_name = _whole_graph_start(graph, capacity, opts)
+        if start_plan is not None:
+            candidates.append((start_plan, start_lb, "feasible", start_name))
         out = ilp(graph, capacity, opts)
         candidates.append((out.plan, int(out.lower_bound), out.status, "ilp"))
-    elif n <= AUTO_HUGE_OPS and (tl is None or tl >= 0.002 * n) or start_plan is None:
-        choice = "dnc"
+    elif heur is None or (n <= AUTO_HUGE_OPS and (tl is None or tl >= 0.002 * n)):
+        choice = "dnc"  # solve_dnc also runs the heuristic and keeps the cheaper plan
         out = solve_dnc(graph, capacity, opts)
         candidates.append((out.plan, int(out.lower_bound), out.status, "dnc"))
     else:
         choice = "heuristic"
+        out = heur(graph, capacity, opts)
+        candidates.append((out.plan, int(out.lower_bound), out.status, "heuristic"))
     best = None
     lb = 0
     for plan, bound, status, name in candidates:

@@ -194,3 +194,14 @@ def test_keep_resident_cancels_evict_reload_at_same_address():
                      cf.Step(2, evicts=[X], loads=[(A, 20)], allocs=[(D, 0)])], final_stores=[D])
     same = dnc.keep_resident(clash, g.tensor_size, g.tensor_is_output)
     assert cf.validate(g, same, 40).traffic == cf.validate(g, clash, 40).traffic
+
+
+def test_auto_choices():
+    small, big = _chain_graph(10), _chain_graph(120)
+    r = cf.solve(small, "M_R", method="auto", time_limit=10, workers=1)
+    assert r.info["auto_choice"] in ("ilp", "dnc")
+    r = cf.solve(big, "M_R", method="auto", time_limit=0.01, workers=1)  # too little time for D&C
+    assert r.info["auto_choice"] == "heuristic"
+    r = cf.solve(big, "M_R", method="auto", workers=1, sub_solver="heuristic", segment_ops=30)
+    assert r.info["auto_choice"] == "dnc"
+    assert r.non_compulsory <= cf.solve(big, "M_R", method="heuristic").non_compulsory
