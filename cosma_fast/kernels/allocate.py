@@ -226,6 +226,8 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr, o
     keys = np.empty(n, np.int64)
     work = np.empty(n, np.int64)
     nodes = np.int64(0)
+    seen = np.zeros(n_sections, np.int64)
+    stamp = np.int64(0)
 
     # root ordering
     d = 0
@@ -307,11 +309,15 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr, o
                 ok = False
         if ok:
             # a section's floor is at least the lowest minimum offset of its unplaced buffers
-            for q in range(ov_ptr[b], ov_ptr[b + 1]):
-                j = ov_idx[q]
-                if off[j] >= 0:
-                    continue
+            stamp += 1
+            for q in range(tstart[d], tp):
+                if tr_kind[q] != 0:
+                    continue  # only buffers whose minimum offset just rose can raise a floor
+                j = tr_idx[q]
                 for s in range(sec_lo[j], sec_hi[j]):
+                    if seen[s] == stamp:
+                        continue
+                    seen[s] = stamp
                     m = np.int64(-1)
                     for r in range(sec_ptr[s], sec_ptr[s + 1]):
                         k = sec_idx[r]
