@@ -318,7 +318,28 @@ def test_bench_records_unavailable_methods(tmp_path, capsys, monkeypatch):
     assert "Not solved" in (tmp_path / "results.md").read_text()
 
 
+def test_bench_both_weight_settings(tmp_path, capsys, example):
+    code, _, err = run(capsys, "bench", "--models", "example", "--budgets", "M_R,M_P", "--methods", "trivial",
+                       "--weights", "both", "--out", str(tmp_path))
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert [(r["weights"], r["budget"]) for r in rows] == [("with", "M_R"), ("with", "M_P"),
+                                                          ("without", "M_R"), ("without", "M_P")]
+    no_w = cf.budgets(example.activation_only())
+    assert int(rows[2]["capacity"]) == no_w.m_r and int(rows[3]["capacity"]) == no_w.m_p
+    assert int(rows[2]["compulsory"]) == example.activation_only().compulsory() < int(rows[0]["compulsory"])
+
+
 # ---------------------------------------------------------------------- other models
+def test_plan_gzipped_graph_file(tmp_path, capsys, example):
+    path = tmp_path / "g.json.gz"
+    example.to_json(path)
+    code, out, err = run(capsys, "plan", str(path), "-c", "M_R", "-m", "trivial")
+    assert code == 0, err
+    assert f"{example.n_ops} operators" in out
+
+
+
 def test_plan_zoo_model(capsys):
     zoo = pytest.importorskip("cosma_fast.zoo", reason="cosma_fast.zoo is not in this build")
     names = sorted(zoo.names(), key=lambda n: zoo.load(n).n_ops)
