@@ -162,8 +162,10 @@ class Plan:
                                   [(tensor(t), addr(a, t)) for t, a in s.get("load", [])],
                                   [(tensor(t), addr(a, t)) for t, a in s.get("alloc", [])]))
             final = [tensor(t) for t in d.get("final_store", [])]
+        except FormatError:
+            raise
         except (KeyError, TypeError, ValueError) as e:
-            raise FormatError(f"malformed plan document: {e!r}") from None
+            raise FormatError(f"malformed plan document: missing or wrong field {e}") from None
         return cls(steps, final)
 
     @classmethod
