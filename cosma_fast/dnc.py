@@ -327,7 +327,18 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     start_plan, lower_bound, start_name = _whole_graph_start(graph, capacity, opts)
     start_traffic = None
     if start_plan is not None:
-        start_traffic = validate(graph, start_plan, capacity, opts.alignment).traffic
+        try:
+            start_rep = validate(graph, start_plan, capacity, opts.alignment)
+        except CosmaError as e:  # a sub-solver bug must not sink D&C: start from model order
+            extra["start_error"] = str(e)
+            start_plan, lower_bound, start_name = None, 0, ""
+    if start_plan is not None:
+        start_traffic = start_rep.traffic
+        if start_rep.non_compulsory <= lower_bound and extra.get("compare_start", True):
+            # already optimal: nothing to divide
+            return MethodOutput(start_plan, lower_bound, "optimal", f"the {start_name} plan is optimal",
+                                {"segments": 0, "chosen": "start", "start_traffic": start_traffic,
+                                 "start": start_name, "dnc_time": time.perf_counter() - t0})
     if opts.schedule is not None:
         order = np.asarray(opts.schedule, dtype=np.int64)
     elif start_plan is not None:
@@ -424,7 +435,8 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     info = {"cuts": [s[0] for s in segs[1:]], "segments": len(segs), "segment_solvers": [cache[s][2] for s in segs],
             "stitched_traffic": rep.traffic, "start_traffic": start_traffic, "start": start_name,
             "windows_tried": n_windows, "windows_accepted": n_accepted,
-            "keep_resident_saved": n_kept, "segment_time_limit": float(seg_time),
+            "keep_resident_saved": n_kept, "start_error": extra.get("start_error"),
+            "segment_time_limit": float(seg_time),
             "dnc_time": time.perf_counter() - t0, "segments_time": time.perf_counter() - t_seg}
     if start_plan is not None and start_traffic <= rep.traffic and extra.get("compare_start", True):
         info["chosen"] = "start"
