@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--nas", action="store_true")
     ap.add_argument("--tiers", nargs="*", default=["M_R", "M_H", "M_P"])
+    ap.add_argument("--no-weights", action="store_true", help="COSMA's activation-only setting")
     ap.add_argument("--out", default=None, help="write all rows as JSON here")
     a = ap.parse_args()
     rows = []
@@ -76,7 +77,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     if a.nas:
         for name in NAS:
-            g = load_nas(name)
+            g = load_nas(name).with_weights(not a.no_weights)
             b = cf.budgets(g)
             for tier in a.tiers:
                 cap = b[tier]
@@ -85,6 +86,7 @@ def main() -> None:
                                    ("dnc", {"time_limit": a.time_limit, "segment_ops": a.segment_ops})):
                     row = run(g, cap, method, **kw)
                     row["tier"] = tier
+                    row["include_weights"] = not a.no_weights
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     if a.out:
