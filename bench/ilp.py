@@ -1,0 +1,75 @@
+"""Benchmark of the exact ILP (cosma_fast.ilp) on generated graphs.
+
+Usage: python bench/ilp.py [time_limit_seconds] [--threads N] [--quick]
+
+Part 1: the decomposed formulation at M_R, M_H, M_P: solve time, status,
+non-compulsory bytes, proven bound, gap, whether the warm start was accepted.
+Part 2: decomposed vs formulation="cosma" on the same small graphs (same optimum?).
+Prints a table; numbers are wall seconds on whatever machine runs it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import cosma_fast as cf
+from cosma_fast import generators as G
+
+
+def graphs(quick: bool):
+    gs = [("chain20", G.chain(20)), ("residual4", G.residual(4)), ("dense1x5", G.dense_blocks(1, 5)),
+          ("inception2", G.inception(2)), ("layered20", G.random_layered(20)), ("unet3", G.unet(3)),
+          ("randwire20", G.randwire(20))]
+    return gs[:3] if quick else gs
+
+
+def small_graphs():
+    return [("chain6", G.chain(6)), ("residual2", G.residual(2)), ("layered6", G.random_layered(6)),
+            ("inception1", G.inception(1, branches=2))]
+
+
+def row(name, g, tier, cap, r, t):
+    print(f"{name:12s} {g.n_ops:4d} {tier:4s} {cap:9d} {r.status:9s} {r.non_compulsory:9d} {r.lower_bound:9d} "
+          f"{r.gap:6.3f} {t:7.2f} {str(r.info.get('start_accepted')):6s} {r.info.get('rounds', '-')}", flush=True)
+
+
+def main(argv):
+    tl = float(argv[0]) if argv and not argv[0].startswith("--") else 20.0
+    threads = int(argv[argv.index("--threads") + 1]) if "--threads" in argv else None
+    quick = "--quick" in argv
+    print(f"# decomposed ILP, time_limit={tl}s, threads={threads}")
+    print(f"{'graph':12s} {'ops':>4s} tier {'capacity':>9s} {'status':9s} {'non_comp':>9s} {'bound':>9s} "
+          f"{'gap':>6s} {'time_s':>7s} start  rounds")
+    times, opt = [], 0
+    for name, g in graphs(quick):
+        b = cf.budgets(g, time_limit=5.0)
+        for tier in ("M_R", "M_H", "M_P"):
+            t0 = time.perf_counter()
+            r = cf.solve(g, b[tier], method="ilp", time_limit=tl, threads=threads)
+            t = time.perf_counter() - t0
+            times.append(t)
+            opt += r.status == "optimal"
+            row(name, g, tier, b[tier], r, t)
+    print(f"# proven optimal {opt}/{len(times)}; median time {statistics.median(times):.2f}s; "
+          f"max {max(times):.2f}s")
+    print(f"\n# decomposed vs formulation='cosma' (time_limit={tl}s)")
+    print(f"{'graph':12s} {'ops':>4s} tier {'dec_nc':>7s} {'dec_s':>7s} {'dec_st':9s} "
+          f"{'cos_nc':>7s} {'cos_s':>7s} {'cos_st':9s} same")
+    for name, g in small_graphs():
+        b = cf.budgets(g, time_limit=5.0)
+        for tier in ("M_R", "M_H"):
+            t0 = time.perf_counter()
+            d = cf.solve(g, b[tier], method="ilp", time_limit=tl, threads=threads)
+            td = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            c = cf.solve(g, b[tier], method="ilp", formulation="cosma", time_limit=tl, threads=threads)
+            tc = time.perf_counter() - t0
+            same = d.non_compulsory == c.non_compulsory
+            print(f"{name:12s} {g.n_ops:4d} {tier:4s} {d.non_compulsory:7d} {td:7.2f} {d.status:9s} "
+                  f"{c.non_compulsory:7d} {tc:7.2f} {c.status:9s} {same}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
