@@ -310,10 +310,15 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr, o
         if ok:
             # a section's floor is at least the lowest minimum offset of its unplaced buffers
             stamp += 1
-            for q in range(tstart[d], tp):
-                if tr_kind[q] != 0:
-                    continue  # only buffers whose minimum offset just rose can raise a floor
-                j = tr_idx[q]
+            t_end = tp
+            for q in range(tstart[d] - 1, t_end):
+                # b's own sections (q < tstart) and those of buffers whose minimum offset rose
+                if q < tstart[d]:
+                    j = b
+                elif tr_kind[q] != 0:
+                    continue
+                else:
+                    j = tr_idx[q]
                 for s in range(sec_lo[j], sec_hi[j]):
                     if seen[s] == stamp:
                         continue
