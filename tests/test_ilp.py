@@ -166,6 +166,8 @@ def test_min_peak_is_the_least_peak_over_all_orders(g):
                if _topological(g, p))
     assert peak == best
     assert _topological(g, order)
+    from cosma_fast.schedule import peak_live
+    assert peak_live(g, order) == peak  # the same definition of live bytes as cf.budgets
 
 
 def _topological(g, order) -> bool:
