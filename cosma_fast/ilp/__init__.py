@@ -115,7 +115,10 @@ def _integral_bound(bound: float) -> int:
 
 def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> Plan:
     """The heuristic's plan when that module is available and valid, else the trivial plan."""
-    candidates = []
+    candidates = list(opts.extra.get("_start_plans", []))
+    if opts.extra.get("_no_heuristic"):
+        candidates.append(trivial_plan(graph, opts.schedule))
+        return _cheapest_valid(graph, capacity, opts, candidates)
     try:
         import dataclasses
 
@@ -129,9 +132,49 @@ def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> Plan:
     except Exception:  # noqa: BLE001 - the heuristic is optional here; trivial always exists
         pass
     candidates.append(trivial_plan(graph, opts.schedule))
+    best = _cheapest_valid(graph, capacity, opts, candidates)
+    if opts.schedule is None and best is not None and not opts.extra.get("_no_phase1"):
+        best = _phase_one(graph, capacity, opts, best)
+    return best
+
+
+def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> Plan:
+    """Better starts from the fixed-schedule model (fast: the schedule columns are fixed)
+    on the start's schedule, a minimum-peak schedule and the model order."""
+    import dataclasses
+
+    schedules = [start.schedule, np.arange(graph.n_ops)]
+    try:
+        from ..schedule import min_peak_schedule
+        rem = opts.remaining()
+        schedules.insert(1, np.asarray(min_peak_schedule(graph, time_limit=1.0 if rem is None
+                                                         else max(0.05, min(1.0, 0.05 * rem)))[0]))
+    except (ImportError, CosmaError):
+        pass
+    plans = [start]
+    seen = set()
+    for sch in schedules:
+        key = tuple(int(o) for o in sch)
+        if key in seen:
+            continue
+        seen.add(key)
+        rem = opts.remaining()
+        share = 5.0 if rem is None else 0.1 * rem
+        if share < 0.05:
+            break
+        extra = dict(opts.extra, _no_heuristic=True,
+                     _start_plans=[start] if np.array_equal(start.schedule, sch) else [])
+        sub = dataclasses.replace(opts, schedule=np.asarray(sch, dtype=np.int64), time_limit=share,
+                                  start_time=time.perf_counter(), extra=extra, progress=None,
+                                  formulation="decomposed")
+        plans.append(solve_ilp(graph, capacity, sub).plan)
+    return _cheapest_valid(graph, capacity, opts, plans, any_schedule=True)
+
+
+def _cheapest_valid(graph, capacity, opts, candidates, any_schedule=False):
     best, best_cost = None, None
     for p in candidates:
-        if opts.schedule is not None and not np.array_equal(p.schedule, opts.schedule):
+        if not any_schedule and opts.schedule is not None and not np.array_equal(p.schedule, opts.schedule):
             continue
         try:
             rep = validate(graph, p, capacity, opts.alignment)
