@@ -217,6 +217,20 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr, o
     last_idx = np.full(n + 1, -1, np.int64)
     min_h = np.zeros(n + 1, np.int64)
     tstart = np.zeros(n + 1, np.int64)
+    rng_lo = np.zeros(n + 1, np.int64)  # section range of the part being searched at each depth
+    rng_hi = np.zeros(n + 1, np.int64)
+    # decomposition frames (MiniMalloc's dynamic decomposition): parts solved one after another
+    f_depth = np.zeros(n + 2, np.int64)
+    f_pptr = np.zeros(n + 2, np.int64)
+    f_np = np.zeros(n + 2, np.int64)
+    f_cur = np.zeros(n + 2, np.int64)
+    f_start = np.zeros(n + 2, np.int64)
+    f_off = np.zeros(n + 2, np.int64)
+    f_idx = np.zeros(n + 2, np.int64)
+    part_lo = np.zeros(2 * n_sections + 2, np.int64)
+    part_hi = np.zeros(2 * n_sections + 2, np.int64)
+    cross = np.zeros(n_sections + 1, np.int64)
+    live = np.zeros(n_sections + 1, np.int64)
     # undo trail: kind 0 = minoff[idx], kind 1 = floor[idx]
     cap_trail = 16 * n + 64
     tr_kind = np.empty(cap_trail, np.int8)
@@ -229,37 +243,47 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr, o
     seen = np.zeros(n_sections, np.int64)
     stamp = np.int64(0)
 
-    # root ordering
+    # root frame: one part covering every section
+    nf = 1
+    f_depth[0] = -1
+    f_pptr[0] = 0
+    f_np[0] = 1
+    part_lo[0] = 0
+    part_hi[0] = n_sections
+    pp = 1
+    f_cur[0] = 0
+    f_start[0] = 0
     d = 0
-    for i in range(n):
-        keys[i] = minoff[i] * n + i
-        work[i] = i
-    o = np.argsort(keys[:n])
-    mh = np.int64(-1)
-    for a in range(n):
-        cand[a] = o[a]
-        h = minoff[o[a]] + size[o[a]]
-        if mh < 0 or h < mh:
-            mh = h
-    cnt[0] = n
-    min_h[0] = mh
+    rng_lo[0] = 0
+    rng_hi[0] = n_sections
+    last_off[0] = 0
     last_idx[0] = -1
+    cnt[0] = _order_candidates(off, minoff, size, sec_lo, 0, n_sections, keys, work, cand, 0, n, min_h, 0)
+    cur[0] = 0
     while True:
         if cur[d] >= cnt[d]:
-            # exhausted: undo the choice that led here
-            d -= 1
-            if d < 0:
-                return NOT_FOUND, off, nodes
-            b = chosen[d]
-            for s in range(sec_lo[b], sec_hi[b]):
-                total[s] += size[b]
+            fi = nf - 1
+            if d == f_start[fi]:
+                # the current part of the innermost decomposition failed: give up the whole decomposition
+                if fi == 0:
+                    return NOT_FOUND, off, nodes
+                target = f_depth[fi]
+                nf -= 1
+                pp = f_pptr[fi]
+            else:
+                target = d - 1
+            while d > target:
+                d -= 1
+                b = chosen[d]
+                for s in range(sec_lo[b], sec_hi[b]):
+                    total[s] += size[b]
+                off[b] = -1
             while tp > tstart[d]:
                 tp -= 1
                 if tr_kind[tp] == 0:
                     minoff[tr_idx[tp]] = tr_val[tp]
                 else:
                     floor[tr_idx[tp]] = tr_val[tp]
-            off[b] = -1
             cur[d] += 1
             continue
         b = cand[cbase[d] + cur[d]]
@@ -336,7 +360,8 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr, o
                         tr_val[tp] = floor[s]
                         tp += 1
                         floor[s] = m
-            ok = not _section_inference_fails(floor, total, ob, capacity)
+            ok = not _section_inference_fails(floor[rng_lo[d]:rng_hi[d]], total[rng_lo[d]:rng_hi[d]],
+                                              ob, capacity)
         if not ok:
             for s in range(sec_lo[b], sec_hi[b]):
                 total[s] += size[b]
@@ -351,29 +376,110 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr, o
             continue
         if d + 1 == n:
             return FOUND, off, nodes
-        # descend: order the unplaced buffers by (minimum offset, preorder index)
         nd = d + 1
+        lo_r = rng_lo[d]
+        hi_r = rng_hi[d]
+        new_lo = lo_r
+        new_hi = hi_r
+        n_left = _split_part(off, sec_lo, sec_hi, lo_r, hi_r, cross, live, part_lo, part_hi, pp)
+        if n_left == 0:
+            # this part is complete: move on to the next part of the innermost decomposition
+            while True:
+                fi = nf - 1
+                f_cur[fi] += 1
+                if f_cur[fi] < f_np[fi]:
+                    f_start[fi] = nd
+                    new_lo = part_lo[f_pptr[fi] + f_cur[fi]]
+                    new_hi = part_hi[f_pptr[fi] + f_cur[fi]]
+                    last_off[nd] = f_off[fi]
+                    last_idx[nd] = f_idx[fi]
+                    break
+                nf -= 1  # decomposition complete: its enclosing part is complete too
+                pp = f_pptr[fi]
+        elif n_left >= 2:
+            f_depth[nf] = d
+            f_pptr[nf] = pp
+            f_np[nf] = n_left
+            f_cur[nf] = 0
+            f_start[nf] = nd
+            f_off[nf] = ob
+            f_idx[nf] = b
+            pp += n_left
+            nf += 1
+            new_lo = part_lo[f_pptr[nf - 1]]
+            new_hi = part_hi[f_pptr[nf - 1]]
+            last_off[nd] = ob
+            last_idx[nd] = b
+        else:
+            last_off[nd] = ob
+            last_idx[nd] = b
+        rng_lo[nd] = new_lo
+        rng_hi[nd] = new_hi
         cbase[nd] = cbase[d] + cnt[d]
-        k = 0
-        for i in range(n):
-            if off[i] < 0:
-                keys[k] = minoff[i] * n + i
-                work[k] = i
-                k += 1
-        o = np.argsort(keys[:k])
-        mh = np.int64(-1)
-        for a in range(k):
-            i = work[o[a]]
-            cand[cbase[nd] + a] = i
-            h = minoff[i] + size[i]
-            if mh < 0 or h < mh:
-                mh = h
-        cnt[nd] = k
+        cnt[nd] = _order_candidates(off, minoff, size, sec_lo, new_lo, new_hi, keys, work, cand, cbase[nd],
+                                    n, min_h, nd)
         cur[nd] = 0
-        min_h[nd] = mh
-        last_off[nd] = ob
-        last_idx[nd] = b
         d = nd
+
+
+@njit(cache=True)
+def _order_candidates(off, minoff, size, sec_lo, lo_r, hi_r, keys, work, cand, base, n, min_h, depth):
+    """Write the unplaced buffers starting in sections [lo_r, hi_r) to ``cand[base:]``, sorted by
+    (minimum offset, preorder index); set ``min_h[depth]``; return their number."""
+    k = 0
+    for i in range(n):
+        if off[i] < 0 and lo_r <= sec_lo[i] < hi_r:
+            keys[k] = minoff[i] * n + i
+            work[k] = i
+            k += 1
+    o = np.argsort(keys[:k])
+    mh = np.int64(-1)
+    for a in range(k):
+        i = work[o[a]]
+        cand[base + a] = i
+        h = minoff[i] + size[i]
+        if mh < 0 or h < mh:
+            mh = h
+    min_h[depth] = mh
+    return k
+
+
+@njit(cache=True)
+def _split_part(off, sec_lo, sec_hi, lo_r, hi_r, cross, live, part_lo, part_hi, pp):
+    """Split sections [lo_r, hi_r) where no unplaced buffer crosses; write the non-empty parts at
+    ``part_lo/part_hi[pp:]`` and return how many there are (0: no unplaced buffer is left)."""
+    for s in range(lo_r, hi_r + 1):
+        cross[s] = 0
+        live[s] = 0
+    any_left = False
+    for i in range(off.shape[0]):
+        if off[i] < 0 and lo_r <= sec_lo[i] < hi_r:
+            any_left = True
+            cross[sec_lo[i] + 1] += 1
+            cross[sec_hi[i]] -= 1
+            live[sec_lo[i]] += 1
+            live[sec_hi[i]] -= 1
+    if not any_left:
+        return 0
+    k = 0
+    c = 0
+    lv = 0
+    start = -1
+    for s in range(lo_r, hi_r):
+        c += cross[s]
+        lv += live[s]
+        if start >= 0 and c == 0:
+            part_lo[pp + k] = start
+            part_hi[pp + k] = s
+            k += 1
+            start = -1
+        if start < 0 and lv > 0:
+            start = s
+    if start >= 0:
+        part_lo[pp + k] = start
+        part_hi[pp + k] = hi_r
+        k += 1
+    return k
 
 
 @njit(cache=True)
