@@ -194,3 +194,26 @@ def test_cosma_formulation_has_the_same_optimum(data):
     if r.status == "optimal" and d.status == "optimal":
         assert r.non_compulsory == d.non_compulsory
     assert r.lower_bound <= d.non_compulsory and d.lower_bound <= r.non_compulsory
+
+
+def test_warm_start_does_not_stop_highs_at_the_start():
+    # HiGHS 1.16 with presolve reported a feasible start as optimal on this graph (start 3,
+    # optimum 0 non-compulsory bytes); run_highs turns presolve off when it gives a start
+    b = cf.GraphBuilder("start-bug")
+    in0 = b.input("in0", 6)
+    w0 = b.weight("w0", 7)
+    w2 = b.weight("w2", 3)
+    (t0,) = b.op("op0", [in0, w0], outputs=[("t0_0", 7)])
+    (t1,) = b.op("op1", [], outputs=[("t1_0", 3)])
+    (t2,) = b.op("op2", [in0, t1, w2], outputs=[("t2_0", 10)])
+    (t3,) = b.op("op3", [], outputs=[("t3_0", 1)])
+    b.mark_output(t0, t1, t2, t3)
+    g = b.build()
+    from cosma_fast.ilp import build_model, run_highs
+    from cosma_fast.ilp.decode import encode_plan
+    model = build_model(g, 22)
+    from cosma_fast.trivial import trivial_plan
+    start = encode_plan(model, trivial_plan(g, [1, 0, 2, 3]))
+    res = run_highs(model, start=start)
+    assert res["start_accepted"]
+    assert res["status"] == "optimal" and round(res["objective"]) == g.compulsory() == 37
