@@ -20,8 +20,7 @@ import importlib
 # eager: importing the submodule cosma_fast.allocate would otherwise shadow the lazy function
 from .allocate import Allocation, allocate
 from .budgets import Budgets, budgets, parse_bytes
-from .errors import (CosmaError, FormatError, GraphError, InfeasibleError, OptionError,
-                     PlanError, SolverError)
+from .errors import CosmaError, FormatError, GraphError, InfeasibleError, OptionError, PlanError, SolverError
 from .graph import INPUT, INTERMEDIATE, WEIGHT, Graph, GraphBuilder, TensorHandle
 from .plan import Plan, Step
 from .solve import Result, solve
