@@ -60,8 +60,10 @@ def main():
     for n in sizes:
         for guillotine in (True, False):
             for seed in seeds:
+                # a 1024 x 1024 grid scaled to 2**20 bytes, like the public MiniMalloc CSV benchmarks
                 cap = 1 << 20
-                lo, up, sz, _ = zero_slack_instance(n, cap, 10 * n, seed=seed, guillotine=guillotine)
+                lo, up, sz, _ = zero_slack_instance(n, 1024, 1024, seed=seed, guillotine=guillotine)
+                lo, up, sz = lo * 1024, up * 1024, sz * 1024
                 a = cf.allocate(lo, up, sz, cap, time_limit=args.time_limit)
                 if a.fits:
                     check(lo, up, sz, a.offsets, cap)
