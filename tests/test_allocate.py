@@ -24,15 +24,17 @@ def check_packing(lower, upper, size, offsets, capacity=None, alignment=1):
                 assert offsets[i] + size[i] <= offsets[j] or offsets[j] + size[j] <= offsets[i], (i, j)
 
 
-def brute_force_packable(lower, upper, size, capacity):
+def brute_force_packable(lower, upper, size, capacity, fixed=None):
     """Try every offset assignment (with pruning): is there a packing within capacity?"""
     n = len(size)
     offs = [0] * n
+    fixed = fixed or {}
 
     def rec(k):
         if k == n:
             return True
-        for o in range(capacity - size[k] + 1):
+        choices = [fixed[k]] if k in fixed else range(capacity - size[k] + 1)
+        for o in choices:
             if all(not (lower[k] < upper[j] and lower[j] < upper[k]
                         and o < offs[j] + size[j] and offs[j] < o + size[k]) for j in range(k)):
                 offs[k] = o
@@ -93,6 +95,22 @@ def test_fixed_offsets_are_respected(data):
     check_packing(lo, up, sz, a.offsets, 32)
     for i, o in fixed.items():
         assert a.offsets[i] == o
+
+
+@settings(max_examples=40)
+@given(st.data())
+def test_fixed_agrees_with_brute_force(data):
+    n = data.draw(st.integers(2, 6))
+    lower = data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
+    upper = [a + b for a, b in zip(lower, data.draw(st.lists(st.integers(1, 3), min_size=n, max_size=n)))]
+    size = data.draw(st.lists(st.integers(1, 3), min_size=n, max_size=n))
+    cap = max_live(lower, upper, size) + data.draw(st.integers(0, 1))
+    fixed = {0: data.draw(st.integers(0, max(cap - size[0], 0)))}
+    a = cf.allocate(lower, upper, size, cap, time_limit=10, fixed=fixed)
+    expected = brute_force_packable(lower, upper, size, cap, fixed) and fixed[0] + size[0] <= cap
+    assert (a.status in ("optimal", "feasible")) == expected
+    assert a.offsets[0] == fixed[0]
+    check_packing(lower, upper, size, a.offsets, cap if expected else None)
 
 
 def test_alignment_respected():
