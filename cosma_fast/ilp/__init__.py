@@ -36,7 +36,8 @@ _NO_GOOD_ROUNDS = 3
 
 
 def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=None,
-              start: np.ndarray | None = None, verbose=False, progress=None) -> dict:
+              start: np.ndarray | None = None, verbose=False, progress=None,
+              start_via: str = "callback") -> dict:
     """Solve ``model`` with HiGHS from arrays passed in one call.
 
     Returns ``{"status": "optimal"|"feasible"|"infeasible"|"unknown", "x": solution or None,
@@ -68,17 +69,35 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
     lp.a_matrix_.value_ = model.A.data.astype(float)
     lp.integrality_ = [highspy.HighsVarType.kInteger] * model.n_cols
     h.passModel(lp)
+    h.setOptionValue("random_seed", 0)  # same answer for the same model and limits
     accepted = False
     if start is not None and model.check(start):
-        sol = highspy.HighsSolution()
-        sol.col_value = list(map(float, start))
-        sol.value_valid = True
-        accepted = h.setSolution(sol) == highspy.HighsStatus.kOk
-        if accepted:
-            # HiGHS 1.16 with presolve on mishandles a start: it maps it to the reduced space
-            # and then reports the start as optimal with a wrong dual bound (seen on a 4-op
-            # graph: start 40, optimum 37, "optimal 40"). Without presolve the answer is right.
-            h.setOptionValue("presolve", "off")
+        if start_via == "callback":
+            # Handed over in the MIP user-solution callback, after presolve: HiGHS maps it
+            # into the reduced space itself, and presolve stays on (cf. the setSolution bug
+            # below). Accepted = HiGHS took it (its status is checked in the callback).
+            given = {"done": False, "ok": False}
+            start_arr = np.asarray(start, dtype=float)
+
+            def _give(e):
+                if given["done"]:
+                    return
+                given["done"] = True
+                given["ok"] = e.data_in.setSolution(start_arr) == highspy.HighsStatus.kOk
+
+            h.cbMipUserSolution.subscribe(_give)
+            accepted = given
+        else:
+            sol = highspy.HighsSolution()
+            sol.col_value = list(map(float, start))
+            sol.value_valid = True
+            accepted = h.setSolution(sol) == highspy.HighsStatus.kOk
+            if accepted:
+                # HiGHS 1.16 with presolve on mishandles a start: it maps it to the reduced
+                # space and then reports the start as optimal with a wrong dual bound (seen on
+                # a 4-op graph: start 40, optimum 37, "optimal 40"). Without presolve the
+                # answer is right.
+                h.setOptionValue("presolve", "off")
     if progress is not None:
         def _cb(e):
             d = e.data_out
@@ -89,6 +108,10 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
         except AttributeError:  # older highspy without the callback API
             pass
     h.run()
+    if isinstance(accepted, dict):
+        # never asked for: presolve or the root closed the model before any search, so
+        # there was nothing to reject (the start passed the numpy check above)
+        accepted = accepted["ok"] if accepted["done"] else True
     ms = h.getModelStatus()
     info = h.getInfo()
     has_sol = info.primal_solution_status == 2

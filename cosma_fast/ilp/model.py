@@ -218,6 +218,35 @@ def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = 
                 done = [xcol[p, j] for j in range(i) if xcol[p, j] >= 0]
                 row([lcol[t, i]] + done, [1.0] + [-1.0] * len(done), -inf, 0)
                 row([lcol[t, i], wcol[t]], [1.0, -1.0], -inf, 0)
+    if not min_peak and schedule is None:
+        # Reload cover (valid inequality, not implied by the LP): if reader c of t runs
+        # after step i, then t is resident at i, or loaded after i, or created after i.
+        # Aggregated over the steps after i it cuts off LPs that spread x[c] thinly.
+        for t in range(nt):
+            if not used[t] or lcol[t].max() < 0:
+                continue
+            p = int(g.tensor_producer[t])
+            first = lo[t] if p < 0 else max(lo[t], int(asap[p]))
+            for c in set(int(q) for q in g.consumers_of(t)):
+                if c == p:
+                    continue
+                for i in range(first, min(hi[t], int(alap[c]) - 1) + 1):
+                    cs = [rcol[t, i]]
+                    vs = [1.0]
+                    lt = lcol[t, i + 1:]
+                    lt = lt[lt >= 0].tolist()
+                    cs += lt
+                    vs += [1.0] * len(lt)
+                    if p >= 0:
+                        xp = xcol[p, i + 1:]
+                        xp = xp[xp >= 0].tolist()
+                        cs += xp
+                        vs += [1.0] * len(xp)
+                    xc = xcol[c, i + 1:]
+                    xc = xc[xc >= 0].tolist()
+                    cs += xc
+                    vs += [-1.0] * len(xc)
+                    row(cs, vs, 0.0, inf)
     if min_peak:  # inputs and weights are loaded once, at their first use
         for t in range(nt):
             c = lcol[t][lcol[t] >= 0].tolist()
