@@ -31,7 +31,7 @@ from .solve import MethodOutput, SolveOptions
 __all__ = ["heuristic_plan", "solve_heuristic", "run_pass", "rule_schedule"]
 
 #: next-use weights tried by the size-aware rule (cost / distance ** beta)
-BETAS = (0.0, 0.5, 1.0, 2.0)
+BETAS = (0.0, 0.5, 1.0, 2.0, 3.0)
 
 
 def _arrays(graph: Graph):
@@ -132,6 +132,16 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
                 np.int64(seed * 1000003 + done))
             improved += int(acc)
             done += k
+            # the moves tuned the order for one replacement setting; another may now do
+            # better on it, so re-pick the setting after every chunk (strict improvement only)
+            for m2, b2 in settings:
+                if (m2, b2) == (mode, beta):
+                    continue
+                t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2,
+                                    alignment=alignment, emit=False)
+                n_evals += 1
+                if t2 < traffic:
+                    traffic, mode, beta = t2, m2, b2
         n_evals += done
     traffic2, n_fb, plan = run_pass(graph, capacity, order, mode=mode, beta=beta, alignment=alignment)
     assert traffic2 == traffic
