@@ -10,7 +10,10 @@
    several next-use weights ``beta``, and COSMA's size-blind Belady rule (so the
    result is never worse than the baselines of :mod:`cosma_fast.baselines`);
 3. a local search over the order of the best candidate (single operator moves
-   that keep dependencies), deterministic for a seed; ``time_limit`` cuts it short.
+   that keep dependencies; on graphs of at most 200 operators also restarted
+   from the second and third best orders), re-picking the replacement setting
+   on the current order after every chunk of moves; deterministic for a seed;
+   ``time_limit`` cuts it short.
 
 The problem and the cost are those of COSMA (Li, Gupta, Malik, arXiv 2311.18246).
 """
@@ -104,45 +107,55 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
     """
     t0 = time.perf_counter()
     capacity = int(capacity)
-    best = None
     settings = [(SIZE_AWARE, b) for b in BETAS] + [(BELADY, 0.0)]
+    per_order = []  # the best setting of each candidate order
     for name, order in _candidates(graph, schedule):
+        best = None
         for mode, beta in settings:
             traffic, _, _ = run_pass(graph, capacity, order, mode=mode, beta=beta,
                                      alignment=alignment, emit=False)
             if best is None or traffic < best[0]:
                 best = (traffic, name, order, mode, beta)
-    traffic, name, order, mode, beta = best
-    n_evals = len(settings) * (1 if schedule is not None else len(RULE_NAMES))
+        per_order.append(best)
+    n_evals = len(settings) * len(per_order)
+    per_order.sort(key=lambda c: c[0])  # stable: rule order breaks ties
     improved = 0
     compulsory = graph.compulsory()
-    if schedule is None and traffic > compulsory and graph.n_ops > 2:
-        # about 100k operator-steps of simulation: ~0.5 s for 1,000 operators
+    best = per_order[0]
+    if schedule is None and best[0] > compulsory and graph.n_ops > 2:
+        # about 100k operator-steps of simulation: ~0.5 s for 1,000 operators; graphs of at
+        # most 200 operators also search from the second and third best orders (restarts)
         iters = max(20, min(4 * graph.n_ops, 100_000 // graph.n_ops)) if ls_iters is None else int(ls_iters)
-        chunk = max(1, min(iters, 50))
-        done = 0
-        while done < iters and traffic > compulsory:
-            if time_limit is not None and time.perf_counter() - t0 > 0.8 * time_limit:
-                break
-            k = min(chunk, iters - done)
-            order, traffic, acc = local_search(
-                order, np.int64(traffic), *_arrays(graph)[:6], graph.tensor_is_output,
-                graph.tensor_producer, graph.cons_ptr, graph.cons_idx, np.int64(capacity),
-                np.int64(alignment), np.int64(mode), float(beta), np.int64(k),
-                np.int64(seed * 1000003 + done))
-            improved += int(acc)
-            done += k
-            # the moves tuned the order for one replacement setting; another may now do
-            # better on it, so re-pick the setting after every chunk (strict improvement only)
-            for m2, b2 in settings:
-                if (m2, b2) == (mode, beta):
-                    continue
-                t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2,
-                                    alignment=alignment, emit=False)
-                n_evals += 1
-                if t2 < traffic:
-                    traffic, mode, beta = t2, m2, b2
-        n_evals += done
+        starts = per_order[:3] if graph.n_ops <= 200 else per_order[:1]
+        for r, start in enumerate(starts):
+            traffic, name, order, mode, beta = start
+            chunk = max(1, min(iters, 50))
+            done = 0
+            while done < iters and traffic > compulsory:
+                if time_limit is not None and time.perf_counter() - t0 > 0.8 * time_limit:
+                    break
+                k = min(chunk, iters - done)
+                order, traffic, acc = local_search(
+                    order, np.int64(traffic), *_arrays(graph)[:6], graph.tensor_is_output,
+                    graph.tensor_producer, graph.cons_ptr, graph.cons_idx, np.int64(capacity),
+                    np.int64(alignment), np.int64(mode), float(beta), np.int64(k),
+                    np.int64(seed * 1000003 + r * 7919 + done))
+                improved += int(acc)
+                done += k
+                # the moves tuned the order for one replacement setting; another may now do
+                # better on it, so re-pick the setting after every chunk (strict improvement only)
+                for m2, b2 in settings:
+                    if (m2, b2) == (mode, beta):
+                        continue
+                    t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2,
+                                        alignment=alignment, emit=False)
+                    n_evals += 1
+                    if t2 < traffic:
+                        traffic, mode, beta = t2, m2, b2
+            n_evals += done
+            if traffic < best[0]:
+                best = (traffic, name, order, mode, beta)
+    traffic, name, order, mode, beta = best
     traffic2, n_fb, plan = run_pass(graph, capacity, order, mode=mode, beta=beta, alignment=alignment)
     assert traffic2 == traffic
     if info is not None:
