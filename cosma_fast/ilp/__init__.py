@@ -43,7 +43,10 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
     Returns ``{"status": "optimal"|"feasible"|"infeasible"|"unknown", "x": solution or None,
     "objective", "bound" (dual bound, -inf when none), "start_accepted", "time"}``.
     ``start`` is handed to HiGHS only after it is checked feasible in numpy (HiGHS drops an
-    infeasible start silently).
+    infeasible start silently). ``start_via="callback"`` (default) gives it in the MIP
+    user-solution callback so presolve stays on; ``"setSolution"`` uses ``Highs.setSolution``
+    and turns presolve off (HiGHS 1.16 bug, see below). ``random_seed`` is fixed, so a run
+    that finishes within its limits is reproducible.
     """
     import highspy
 
@@ -239,8 +242,14 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         raise SolverError("no valid starting plan for the ILP (even the trivial plan failed); "
                           "this is a bug in cosma_fast, please report it with the graph")
     start_cost = validate(g, start_plan, capacity, opts.alignment).traffic
-    model = build_model(g, capacity, opts.schedule)
     other = _other_bounds(g, capacity, opts)
+    if start_cost - compulsory <= other and opts.extra.get("skip_when_bound_met", True):
+        # the start already meets a proven bound (often 0 extra bytes): nothing to search
+        nc = start_cost - compulsory
+        info = {"start_accepted": False, "start_non_compulsory": nc, "rounds": 0, "packed": True,
+                "other_lower_bound": other, "ilp_status": "skipped: start meets the lower bound"}
+        return MethodOutput(plan=start_plan, lower_bound=int(nc), status="optimal", message="", info=info)
+    model = build_model(g, capacity, opts.schedule)
     if other > 0:
         # valid for every address-free plan too: lets HiGHS close the gap sooner
         nz = np.flatnonzero(model.cost)
