@@ -127,7 +127,11 @@ def _solved(row: dict) -> bool:
 
 
 def _add_reduction(group: list[dict]) -> None:
-    """``reduction_vs_best_baseline`` = 1 - nc / best baseline nc (COSMA's metric)."""
+    """``reduction_vs_best_baseline`` = 1 - nc / best baseline nc (COSMA's metric).
+
+    Undefined (None) where the best baseline already moves 0 non-compulsory bytes: such rows
+    cannot show a reduction, and counting them as 0% would dilute the mean.
+    """
     base = [r["non_compulsory"] for r in group if r["method"] in BASELINES and _solved(r)]
     best = min(base) if base else None
     for r in group:
@@ -135,7 +139,7 @@ def _add_reduction(group: list[dict]) -> None:
         if best is None or not _solved(r):
             r["reduction_vs_best_baseline"] = None
         elif best == 0:
-            r["reduction_vs_best_baseline"] = 0.0 if r["non_compulsory"] == 0 else None
+            r["reduction_vs_best_baseline"] = None
         else:
             r["reduction_vs_best_baseline"] = round(1 - r["non_compulsory"] / best, 6)
 
