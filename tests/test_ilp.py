@@ -243,3 +243,15 @@ def test_start_by_callback_or_by_set_solution_gives_the_true_optimum(data):
     assert round(plain["objective"]) == round(by_cb["objective"]) == round(by_set["objective"])
     assert by_cb["start_accepted"] and by_set["start_accepted"]
     assert round(plain["objective"]) <= round(float(start @ model.cost))
+
+
+@settings(max_examples=15)
+@given(data=st.data())
+def test_write_back_cover_rows_keep_the_optimum(data):
+    g = data.draw(dags(max_ops=6, max_size=20))
+    cap = data.draw(capacities(g))
+    from cosma_fast.ilp import build_model, run_highs
+    a = run_highs(build_model(g, cap))
+    b = run_highs(build_model(g, cap, write_back_cover=True))
+    assert a["status"] == b["status"] == "optimal"
+    assert round(a["objective"]) == round(b["objective"])
