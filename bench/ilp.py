@@ -21,7 +21,8 @@ from cosma_fast import generators as G
 def graphs(quick: bool):
     gs = [("chain20", G.chain(20)), ("residual4", G.residual(4)), ("dense1x5", G.dense_blocks(1, 5)),
           ("inception2", G.inception(2)), ("layered20", G.random_layered(20)), ("unet3", G.unet(3)),
-          ("randwire20", G.randwire(20))]
+          ("randwire20", G.randwire(20)), ("layered12", G.random_layered(12)), ("layered14", G.random_layered(14)),
+          ("randwire16", G.randwire(16))]
     return gs[:3] if quick else gs
 
 
