@@ -41,6 +41,7 @@ part exactly and stitching the parts. :func:`solve_dnc` does this:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import time
@@ -67,6 +68,8 @@ DEFAULT_SEGMENT_TIME = 10.0
 AUTO_EXACT_OPS = 60
 #: graphs above this many operators skip D&C in ``method="auto"`` unless time is ample
 AUTO_HUGE_OPS = 20000
+#: seconds that must remain of ``time_limit`` for ``auto`` to try the whole-graph ILP after D&C
+AUTO_EXACT_MIN_SECONDS = 1.0
 
 
 def _optional(module: str, name: str):
@@ -455,6 +458,11 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
       and ``n_ops <= AUTO_HUGE_OPS``: divide and conquer;
     * otherwise (huge graph or little time): the heuristic.
 
+    When a ``time_limit`` is given and at least ``AUTO_EXACT_MIN_SECONDS`` of it remain
+    after D&C or the heuristic without a proof, the whole-graph ILP (warm-started by the
+    heuristic) gets the rest of the time: it proves many real models optimal in seconds
+    and otherwise contributes its lower bound.
+
     The heuristic's plan is always computed too, and the cheapest plan that passes
     :func:`validate` is returned with the best proven lower bound, so ``auto`` is never
     worse than the heuristic. ``info["auto_choice"]`` says what ran.
@@ -479,6 +487,19 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         choice = "heuristic"
         out = heur(graph, capacity, opts)
         candidates.append((out.plan, int(out.lower_bound), out.status, "heuristic"))
+    left = opts.remaining()
+    if (choice != "ilp" and ilp is not None and left is not None and left >= AUTO_EXACT_MIN_SECONDS
+            and out.status != "optimal"
+            and out.lower_bound < validate(graph, out.plan, capacity, opts.alignment).non_compulsory):
+        # time is left and nothing is proven: the whole-graph ILP (warm-started by the
+        # heuristic) often closes real models in seconds, and at worst it adds a bound
+        choice += "+ilp"
+        sub = dataclasses.replace(opts, time_limit=left, start_time=time.perf_counter())
+        try:
+            ex = ilp(graph, capacity, sub)
+            candidates.append((ex.plan, int(ex.lower_bound), ex.status, "ilp"))
+        except CosmaError:
+            pass
     best = None
     lb = 0
     for plan, bound, status, name in candidates:
