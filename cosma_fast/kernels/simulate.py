@@ -51,8 +51,12 @@ class SimulationResult(NamedTuple):
 
 
 @njit(cache=True)
-def _place(t, a, size, capacity, alignment, res_list, n_res, addr):
-    """Error code of putting ``t`` at ``a`` among the ``n_res`` resident tensors."""
+def _admit(t, a, size, capacity, alignment, res_list, n_res, addr, resident, res_pos):
+    """Put ``t`` at ``a`` beside the ``n_res`` resident tensors; returns the error code.
+
+    On ``OK`` the tensor is recorded as resident (slot ``n_res`` of ``res_list``); the
+    caller then counts it with ``n_res += 1``.
+    """
     if a % alignment != 0:
         return E_ALIGN
     end = a + size[t]
@@ -62,6 +66,10 @@ def _place(t, a, size, capacity, alignment, res_list, n_res, addr):
         u = res_list[k]
         if addr[u] < end and a < addr[u] + size[u]:
             return E_OVERLAP
+    resident[t] = True
+    addr[t] = a
+    res_list[n_res] = t
+    res_pos[t] = n_res
     return OK
 
 
@@ -148,14 +156,10 @@ def simulate(step_op, ev_ptr, ev_kind, ev_tensor, ev_addr, tensor_size, tensor_k
                     return E_LOAD_RES, i, t, 0, 0
                 if not offchip[t]:
                     return E_LOAD_NO_COPY, i, t, 0, 0
-                a = ev_addr[e]
-                code = _place(t, a, tensor_size, capacity, alignment, res_list, n_res, addr)
+                code = _admit(t, ev_addr[e], tensor_size, capacity, alignment, res_list, n_res, addr,
+                              resident, res_pos)
                 if code != OK:
                     return code, i, t, 0, 0
-                resident[t] = True
-                addr[t] = a
-                res_list[n_res] = t
-                res_pos[t] = n_res
                 n_res += 1
                 used += tensor_size[t]
                 traffic += tensor_size[t]
@@ -203,14 +207,10 @@ def simulate(step_op, ev_ptr, ev_kind, ev_tensor, ev_addr, tensor_size, tensor_k
         for e in range(ev_ptr[i], ev_ptr[i + 1]):
             if ev_kind[e] == _ALLOC:
                 t = ev_tensor[e]
-                a = ev_addr[e]
-                code = _place(t, a, tensor_size, capacity, alignment, res_list, n_res, addr)
+                code = _admit(t, ev_addr[e], tensor_size, capacity, alignment, res_list, n_res, addr,
+                              resident, res_pos)
                 if code != OK:
                     return code, i, t, 0, 0
-                resident[t] = True
-                addr[t] = a
-                res_list[n_res] = t
-                res_pos[t] = n_res
                 n_res += 1
                 used += tensor_size[t]
         if used > peak:
