@@ -310,24 +310,16 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr, o
         ok = top <= capacity
         for s in range(sec_lo[b], sec_hi[b]):
             total[s] -= size[b]
-            if tp + 2 >= cap_trail:
-                tr_kind, tr_idx, tr_val, cap_trail = _grow(tr_kind, tr_idx, tr_val, cap_trail)
-            tr_kind[tp] = 1
-            tr_idx[tp] = s
-            tr_val[tp] = floor[s]
-            tp += 1
+            tr_kind, tr_idx, tr_val, cap_trail, tp = _push_undo(tr_kind, tr_idx, tr_val, cap_trail, tp,
+                                                                1, s, floor[s])
             floor[s] = top
         for q in range(ov_ptr[b], ov_ptr[b + 1]):
             j = ov_idx[q]
             if off[j] >= 0 or minoff[j] >= top:
                 continue
             nm = _lowest_free(top, size[j], fx_ptr, fx_off, fx_end, j, alignment)
-            if tp + 2 >= cap_trail:
-                tr_kind, tr_idx, tr_val, cap_trail = _grow(tr_kind, tr_idx, tr_val, cap_trail)
-            tr_kind[tp] = 0
-            tr_idx[tp] = j
-            tr_val[tp] = minoff[j]
-            tp += 1
+            tr_kind, tr_idx, tr_val, cap_trail, tp = _push_undo(tr_kind, tr_idx, tr_val, cap_trail, tp,
+                                                                0, j, minoff[j])
             minoff[j] = nm
             if nm + size[j] > capacity:
                 ok = False
@@ -353,12 +345,8 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr, o
                         if off[k] < 0 and (m < 0 or minoff[k] < m):
                             m = minoff[k]
                     if m > floor[s]:
-                        if tp + 2 >= cap_trail:
-                            tr_kind, tr_idx, tr_val, cap_trail = _grow(tr_kind, tr_idx, tr_val, cap_trail)
-                        tr_kind[tp] = 1
-                        tr_idx[tp] = s
-                        tr_val[tp] = floor[s]
-                        tp += 1
+                        tr_kind, tr_idx, tr_val, cap_trail, tp = _push_undo(tr_kind, tr_idx, tr_val, cap_trail, tp,
+                                                                            1, s, floor[s])
                         floor[s] = m
             ok = not _section_inference_fails(floor[rng_lo[d]:rng_hi[d]], total[rng_lo[d]:rng_hi[d]],
                                               ob, capacity)
@@ -480,6 +468,18 @@ def _split_part(off, sec_lo, sec_hi, lo_r, hi_r, cross, live, part_lo, part_hi, 
         part_hi[pp + k] = hi_r
         k += 1
     return k
+
+
+@njit(cache=True)
+def _push_undo(tr_kind, tr_idx, tr_val, cap, tp, kind, idx, val):
+    """Record ``(kind, idx, old value)`` at ``tp`` on the undo trail, growing it when full;
+    returns the (possibly new) trail arrays, their capacity and ``tp + 1``."""
+    if tp + 2 >= cap:
+        tr_kind, tr_idx, tr_val, cap = _grow(tr_kind, tr_idx, tr_val, cap)
+    tr_kind[tp] = kind
+    tr_idx[tp] = idx
+    tr_val[tp] = val
+    return tr_kind, tr_idx, tr_val, cap, tp + 1
 
 
 @njit(cache=True)
