@@ -157,18 +157,11 @@ def _solve_segment(sub: Graph, capacity: int, params: dict) -> tuple[dict, int, 
             best = (plan, rep.traffic, name)
 
     solver = params.get("sub_solver", "auto")
-    if solver != "trivial":
-        heur = _optional("heuristic", "solve_heuristic")
-        if heur is not None:
+    for name, wanted in (("heuristic", solver != "trivial"), ("ilp", solver in ("auto", "ilp"))):
+        method = _optional(name, f"solve_{name}") if wanted else None
+        if method is not None:
             try:
-                consider(heur(sub, capacity, opts).plan, "heuristic")
-            except CosmaError:
-                pass
-    if solver in ("auto", "ilp"):
-        ilp = _optional("ilp", "solve_ilp")
-        if ilp is not None:
-            try:
-                consider(ilp(sub, capacity, opts).plan, "ilp")
+                consider(method(sub, capacity, opts).plan, name)
             except CosmaError:
                 pass
     if best is None or opts.alignment == 1:
@@ -490,7 +483,7 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     left = opts.remaining()
     if (choice != "ilp" and ilp is not None and left is not None and left >= AUTO_EXACT_MIN_SECONDS
             and out.status != "optimal"
-            and out.lower_bound < validate(graph, out.plan, capacity, opts.alignment).non_compulsory):
+            and out.lower_bound < out.plan.traffic(graph) - graph.compulsory()):
         # time is left and nothing is proven: the whole-graph ILP (warm-started by the
         # heuristic) often closes real models in seconds, and at worst it adds a bound
         choice += "+ilp"
