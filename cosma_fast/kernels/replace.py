@@ -146,6 +146,35 @@ def _grow(a, need):
 
 
 @njit(cache=True)
+def _pack_operands(idx, lo, hi, p, alignment, size, out_t, out_a, n_out, res, nres, addr):
+    """Place tensors ``idx[lo:hi]`` one after another from address ``p`` (the fallback that
+    packs a step's operands into an empty scratchpad); records each as an event and as
+    resident, and returns ``(next free address, event count, resident count)``."""
+    for e in range(lo, hi):
+        t = idx[e]
+        p = _align_up(p, alignment)
+        out_t[n_out] = t
+        out_a[n_out] = p
+        n_out += 1
+        res[nres] = t
+        addr[t] = p
+        nres += 1
+        p += size[t]
+    return p, n_out, nres
+
+
+@njit(cache=True)
+def _append_events(ev_kind, ev_t, ev_a, ne, kind, tens, addrs, n, has_addr):
+    """Append ``n`` events of one kind (address -1 unless ``has_addr``); returns the new count."""
+    for kk in range(n):
+        ev_kind[ne] = kind
+        ev_t[ne] = tens[kk]
+        ev_a[ne] = addrs[kk] if has_addr else -1
+        ne += 1
+    return ne
+
+
+@njit(cache=True)
 def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
               cons_ptr, cons_idx, capacity, alignment, mode, beta, emit):
     """Replacement and allocation for the schedule ``order``.
@@ -348,27 +377,10 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                     traffic += size[v]
                 s_ev[n_ev] = v
                 n_ev += 1
-            p = 0
-            for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
-                t = op_in_idx[e]
-                p = _align_up(p, alignment)
-                s_ld[n_ld] = t
-                s_lda[n_ld] = p
-                n_ld += 1
-                res[nres] = t
-                addr[t] = p
-                nres += 1
-                p += size[t]
-            for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
-                t = op_out_idx[e]
-                p = _align_up(p, alignment)
-                s_al[n_al] = t
-                s_ala[n_al] = p
-                n_al += 1
-                res[nres] = t
-                addr[t] = p
-                nres += 1
-                p += size[t]
+            p, n_ld, nres = _pack_operands(op_in_idx, op_in_ptr[o], op_in_ptr[o + 1], 0, alignment, size,
+                                           s_ld, s_lda, n_ld, res, nres, addr)
+            p, n_al, nres = _pack_operands(op_out_idx, op_out_ptr[o], op_out_ptr[o + 1], p, alignment, size,
+                                           s_al, s_ala, n_al, res, nres, addr)
             if p > capacity:
                 return (1 + i, traffic, n_fb, ev_ptr, ev_kind[:0], ev_t[:0], ev_a[:0])
         for kk in range(n_ld):
@@ -378,26 +390,10 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
             ev_kind = _grow(ev_kind, need)
             ev_t = _grow(ev_t, need)
             ev_a = _grow(ev_a, need)
-            for kk in range(n_st):
-                ev_kind[ne] = STORE
-                ev_t[ne] = s_st[kk]
-                ev_a[ne] = -1
-                ne += 1
-            for kk in range(n_ev):
-                ev_kind[ne] = EVICT
-                ev_t[ne] = s_ev[kk]
-                ev_a[ne] = -1
-                ne += 1
-            for kk in range(n_ld):
-                ev_kind[ne] = LOAD
-                ev_t[ne] = s_ld[kk]
-                ev_a[ne] = s_lda[kk]
-                ne += 1
-            for kk in range(n_al):
-                ev_kind[ne] = ALLOC
-                ev_t[ne] = s_al[kk]
-                ev_a[ne] = s_ala[kk]
-                ne += 1
+            ne = _append_events(ev_kind, ev_t, ev_a, ne, STORE, s_st, s_st, n_st, False)
+            ne = _append_events(ev_kind, ev_t, ev_a, ne, EVICT, s_ev, s_ev, n_ev, False)
+            ne = _append_events(ev_kind, ev_t, ev_a, ne, LOAD, s_ld, s_lda, n_ld, True)
+            ne = _append_events(ev_kind, ev_t, ev_a, ne, ALLOC, s_al, s_ala, n_al, True)
             ev_ptr[i + 1] = ne
     # graph outputs still owed
     n_fin = 0
