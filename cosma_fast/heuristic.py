@@ -26,8 +26,8 @@ import numpy as np
 
 from .errors import InfeasibleError
 from .graph import Graph
-from .kernels.replace import BELADY, SIZE_AWARE, plan_pass
-from .kernels.schedule import RULE_NAMES, list_schedule, local_search
+from .kernels.replace import BELADY, SIZE_AWARE, local_search, plan_pass
+from .kernels.schedule import RULE_NAMES, list_schedule
 from .plan import Plan
 from .solve import MethodOutput, SolveOptions
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
+
 #: kernel modules that define a ``warmup()`` function
 KERNEL_MODULES = ("simulate", "peak", "schedule", "replace", "allocate", "partition")
 
@@ -30,3 +32,16 @@ def warmup() -> None:
         fn = getattr(module, "warmup", None)
         if fn is not None:
             fn()
+
+
+def tiny_chain() -> dict[str, np.ndarray]:
+    """Arrays of the two-operator chain ``input -> op0 -> t1 -> op1 -> t2 (output)`` that
+    the kernel warm-ups compile on (graph CSR layout, sizes of 4 bytes)."""
+    return {
+        "in_ptr": np.array([0, 1, 2], np.int64), "in_idx": np.array([0, 1], np.int64),
+        "out_ptr": np.array([0, 1, 2], np.int64), "out_idx": np.array([1, 2], np.int64),
+        "size": np.array([4, 4, 4], np.int64), "kind": np.array([0, 2, 2], np.int8),
+        "is_out": np.array([False, False, True]), "producer": np.array([-1, 0, 1], np.int64),
+        "cons_ptr": np.array([0, 1, 2, 2], np.int64), "cons_idx": np.array([0, 1], np.int64),
+        "order": np.array([0, 1], np.int64),
+    }

@@ -483,21 +483,13 @@ def local_search(order, cost, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size
 
 
 def warmup() -> None:
-    """Compile :func:`plan_pass` on a two-operator chain."""
-    order = np.array([0, 1], np.int64)
-    in_ptr = np.array([0, 1, 2], np.int64)
-    in_idx = np.array([0, 1], np.int64)
-    out_ptr = np.array([0, 1, 2], np.int64)
-    out_idx = np.array([1, 2], np.int64)
-    size = np.array([4, 4, 4], np.int64)
-    kind = np.array([0, 2, 2], np.int8)
-    is_out = np.array([False, False, True])
-    cons_ptr = np.array([0, 1, 2, 2], np.int64)
-    cons_idx = np.array([0, 1], np.int64)
-    producer = np.array([-1, 0, 1], np.int64)
+    """Compile :func:`plan_pass` and :func:`local_search` on a two-operator chain."""
+    from . import tiny_chain
+
+    c = tiny_chain()
+    graph = (c["in_ptr"], c["in_idx"], c["out_ptr"], c["out_idx"], c["size"], c["kind"], c["is_out"])
     for mode in (SIZE_AWARE, BELADY):
-        plan_pass(order, in_ptr, in_idx, out_ptr, out_idx, size, kind, is_out, cons_ptr, cons_idx,
+        plan_pass(c["order"], *graph, c["cons_ptr"], c["cons_idx"],
                   np.int64(8), np.int64(1), np.int64(mode), 1.0, True)
-    local_search(order, np.int64(0), in_ptr, in_idx, out_ptr, out_idx, size, kind, is_out, producer,
-                 cons_ptr, cons_idx, np.int64(8), np.int64(1), np.int64(SIZE_AWARE), 1.0,
-                 np.int64(2), np.int64(0))
+    local_search(c["order"], np.int64(0), *graph, c["producer"], c["cons_ptr"], c["cons_idx"],
+                 np.int64(8), np.int64(1), np.int64(SIZE_AWARE), 1.0, np.int64(2), np.int64(0))

@@ -22,10 +22,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# local_search lives next to plan_pass: numba's on-disk cache does not notice when a
-# callee in another module changes, and would keep running a stale copy of plan_pass
-from .replace import SIZE_AWARE, local_search
-
 MODEL, MIN_PEAK, DEPTH_FIRST, LOOKAHEAD = 0, 1, 2, 3
 RULE_NAMES = ("model", "min-peak", "depth-first", "lookahead")
 _INTERMEDIATE = 2
@@ -128,21 +124,11 @@ def list_schedule(rule, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind
 
 
 def warmup() -> None:
-    """Compile the rules and the local search on a two-operator chain."""
-    in_ptr = np.array([0, 1, 2], np.int64)
-    in_idx = np.array([0, 1], np.int64)
-    out_ptr = np.array([0, 1, 2], np.int64)
-    out_idx = np.array([1, 2], np.int64)
-    size = np.array([4, 4, 4], np.int64)
-    kind = np.array([0, 2, 2], np.int8)
-    is_out = np.array([False, False, True])
-    producer = np.array([-1, 0, 1], np.int64)
-    cons_ptr = np.array([0, 1, 2, 2], np.int64)
-    cons_idx = np.array([0, 1], np.int64)
-    order = None
+    """Compile the list-scheduling rules on a two-operator chain (``replace.warmup``
+    compiles the local search)."""
+    from . import tiny_chain
+
+    c = tiny_chain()
     for rule in range(4):
-        order = list_schedule(rule, in_ptr, in_idx, out_ptr, out_idx, size, kind, producer,
-                              cons_ptr, cons_idx)
-    local_search(order, np.int64(0), in_ptr, in_idx, out_ptr, out_idx, size, kind, is_out, producer,
-                 cons_ptr, cons_idx, np.int64(8), np.int64(1), np.int64(SIZE_AWARE), 1.0,
-                 np.int64(2), np.int64(0))
+        list_schedule(rule, c["in_ptr"], c["in_idx"], c["out_ptr"], c["out_idx"], c["size"], c["kind"],
+                      c["producer"], c["cons_ptr"], c["cons_idx"])
