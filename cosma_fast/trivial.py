@@ -27,8 +27,7 @@ def trivial_plan(graph: Graph, schedule=None) -> Plan:
         c = graph.consumers_of(t)
         if len(c):
             last_use[t] = pos[c].max()
-    offchip = kind != INTERMEDIATE
-    offchip = offchip.copy()
+    offchip = kind != INTERMEDIATE  # a fresh array: updated as intermediates are stored
     resident: list[int] = []
     steps = []
     for i, o in enumerate(order):

@@ -136,7 +136,6 @@ def validate(graph: Graph, plan: Plan, capacity: int, alignment: int = 1, *,
     pad = _Scratchpad(capacity)
     offchip = [bool(kind[t] != INTERMEDIATE) for t in range(g.n_tensors)]
     stored = [False] * g.n_tensors
-    produced = [False] * g.n_tensors
     load_bytes = store_bytes = 0
     peak = 0
     occupancy = np.zeros(n, dtype=np.int64)
@@ -222,7 +221,6 @@ def validate(graph: Graph, plan: Plan, capacity: int, alignment: int = 1, *,
                  f"{oname[o]!r} or is given twice", i, t)
         for t, a in st.allocs:
             place(t, a, i, "alloc")
-            produced[t] = True
         occupancy[i] = pad.bytes
         peak = max(peak, pad.bytes)
     for t in plan.final_stores:
