@@ -149,70 +149,59 @@ def _greedy(size, lo, hi, ov_ptr, ov_idx, fixed_off, alignment):
 
 
 def _search_partition(members, size, lo, hi, fixed_off, capacity, alignment, deadline, preorder_keys):
-    """Run the branch-and-bound on one partition with round-robin preorders; returns (status, offsets)."""
-    from .kernels.allocate import FOUND, NOT_FOUND, TIMEOUT, overlap_csr, search_packing
+    """Run the skyline search on one independent part, restarting with the next branching order and a
+    doubled node budget until it answers; returns ``(status, offsets of members, nodes)``."""
+    from .kernels.allocate import FOUND, NOT_FOUND, TIMEOUT, search_packing
 
-    free = members[fixed_off[members] < 0]
-    pinned = members[fixed_off[members] >= 0]
-    if free.size == 0:
-        return FOUND, np.zeros(0, np.int64), free
     s0 = lo[members].min()
     n_sec = int(hi[members].max() - s0)
-    flo = lo[free] - s0
-    fhi = hi[free] - s0
-    fsize = size[free]
-    # static preorder keys (MiniMalloc): T = max section total, W = width in sections, A = area
+    p_lo = lo[members] - s0
+    p_hi = hi[members] - s0
+    p_size = size[members]
+    p_fixed = fixed_off[members]
+    n = members.size
+    # static branching keys (MiniMalloc): T = max section total, W = width in sections, A = area
     tot = np.zeros(n_sec + 1, np.int64)
-    np.add.at(tot, flo, fsize)
-    np.add.at(tot, fhi, -fsize)
+    np.add.at(tot, p_lo, p_size)
+    np.add.at(tot, p_hi, -p_size)
     tot = np.cumsum(tot)[:n_sec]
-    t_key = np.array([tot[a:b].max() for a, b in zip(flo, fhi)], np.int64)
-    w_key = fhi - flo
-    a_key = fsize * w_key
-    keys = {"T": t_key, "W": w_key, "A": a_key}
-    # fixed obstacles per free buffer, sorted by offset
-    fx_lists = []
-    for i in free:
-        ov = pinned[(lo[pinned] < hi[i]) & (hi[pinned] > lo[i])]
-        ov = ov[np.argsort(fixed_off[ov], kind="stable")]
-        fx_lists.append(ov)
-    fx_ptr = np.zeros(free.size + 1, np.int64)
+    w_key = p_hi - p_lo
+    keys = {"T": np.array([tot[a:b].max() for a, b in zip(p_lo, p_hi)], np.int64), "W": w_key,
+            "A": p_size * w_key}
+    # pinned buffers alive with each buffer
+    pinned = np.flatnonzero(p_fixed >= 0)
+    fx_lists = [pinned[(p_lo[pinned] < p_hi[i]) & (p_hi[pinned] > p_lo[i]) & (pinned != i)] for i in range(n)]
+    fx_ptr = np.zeros(n + 1, np.int64)
     fx_ptr[1:] = np.cumsum([len(x) for x in fx_lists])
-    fx_all = np.concatenate(fx_lists).astype(np.int64) if fx_lists else np.zeros(0, np.int64)
-    fx_off = fixed_off[fx_all].astype(np.int64)
-    fx_end = fx_off + size[fx_all]
-    node_limit = max(4 * free.size, 64)
+    fx_idx = np.concatenate(fx_lists + [np.zeros(0, np.int64)]).astype(np.int64)
+    start_ptr = np.zeros(n_sec + 1, np.int64)
+    start_ptr[1:] = np.cumsum(np.bincount(p_lo, minlength=n_sec))
+    total_nodes = 0
+    node_limit = max(4 * n, 64)
     while True:
         for name in preorder_keys:
-            order = np.lexsort(tuple([np.arange(free.size)] + [-keys[c] for c in reversed(name)]))
-            p_lo, p_hi, p_size = flo[order], fhi[order], fsize[order]
-            p_fx_ptr = np.zeros(free.size + 1, np.int64)
-            p_fx_ptr[1:] = np.cumsum(np.diff(fx_ptr)[order])
-            p_fx = np.concatenate([np.arange(fx_ptr[k], fx_ptr[k + 1]) for k in order]).astype(np.int64) \
-                if fx_all.size else np.zeros(0, np.int64)
-            # buffers per section (CSR)
-            counts = np.zeros(n_sec, np.int64)
-            for a, b in zip(p_lo, p_hi):
-                counts[a:b] += 1
-            sec_ptr = np.zeros(n_sec + 1, np.int64)
-            sec_ptr[1:] = np.cumsum(counts)
-            sec_idx = np.empty(sec_ptr[-1], np.int64)
-            fill = sec_ptr[:-1].copy()
-            for k, (a, b) in enumerate(zip(p_lo, p_hi)):
-                sec_idx[fill[a:b]] = k
-                fill[a:b] += 1
-            ov_ptr, ov_idx = overlap_csr(p_lo, p_hi)
-            status, off, _nodes = search_packing(
-                p_size, p_lo, p_hi, n_sec, sec_ptr, sec_idx, ov_ptr, ov_idx, p_fx_ptr,
-                fx_off[p_fx] if fx_all.size else fx_off, fx_end[p_fx] if fx_all.size else fx_end,
-                capacity, alignment, node_limit, deadline if deadline is not None else 0.0)
-            if status == FOUND:
-                res = np.empty(free.size, np.int64)
-                res[order] = off
-                return FOUND, res, free
-            if status in (NOT_FOUND, TIMEOUT):
-                return status, None, free
+            # buffers grouped by first section, each group in branching order
+            start_idx = np.lexsort(tuple([np.arange(n)] + [-keys[c] for c in reversed(name)] + [p_lo]))
+            twin = _twins(start_idx, p_lo, p_hi, p_size, p_fixed)
+            status, off, nodes = search_packing(p_size, p_lo, p_hi, n_sec, start_ptr, start_idx.astype(np.int64),
+                                                twin, p_fixed, fx_ptr, fx_idx, capacity, alignment, node_limit,
+                                                deadline if deadline is not None else 0.0)
+            total_nodes += int(nodes)
+            if status in (FOUND, NOT_FOUND, TIMEOUT):
+                return status, off, total_nodes
         node_limit *= 2
+
+
+def _twins(order, lo, hi, size, fixed_off):
+    """``twin[i]``: the free buffer identical to ``i`` (lifetime and size) just before it in ``order``, or -1."""
+    twin = np.full(order.size, -1, np.int64)
+    last = {}
+    for i in order:
+        if fixed_off[i] < 0:
+            key = (lo[i], hi[i], size[i])
+            twin[i] = last.get(key, -1)
+            last[key] = i
+    return twin
 
 
 def allocate(lower, upper, size, capacity, time_limit=None, alignment=1, fixed=None) -> Allocation:
@@ -266,15 +255,16 @@ def allocate(lower, upper, size, capacity, time_limit=None, alignment=1, fixed=N
     buf_part = part[lo]
     result = off.copy()
     info["method"] = "search"
+    info["nodes"] = 0
     for p in np.unique(buf_part):
         members = np.flatnonzero(buf_part == p)
-        p_off = off[members]
-        if (p_off + size[members]).max() <= capacity:
+        if (off[members] + size[members]).max() <= capacity:
             continue  # the greedy answer already fits this independent part
-        status, res, free = _search_partition(members, size, lo, hi, fixed_off, capacity, alignment,
-                                              deadline, ("TWA", "WAT", "TAW"))
+        status, res, nodes = _search_partition(members, size, lo, hi, fixed_off, capacity, alignment,
+                                               deadline, ("TWA", "WAT", "TAW"))
+        info["nodes"] += nodes
         if status == FOUND:
-            result[free] = res
+            result[members] = res
             continue
         if status == NOT_FOUND:
             return done(off, height, "infeasible")

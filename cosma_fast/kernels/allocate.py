@@ -24,6 +24,13 @@ FOUND = 0
 NOT_FOUND = 1  # the search space was exhausted: no packing within capacity
 NODE_LIMIT = 2
 TIMEOUT = 3
+FLOOR = 0  # undo-trail kinds
+CLOSED = 1
+# columns of the per-depth node table: lowest point (section, level), first section past the run open at
+# that level, option cursor, pinned buffer that must start there (or -1), decision taken (buffer or -1 for
+# closing), trail position before it, section range of the part being searched
+PT, LEVEL, RUN, CUR, FORCED, CHOSEN, TSTART, RLO, RHI = range(9)
+N_COLS = 9
 
 
 @njit(cache=True)
@@ -144,156 +151,220 @@ def lifetime_partitions(lo, hi, n_sections):
 
 
 @njit(cache=True)
-def _lowest_free(base, sz, fx_ptr, fx_off, fx_end, i, alignment):
-    """Lowest aligned offset >= ``base`` that avoids buffer ``i``'s fixed obstacles (sorted by offset)."""
-    p = _align_up(base, alignment)
-    for q in range(fx_ptr[i], fx_ptr[i + 1]):
-        if fx_off[q] < p + sz and fx_end[q] > p:
-            p = _align_up(fx_end[q], alignment)
-    return p
+def _waste_exceeds_slack(remaining, level, capacity):
+    """True when a section's unplaced bytes no longer fit between ``level`` and the capacity
+    (MiniMalloc's section inference; with zero slack it forbids every gap)."""
+    return remaining > 0 and level + remaining > capacity
 
 
 @njit(cache=True)
-def _section_inference_fails(floor, total, offset, capacity):
-    """True when some section's unplaced bytes cannot fit above its floor (MiniMalloc's section inference)."""
-    for s in range(floor.shape[0]):
-        f = floor[s] if floor[s] > offset else offset
-        if total[s] > 0 and f + total[s] > capacity:
+def _lowest_open_point(floor, closed, remaining, lo_r, hi_r):
+    """The lowest floor ``m`` among sections of ``[lo_r, hi_r)`` with unplaced bytes and the leftmost
+    section at ``m`` that is not closed; returns ``(section, m)``, section -1 when all at ``m`` are closed."""
+    m = np.int64(-1)
+    best = -1
+    for s in range(lo_r, hi_r):
+        if remaining[s] == 0:
+            continue
+        if m < 0 or floor[s] < m:
+            m = floor[s]
+            best = -1 if closed[s] else s
+        elif floor[s] == m and best < 0 and not closed[s]:
+            best = s
+    return best, m
+
+
+@njit(cache=True)
+def _next_level(floor, remaining, lo_r, hi_r, m, fixed_list, fixed_off, off, sec_lo):
+    """Lowest offset above ``m`` where a buffer of the part can still start: a section floor or the
+    offset of an unplaced pinned buffer (-1 if none)."""
+    nxt = np.int64(-1)
+    for s in range(lo_r, hi_r):
+        if remaining[s] > 0 and floor[s] > m and (nxt < 0 or floor[s] < nxt):
+            nxt = floor[s]
+    for f in fixed_list:
+        if off[f] < 0 and lo_r <= sec_lo[f] < hi_r and fixed_off[f] > m and (nxt < 0 or fixed_off[f] < nxt):
+            nxt = fixed_off[f]
+    return nxt
+
+
+@njit(cache=True)
+def _pinned_buffer_buried(floor, fixed_list, fixed_off, off, sec_lo, sec_hi):
+    """True when some unplaced pinned buffer lies below a section floor, so it can no longer be placed."""
+    for f in fixed_list:
+        if off[f] < 0:
+            for s in range(sec_lo[f], sec_hi[f]):
+                if floor[s] > fixed_off[f]:
+                    return True
+    return False
+
+
+@njit(cache=True)
+def _settle_part(floor, closed, remaining, lo_r, hi_r, fixed_list, fixed_off, off, sec_lo, sec_hi, capacity,
+                 trail, tp):
+    """Give the part ``[lo_r, hi_r)`` an open lowest point: when every section at the lowest floor is
+    closed, nothing can start there any more, so they are wasted up to the next level where a buffer
+    can start. Returns ``(ok, section, level, trail, tp)``; ``ok`` False when the part is dead."""
+    while True:
+        s_open, m = _lowest_open_point(floor, closed, remaining, lo_r, hi_r)
+        if s_open >= 0:
+            return True, s_open, m, trail, tp
+        nxt = _next_level(floor, remaining, lo_r, hi_r, m, fixed_list, fixed_off, off, sec_lo)
+        if nxt < 0:
+            return False, -1, m, trail, tp
+        for s in range(lo_r, hi_r):
+            if remaining[s] > 0 and floor[s] == m:
+                trail, tp = _push(trail, tp, FLOOR, s, floor[s])
+                floor[s] = nxt
+                trail, tp = _push(trail, tp, CLOSED, s, closed[s])
+                closed[s] = 0
+                if _waste_exceeds_slack(remaining[s], nxt, capacity):
+                    return False, -1, m, trail, tp
+        if _pinned_buffer_buried(floor, fixed_list, fixed_off, off, sec_lo, sec_hi):
+            return False, -1, m, trail, tp
+
+
+@njit(cache=True)
+def _run_end(floor, closed, s_open, m, hi_r):
+    """First section after ``s_open`` that is not open at level ``m``: a buffer placed at the lowest
+    point must end by then."""
+    s = s_open + 1
+    while s < hi_r and floor[s] == m and not closed[s]:
+        s += 1
+    return s
+
+
+@njit(cache=True)
+def _pinned_start(start_ptr, start_idx, fixed_off, off, s_open, m):
+    """The unplaced pinned buffer that starts exactly at the lowest point (it must go there), or -1."""
+    for q in range(start_ptr[s_open], start_ptr[s_open + 1]):
+        b = start_idx[q]
+        if off[b] < 0 and fixed_off[b] == m:
+            return b
+    return -1
+
+
+@njit(cache=True)
+def _collides_with_pinned(b, m, size, fx_ptr, fx_idx, fixed_off, off):
+    """True when ``b`` at offset ``m`` would overlap an unplaced pinned buffer alive at the same time."""
+    for q in range(fx_ptr[b], fx_ptr[b + 1]):
+        f = fx_idx[q]
+        if off[f] < 0 and fixed_off[f] < m + size[b]:
             return True
     return False
 
 
 @njit(cache=True)
-def _violates_canonical_order(offset, idx, last_offset, last_idx):
-    """True when placing ``idx`` at ``offset`` breaks the non-decreasing (offset, preorder) sequence."""
-    return offset < last_offset or (offset == last_offset and idx < last_idx)
+def _waits_for_twin(b, twin, off):
+    """True when an identical buffer earlier in branching order is still unplaced (twins go in order)."""
+    return twin[b] >= 0 and off[twin[b]] < 0
 
 
 @njit(cache=True)
-def _dominated_by_gap(offset, min_height):
-    """True when some unplaced buffer fits entirely below ``offset``, so this placement leaves a useless gap."""
-    return offset >= min_height
+def _can_start_at_point(b, m, run_end, forced, size, sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity):
+    """True when buffer ``b`` may be placed at the lowest point (offset ``m``, its first section)."""
+    if off[b] >= 0 or (forced >= 0 and b != forced):
+        return False
+    if sec_hi[b] > run_end or m + size[b] > capacity:
+        return False
+    if fixed_off[b] >= 0:
+        return fixed_off[b] == m
+    return not _waits_for_twin(b, twin, off) and not _collides_with_pinned(b, m, size, fx_ptr, fx_idx,
+                                                                           fixed_off, off)
 
 
 @njit(cache=True)
-def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr, ov_idx,
-                   fx_ptr, fx_off, fx_end, capacity, alignment, node_limit, deadline):
-    """Depth-first branch-and-bound for a packing of all buffers within ``capacity``.
+def search_packing(size, sec_lo, sec_hi, n_sections, start_ptr, start_idx, twin, fixed_off, fx_ptr, fx_idx,
+                   capacity, alignment, node_limit, deadline):
+    """Depth-first skyline search for a packing of all buffers within ``capacity``.
 
-    Buffers are numbered in preorder (the static branching priority). ``sec_ptr/sec_idx``
-    list the buffers live in each section, ``ov_ptr/ov_idx`` the lifetime-overlapping
-    pairs, ``fx_*`` per buffer the pinned obstacles (sorted by offset). ``deadline`` is a
-    ``time.perf_counter()`` value (<= 0: none). Returns ``(status, offsets, nodes)`` with
-    status FOUND, NOT_FOUND (proof of infeasibility), NODE_LIMIT or TIMEOUT.
+    Every packing can be pushed down until each buffer rests on another one (or on 0, or is
+    pinned); placing such a packing's buffers in (offset, first section) order, the next buffer
+    always starts at the *lowest point*: the leftmost section at the lowest floor that is still
+    open. So each node branches on which buffer starts there -- one whose first section is that
+    section and whose sections all sit at the same floor -- or on closing the point (its bytes are
+    wasted; MiniMalloc's canonical placements, Moffitt ASPLOS 2023, seen section by section).
+    Inference: a section's unplaced bytes must fit above its floor (so zero-slack sections never
+    waste); identical buffers go in order; the part is split where no unplaced buffer crosses
+    and the parts are solved one after another.
+
+    ``start_ptr/start_idx`` list the buffers by first section in branching order, ``twin[i]`` is
+    the previous identical free buffer in that order (or -1), ``fixed_off[i] >= 0`` pins buffer
+    ``i``, ``fx_ptr/fx_idx`` list per buffer the pinned buffers alive with it. ``deadline`` is a
+    ``time.perf_counter()`` value (<= 0: none). Returns ``(status, offsets, nodes)``, status FOUND,
+    NOT_FOUND (proof that no packing exists), NODE_LIMIT or TIMEOUT.
     """
     n = size.shape[0]
     off = np.full(n, -1, np.int64)
-    minoff = np.empty(n, np.int64)
+    remaining = np.zeros(n_sections, np.int64)
     for i in range(n):
-        minoff[i] = _lowest_free(0, size[i], fx_ptr, fx_off, fx_end, i, alignment)
-        if minoff[i] + size[i] > capacity:
-            return NOT_FOUND, off, np.int64(0)
-    total = np.zeros(n_sections, np.int64)
+        for s in range(sec_lo[i], sec_hi[i]):
+            remaining[s] += size[i]
     floor = np.zeros(n_sections, np.int64)
+    closed = np.zeros(n_sections, np.int64)
+    fixed_list = np.flatnonzero(fixed_off >= 0)
+    trail = np.empty((4 * n + 64, 3), np.int64)
+    ok, s_open, m, trail, tp = _settle_part(floor, closed, remaining, 0, n_sections, fixed_list, fixed_off, off,
+                                            sec_lo, sec_hi, capacity, trail, 0)
     for s in range(n_sections):
-        m = np.int64(-1)
-        for q in range(sec_ptr[s], sec_ptr[s + 1]):
-            j = sec_idx[q]
-            total[s] += size[j]
-            if m < 0 or minoff[j] < m:
-                m = minoff[j]
-        floor[s] = m if m > 0 else 0
-    if _section_inference_fails(floor, total, 0, capacity):
-        return NOT_FOUND, off, np.int64(0)
+        if _waste_exceeds_slack(remaining[s], 0, capacity):
+            ok = False
     if n == 0:
         return FOUND, off, np.int64(0)
-    # per-depth state; candidate lists are stacked, depth d holds n - d entries
-    cand = np.empty(n * (n + 1) // 2 + 1, np.int64)
-    cbase = np.zeros(n + 1, np.int64)
-    cur = np.zeros(n + 1, np.int64)
-    cnt = np.zeros(n + 1, np.int64)
-    chosen = np.full(n + 1, -1, np.int64)
-    last_off = np.zeros(n + 1, np.int64)
-    last_idx = np.full(n + 1, -1, np.int64)
-    min_h = np.zeros(n + 1, np.int64)
-    tstart = np.zeros(n + 1, np.int64)
-    rng_lo = np.zeros(n + 1, np.int64)  # section range of the part being searched at each depth
-    rng_hi = np.zeros(n + 1, np.int64)
-    # decomposition frames (MiniMalloc's dynamic decomposition): parts solved one after another
+    if not ok:
+        return NOT_FOUND, off, np.int64(0)
+    # per-depth node state (columns PT..RHI); closing decisions make the depth unbounded, so it grows
+    node = np.zeros((n + n_sections + 1, N_COLS), np.int64)
+    # decomposition frames: a part split into independent parts solved one after another
     f_depth = np.zeros(n + 2, np.int64)
     f_pptr = np.zeros(n + 2, np.int64)
     f_np = np.zeros(n + 2, np.int64)
     f_cur = np.zeros(n + 2, np.int64)
     f_start = np.zeros(n + 2, np.int64)
-    f_off = np.zeros(n + 2, np.int64)
-    f_idx = np.zeros(n + 2, np.int64)
     part_lo = np.zeros(2 * n_sections + 2, np.int64)
     part_hi = np.zeros(2 * n_sections + 2, np.int64)
     cross = np.zeros(n_sections + 1, np.int64)
     live = np.zeros(n_sections + 1, np.int64)
-    # undo trail: kind 0 = minoff[idx], kind 1 = floor[idx]
-    cap_trail = 16 * n + 64
-    tr_kind = np.empty(cap_trail, np.int8)
-    tr_idx = np.empty(cap_trail, np.int64)
-    tr_val = np.empty(cap_trail, np.int64)
-    tp = 0
-    keys = np.empty(n, np.int64)
-    work = np.empty(n, np.int64)
-    nodes = np.int64(0)
-    seen = np.zeros(n_sections, np.int64)
-    stamp = np.int64(0)
-
-    # root frame: one part covering every section
     nf = 1
     f_depth[0] = -1
-    f_pptr[0] = 0
     f_np[0] = 1
-    part_lo[0] = 0
     part_hi[0] = n_sections
     pp = 1
-    f_cur[0] = 0
-    f_start[0] = 0
     d = 0
-    rng_lo[0] = 0
-    rng_hi[0] = n_sections
-    last_off[0] = 0
-    last_idx[0] = -1
-    cnt[0] = _order_candidates(off, minoff, size, sec_lo, 0, n_sections, keys, work, cand, 0, n, min_h, 0)
-    cur[0] = 0
+    node[0, RHI] = n_sections
+    _open_node(node, d, s_open, m, floor, closed, start_ptr, start_idx, fixed_off, off, n_sections)
+    placed = 0
+    nodes = np.int64(0)
     while True:
-        if cur[d] >= cnt[d]:
+        s_open = node[d, PT]
+        m = node[d, LEVEL]
+        stop = start_ptr[s_open + 1]
+        if node[d, CUR] > stop:
+            # options exhausted; a failed part dooms its whole decomposition
             fi = nf - 1
+            target = d - 1
             if d == f_start[fi]:
-                # the current part of the innermost decomposition failed: give up the whole decomposition
                 if fi == 0:
                     return NOT_FOUND, off, nodes
                 target = f_depth[fi]
                 nf -= 1
                 pp = f_pptr[fi]
-            else:
-                target = d - 1
             while d > target:
                 d -= 1
-                b = chosen[d]
-                for s in range(sec_lo[b], sec_hi[b]):
-                    total[s] += size[b]
-                off[b] = -1
-            while tp > tstart[d]:
-                tp -= 1
-                if tr_kind[tp] == 0:
-                    minoff[tr_idx[tp]] = tr_val[tp]
-                else:
-                    floor[tr_idx[tp]] = tr_val[tp]
-            cur[d] += 1
+                placed -= _take_back(node[d, CHOSEN], size, sec_lo, sec_hi, remaining, off)
+                tp = _undo(trail, tp, node[d, TSTART], floor, closed)
             continue
-        b = cand[cbase[d] + cur[d]]
-        ob = minoff[b]
-        if _violates_canonical_order(ob, b, last_off[d], last_idx[d]):
-            cur[d] += 1
-            continue
-        if _dominated_by_gap(ob, min_h[d]):
-            cur[d] = cnt[d]  # candidates are sorted by offset: all later ones are dominated too
-            continue
+        b = -1
+        if node[d, CUR] < stop:
+            b = start_idx[node[d, CUR]]
+            node[d, CUR] += 1
+            if not _can_start_at_point(b, m, node[d, RUN], node[d, FORCED], size, sec_hi, fixed_off, off, twin,
+                                       fx_ptr, fx_idx, capacity):
+                continue
+        else:
+            node[d, CUR] += 1
+            if node[d, FORCED] >= 0 or _waste_exceeds_slack(remaining[s_open], m + alignment, capacity):
+                continue
         nodes += 1
         if nodes > node_limit:
             return NODE_LIMIT, off, nodes
@@ -302,76 +373,41 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr, o
                 now = _perf_counter()
             if now > deadline:
                 return TIMEOUT, off, nodes
-        # place b at ob and propagate
-        tstart[d] = tp
-        chosen[d] = b
-        off[b] = ob
-        top = ob + size[b]
-        ok = top <= capacity
-        for s in range(sec_lo[b], sec_hi[b]):
-            total[s] -= size[b]
-            tr_kind, tr_idx, tr_val, cap_trail, tp = _push_undo(tr_kind, tr_idx, tr_val, cap_trail, tp,
-                                                                1, s, floor[s])
-            floor[s] = top
-        for q in range(ov_ptr[b], ov_ptr[b + 1]):
-            j = ov_idx[q]
-            if off[j] >= 0 or minoff[j] >= top:
-                continue
-            nm = _lowest_free(top, size[j], fx_ptr, fx_off, fx_end, j, alignment)
-            tr_kind, tr_idx, tr_val, cap_trail, tp = _push_undo(tr_kind, tr_idx, tr_val, cap_trail, tp,
-                                                                0, j, minoff[j])
-            minoff[j] = nm
-            if nm + size[j] > capacity:
-                ok = False
-        if ok:
-            # a section's floor is at least the lowest minimum offset of its unplaced buffers
-            stamp += 1
-            t_end = tp
-            for q in range(tstart[d] - 1, t_end):
-                # b's own sections (q < tstart) and those of buffers whose minimum offset rose
-                if q < tstart[d]:
-                    j = b
-                elif tr_kind[q] != 0:
-                    continue
-                else:
-                    j = tr_idx[q]
-                for s in range(sec_lo[j], sec_hi[j]):
-                    if seen[s] == stamp:
-                        continue
-                    seen[s] = stamp
-                    m = np.int64(-1)
-                    for r in range(sec_ptr[s], sec_ptr[s + 1]):
-                        k = sec_idx[r]
-                        if off[k] < 0 and (m < 0 or minoff[k] < m):
-                            m = minoff[k]
-                    if m > floor[s]:
-                        tr_kind, tr_idx, tr_val, cap_trail, tp = _push_undo(tr_kind, tr_idx, tr_val, cap_trail, tp,
-                                                                            1, s, floor[s])
-                        floor[s] = m
-            ok = not _section_inference_fails(floor[rng_lo[d]:rng_hi[d]], total[rng_lo[d]:rng_hi[d]],
-                                              ob, capacity)
-        if not ok:
+        node[d, TSTART] = tp
+        node[d, CHOSEN] = b
+        ok = True
+        if b >= 0:
+            off[b] = m
+            placed += 1
+            top = _align_up(m + size[b], alignment)
             for s in range(sec_lo[b], sec_hi[b]):
-                total[s] += size[b]
-            while tp > tstart[d]:
-                tp -= 1
-                if tr_kind[tp] == 0:
-                    minoff[tr_idx[tp]] = tr_val[tp]
-                else:
-                    floor[tr_idx[tp]] = tr_val[tp]
-            off[b] = -1
-            cur[d] += 1
+                remaining[s] -= size[b]
+                trail, tp = _push(trail, tp, FLOOR, s, floor[s])
+                floor[s] = top
+                if _waste_exceeds_slack(remaining[s], top, capacity):
+                    ok = False
+            if placed == n and ok:
+                return FOUND, off, nodes
+        else:
+            trail, tp = _push(trail, tp, CLOSED, s_open, closed[s_open])
+            closed[s_open] = 1
+        new_lo = node[d, RLO]
+        new_hi = node[d, RHI]
+        n_left = 0
+        if ok:
+            n_left = _split_part(off, sec_lo, sec_hi, new_lo, new_hi, cross, live, part_lo, part_hi, pp)
+            for k in range(n_left):
+                ok2, s_open, m, trail, tp = _settle_part(floor, closed, remaining, part_lo[pp + k], part_hi[pp + k],
+                                                         fixed_list, fixed_off, off, sec_lo, sec_hi, capacity,
+                                                         trail, tp)
+                ok = ok and ok2
+        if not ok:
+            placed -= _take_back(b, size, sec_lo, sec_hi, remaining, off)
+            tp = _undo(trail, tp, node[d, TSTART], floor, closed)
             continue
-        if d + 1 == n:
-            return FOUND, off, nodes
         nd = d + 1
-        lo_r = rng_lo[d]
-        hi_r = rng_hi[d]
-        new_lo = lo_r
-        new_hi = hi_r
-        n_left = _split_part(off, sec_lo, sec_hi, lo_r, hi_r, cross, live, part_lo, part_hi, pp)
         if n_left == 0:
-            # this part is complete: move on to the next part of the innermost decomposition
+            # this part is complete: move on to the next part of the innermost unfinished decomposition
             while True:
                 fi = nf - 1
                 f_cur[fi] += 1
@@ -379,57 +415,56 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr, o
                     f_start[fi] = nd
                     new_lo = part_lo[f_pptr[fi] + f_cur[fi]]
                     new_hi = part_hi[f_pptr[fi] + f_cur[fi]]
-                    last_off[nd] = f_off[fi]
-                    last_idx[nd] = f_idx[fi]
                     break
-                nf -= 1  # decomposition complete: its enclosing part is complete too
+                nf -= 1
                 pp = f_pptr[fi]
-        elif n_left >= 2:
-            f_depth[nf] = d
-            f_pptr[nf] = pp
-            f_np[nf] = n_left
-            f_cur[nf] = 0
-            f_start[nf] = nd
-            f_off[nf] = ob
-            f_idx[nf] = b
-            pp += n_left
-            nf += 1
-            new_lo = part_lo[f_pptr[nf - 1]]
-            new_hi = part_hi[f_pptr[nf - 1]]
-            last_off[nd] = ob
-            last_idx[nd] = b
         else:
-            last_off[nd] = ob
-            last_idx[nd] = b
-        rng_lo[nd] = new_lo
-        rng_hi[nd] = new_hi
-        cbase[nd] = cbase[d] + cnt[d]
-        cnt[nd] = _order_candidates(off, minoff, size, sec_lo, new_lo, new_hi, keys, work, cand, cbase[nd],
-                                    n, min_h, nd)
-        cur[nd] = 0
+            new_lo = part_lo[pp]
+            new_hi = part_hi[pp]
+            if n_left >= 2:
+                f_depth[nf] = d
+                f_pptr[nf] = pp
+                f_np[nf] = n_left
+                f_cur[nf] = 0
+                f_start[nf] = nd
+                pp += n_left
+                nf += 1
+        s_open, m = _lowest_open_point(floor, closed, remaining, new_lo, new_hi)
+        if nd == node.shape[0]:
+            node = _grown(node)
+        node[nd, RLO] = new_lo
+        node[nd, RHI] = new_hi
+        _open_node(node, nd, s_open, m, floor, closed, start_ptr, start_idx, fixed_off, off, new_hi)
         d = nd
 
 
 @njit(cache=True)
-def _order_candidates(off, minoff, size, sec_lo, lo_r, hi_r, keys, work, cand, base, n, min_h, depth):
-    """Write the unplaced buffers starting in sections [lo_r, hi_r) to ``cand[base:]``, sorted by
-    (minimum offset, preorder index); set ``min_h[depth]``; return their number."""
-    k = 0
-    for i in range(n):
-        if off[i] < 0 and lo_r <= sec_lo[i] < hi_r:
-            keys[k] = minoff[i] * n + i
-            work[k] = i
-            k += 1
-    o = np.argsort(keys[:k])
-    mh = np.int64(-1)
-    for a in range(k):
-        i = work[o[a]]
-        cand[base + a] = i
-        h = minoff[i] + size[i]
-        if mh < 0 or h < mh:
-            mh = h
-    min_h[depth] = mh
-    return k
+def _open_node(node, d, s_open, m, floor, closed, start_ptr, start_idx, fixed_off, off, hi_r):
+    """Set up depth ``d`` to branch on the lowest point ``(s_open, m)`` of the part ending at ``hi_r``."""
+    node[d, PT] = s_open
+    node[d, LEVEL] = m
+    node[d, RUN] = _run_end(floor, closed, s_open, m, hi_r)
+    node[d, CUR] = start_ptr[s_open]
+    node[d, FORCED] = _pinned_start(start_ptr, start_idx, fixed_off, off, s_open, m)
+
+
+@njit(cache=True)
+def _grown(table):
+    """The table with twice as many rows (the new rows uninitialised)."""
+    bigger = np.empty((2 * table.shape[0], table.shape[1]), table.dtype)
+    bigger[:table.shape[0]] = table
+    return bigger
+
+
+@njit(cache=True)
+def _take_back(b, size, sec_lo, sec_hi, remaining, off):
+    """Unplace buffer ``b`` (no-op for a closing decision, ``b < 0``); returns how many buffers were unplaced."""
+    if b < 0:
+        return 0
+    for s in range(sec_lo[b], sec_hi[b]):
+        remaining[s] += size[b]
+    off[b] = -1
+    return 1
 
 
 @njit(cache=True)
@@ -471,27 +506,27 @@ def _split_part(off, sec_lo, sec_hi, lo_r, hi_r, cross, live, part_lo, part_hi, 
 
 
 @njit(cache=True)
-def _push_undo(tr_kind, tr_idx, tr_val, cap, tp, kind, idx, val):
-    """Record ``(kind, idx, old value)`` at ``tp`` on the undo trail, growing it when full;
-    returns the (possibly new) trail arrays, their capacity and ``tp + 1``."""
-    if tp + 2 >= cap:
-        tr_kind, tr_idx, tr_val, cap = _grow(tr_kind, tr_idx, tr_val, cap)
-    tr_kind[tp] = kind
-    tr_idx[tp] = idx
-    tr_val[tp] = val
-    return tr_kind, tr_idx, tr_val, cap, tp + 1
+def _push(trail, tp, kind, idx, old):
+    """Record ``(kind, idx, old value)`` at row ``tp`` of the undo trail, doubling it when full;
+    returns the (possibly new) trail and ``tp + 1``."""
+    if tp == trail.shape[0]:
+        trail = _grown(trail)
+    trail[tp, 0] = kind
+    trail[tp, 1] = idx
+    trail[tp, 2] = old
+    return trail, tp + 1
 
 
 @njit(cache=True)
-def _grow(tr_kind, tr_idx, tr_val, cap):
-    """Double the undo trail."""
-    nk = np.empty(2 * cap, np.int8)
-    ni = np.empty(2 * cap, np.int64)
-    nv = np.empty(2 * cap, np.int64)
-    nk[:cap] = tr_kind
-    ni[:cap] = tr_idx
-    nv[:cap] = tr_val
-    return nk, ni, nv, 2 * cap
+def _undo(trail, tp, stop, floor, closed):
+    """Restore section floors and closed flags recorded on the trail above ``stop``; returns ``stop``."""
+    while tp > stop:
+        tp -= 1
+        if trail[tp, 0] == FLOOR:
+            floor[trail[tp, 1]] = trail[tp, 2]
+        else:
+            closed[trail[tp, 1]] = trail[tp, 2]
+    return tp
 
 
 def _perf_counter():
@@ -508,9 +543,11 @@ def warmup() -> None:
     ptr, idx = overlap_csr(lo, hi)
     greedy_place(np.arange(3), size, ptr, idx, np.full(3, -1, np.int64), 1, True)
     lifetime_partitions(lo, hi, 3)
-    sec_ptr = np.array([0, 1, 3, 5], np.int64)
-    sec_idx = np.array([0, 0, 1, 1, 2], np.int64)
-    fx_ptr = np.zeros(4, np.int64)
-    fx = np.zeros(0, np.int64)
-    search_packing(size, lo, hi, 3, sec_ptr, sec_idx, ptr, idx, fx_ptr, fx, fx, 3, 1, 1000, 0.0)
-    search_packing(size, lo, hi, 3, sec_ptr, sec_idx, ptr, idx, fx_ptr, fx, fx, 3, 1, 1000, 1e300)
+    start_ptr = np.array([0, 1, 2, 3], np.int64)
+    start_idx = np.arange(3, dtype=np.int64)
+    twin = np.full(3, -1, np.int64)
+    fixed = np.array([-1, -1, 2], np.int64)
+    fx_ptr = np.array([0, 0, 1, 1], np.int64)
+    fx_idx = np.array([2], np.int64)
+    for deadline in (0.0, 1e300):
+        search_packing(size, lo, hi, 3, start_ptr, start_idx, twin, fixed, fx_ptr, fx_idx, 3, 1, 1000, deadline)
