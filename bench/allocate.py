@@ -56,7 +56,7 @@ def main():
     sizes = [150, 300, 450]
     seeds = range(2) if args.quick else range(3)
     times = []
-    print("n   guillotine seed status   height  maxlive greedy  nodes     time_s")
+    print("n   guillotine seed status   height  maxlive greedy  nodes     hits     time_s")
     for n in sizes:
         for guillotine in (True, False):
             for seed in seeds:
@@ -69,7 +69,8 @@ def main():
                     check(lo, up, sz, a.offsets, cap)
                 times.append(a.solve_time)
                 print(f"{len(sz):<4}{guillotine!s:<11}{seed:<5}{a.status:<9}{a.height:<8}{a.lower_bound:<8}"
-                      f"{a.info['greedy_height']:<8}{a.info.get('nodes', 0):<10}{a.solve_time:.3f}")
+                      f"{a.info['greedy_height']:<8}{a.info.get('nodes', 0):<10}"
+                      f"{a.info.get('memo_hits', 0):<9}{a.solve_time:.3f}")
     print(f"zero-slack: median {statistics.median(times):.3f} s, max {max(times):.3f} s over {len(times)}")
     for n in (20000, 50000):
         lo, up, sz = dnn_like_lifetimes(n)

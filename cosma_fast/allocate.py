@@ -150,7 +150,7 @@ def _greedy(size, lo, hi, ov_ptr, ov_idx, fixed_off, alignment):
 
 def _search_partition(members, size, lo, hi, fixed_off, capacity, alignment, deadline, preorder_keys):
     """Run the skyline search on one independent part, restarting with the next branching order and a
-    doubled node budget until it answers; returns ``(status, offsets of members, nodes)``."""
+    doubled node budget until it answers; returns ``(status, offsets of members, nodes, memo hits)``."""
     from .kernels.allocate import FOUND, NOT_FOUND, TIMEOUT, search_packing
 
     s0 = lo[members].min()
@@ -174,21 +174,25 @@ def _search_partition(members, size, lo, hi, fixed_off, capacity, alignment, dea
     fx_ptr = np.zeros(n + 1, np.int64)
     fx_ptr[1:] = np.cumsum([len(x) for x in fx_lists])
     fx_idx = np.concatenate(fx_lists + [np.zeros(0, np.int64)]).astype(np.int64)
-    start_ptr = np.zeros(n_sec + 1, np.int64)
-    start_ptr[1:] = np.cumsum(np.bincount(p_lo, minlength=n_sec))
-    total_nodes = 0
+    sec_ptr = np.zeros(n_sec + 1, np.int64)
+    sec_ptr[1:] = np.cumsum(np.bincount(np.concatenate([np.arange(a, b) for a, b in zip(p_lo, p_hi)]),
+                                        minlength=n_sec))
+    total_nodes = total_hits = 0
+    memo = np.zeros(1 << 20, np.uint64)  # dead part states, shared by the restarts
     node_limit = max(4 * n, 64)
     while True:
         for name in preorder_keys:
-            # buffers grouped by first section, each group in branching order
-            start_idx = np.lexsort(tuple([np.arange(n)] + [-keys[c] for c in reversed(name)] + [p_lo]))
-            twin = _twins(start_idx, p_lo, p_hi, p_size, p_fixed)
-            status, off, nodes = search_packing(p_size, p_lo, p_hi, n_sec, start_ptr, start_idx.astype(np.int64),
-                                                twin, p_fixed, fx_ptr, fx_idx, capacity, alignment, node_limit,
-                                                deadline if deadline is not None else 0.0)
+            # buffers live in each section, in branching order
+            order = np.lexsort(tuple([np.arange(n)] + [-keys[c] for c in reversed(name)]))
+            sec_idx = np.concatenate([order[(p_lo[order] <= s) & (p_hi[order] > s)] for s in range(n_sec)])
+            twin = _twins(order, p_lo, p_hi, p_size, p_fixed)
+            status, off, nodes, hits = search_packing(p_size, p_lo, p_hi, n_sec, sec_ptr, sec_idx.astype(np.int64),
+                                                      twin, p_fixed, fx_ptr, fx_idx, capacity, alignment, node_limit,
+                                                      deadline if deadline is not None else 0.0, memo)
             total_nodes += int(nodes)
+            total_hits += int(hits)
             if status in (FOUND, NOT_FOUND, TIMEOUT):
-                return status, off, total_nodes
+                return status, off, total_nodes, total_hits
         node_limit *= 2
 
 
@@ -255,14 +259,15 @@ def allocate(lower, upper, size, capacity, time_limit=None, alignment=1, fixed=N
     buf_part = part[lo]
     result = off.copy()
     info["method"] = "search"
-    info["nodes"] = 0
+    info["nodes"] = info["memo_hits"] = 0
     for p in np.unique(buf_part):
         members = np.flatnonzero(buf_part == p)
         if (off[members] + size[members]).max() <= capacity:
             continue  # the greedy answer already fits this independent part
-        status, res, nodes = _search_partition(members, size, lo, hi, fixed_off, capacity, alignment,
-                                               deadline, ("TWA", "WAT", "TAW"))
+        status, res, nodes, hits = _search_partition(members, size, lo, hi, fixed_off, capacity, alignment,
+                                                     deadline, ("TWA", "WAT", "TAW"))
         info["nodes"] += nodes
+        info["memo_hits"] += hits
         if status == FOUND:
             result[members] = res
             continue

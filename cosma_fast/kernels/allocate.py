@@ -26,11 +26,11 @@ NODE_LIMIT = 2
 TIMEOUT = 3
 FLOOR = 0  # undo-trail kinds
 CLOSED = 1
-# columns of the per-depth node table: lowest point (section, level), first section past the run open at
-# that level, option cursor, pinned buffer that must start there (or -1), decision taken (buffer or -1 for
-# closing), trail position before it, section range of the part being searched
-PT, LEVEL, RUN, CUR, FORCED, CHOSEN, TSTART, RLO, RHI = range(9)
-N_COLS = 9
+# columns of the per-depth node table: branching point (section, level), the run of sections open at that
+# level around it, option cursor (into the section's buffer list), pinned buffer that must go there (or -1),
+# decision taken (buffer, or -1 for closing the point), trail position before it, range of the part searched
+PT, LEVEL, RUN_LO, RUN_HI, CUR, FORCED, CHOSEN, TSTART, RLO, RHI = range(10)
+N_COLS = 10
 
 
 @njit(cache=True)
@@ -204,14 +204,14 @@ def _settle_part(floor, closed, remaining, lo_r, hi_r, fixed_list, fixed_off, of
                  trail, tp):
     """Give the part ``[lo_r, hi_r)`` an open lowest point: when every section at the lowest floor is
     closed, nothing can start there any more, so they are wasted up to the next level where a buffer
-    can start. Returns ``(ok, section, level, trail, tp)``; ``ok`` False when the part is dead."""
+    can start. Returns ``(ok, trail, tp)``; ``ok`` False when the part is dead."""
     while True:
         s_open, m = _lowest_open_point(floor, closed, remaining, lo_r, hi_r)
         if s_open >= 0:
-            return True, s_open, m, trail, tp
+            return True, trail, tp
         nxt = _next_level(floor, remaining, lo_r, hi_r, m, fixed_list, fixed_off, off, sec_lo)
         if nxt < 0:
-            return False, -1, m, trail, tp
+            return False, trail, tp
         for s in range(lo_r, hi_r):
             if remaining[s] > 0 and floor[s] == m:
                 trail, tp = _push(trail, tp, FLOOR, s, floor[s])
@@ -219,29 +219,45 @@ def _settle_part(floor, closed, remaining, lo_r, hi_r, fixed_list, fixed_off, of
                 trail, tp = _push(trail, tp, CLOSED, s, closed[s])
                 closed[s] = 0
                 if _waste_exceeds_slack(remaining[s], nxt, capacity):
-                    return False, -1, m, trail, tp
+                    return False, trail, tp
         if _pinned_buffer_buried(floor, fixed_list, fixed_off, off, sec_lo, sec_hi):
-            return False, -1, m, trail, tp
+            return False, trail, tp
 
 
 @njit(cache=True)
-def _run_end(floor, closed, s_open, m, hi_r):
-    """First section after ``s_open`` that is not open at level ``m``: a buffer placed at the lowest
-    point must end by then."""
-    s = s_open + 1
-    while s < hi_r and floor[s] == m and not closed[s]:
-        s += 1
-    return s
-
-
-@njit(cache=True)
-def _pinned_start(start_ptr, start_idx, fixed_off, off, s_open, m):
-    """The unplaced pinned buffer that starts exactly at the lowest point (it must go there), or -1."""
-    for q in range(start_ptr[s_open], start_ptr[s_open + 1]):
-        b = start_idx[q]
-        if off[b] < 0 and fixed_off[b] == m:
-            return b
-    return -1
+def _propagate_floors(floor, closed, remaining, lo_r, hi_r, size, sec_lo, sec_hi, fixed_off, off, lowest, capacity,
+                      trail, tp):
+    """Raise each section's floor to the lowest offset any unplaced buffer covering it can still take (a
+    buffer sits above the floors of all its sections), until nothing changes; the bytes skipped are
+    wasted. Returns ``(ok, trail, tp)``; ``ok`` False when a buffer cannot fit or waste exceeds slack."""
+    changed = True
+    while changed:
+        changed = False
+        for s in range(lo_r, hi_r):
+            lowest[s] = -1
+        for c in range(size.shape[0]):
+            if off[c] >= 0 or not lo_r <= sec_lo[c] < hi_r:
+                continue
+            o = fixed_off[c]
+            if o < 0:
+                for s in range(sec_lo[c], sec_hi[c]):
+                    if floor[s] > o:
+                        o = floor[s]
+                if o + size[c] > capacity:
+                    return False, trail, tp
+            for s in range(sec_lo[c], sec_hi[c]):
+                if lowest[s] < 0 or o < lowest[s]:
+                    lowest[s] = o
+        for s in range(lo_r, hi_r):
+            if remaining[s] > 0 and lowest[s] > floor[s]:
+                trail, tp = _push(trail, tp, FLOOR, s, floor[s])
+                floor[s] = lowest[s]
+                trail, tp = _push(trail, tp, CLOSED, s, closed[s])
+                closed[s] = 0
+                changed = True
+                if _waste_exceeds_slack(remaining[s], floor[s], capacity):
+                    return False, trail, tp
+    return True, trail, tp
 
 
 @njit(cache=True)
@@ -261,11 +277,13 @@ def _waits_for_twin(b, twin, off):
 
 
 @njit(cache=True)
-def _can_start_at_point(b, m, run_end, forced, size, sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity):
-    """True when buffer ``b`` may be placed at the lowest point (offset ``m``, its first section)."""
+def _can_cover_point(b, m, run_lo, run_hi, forced, size, sec_lo, sec_hi, fixed_off, off, twin, fx_ptr, fx_idx,
+                     capacity):
+    """True when buffer ``b`` may be placed at offset ``m`` inside the run ``[run_lo, run_hi)`` of sections
+    open at that level."""
     if off[b] >= 0 or (forced >= 0 and b != forced):
         return False
-    if sec_hi[b] > run_end or m + size[b] > capacity:
+    if sec_lo[b] < run_lo or sec_hi[b] > run_hi or m + size[b] > capacity:
         return False
     if fixed_off[b] >= 0:
         return fixed_off[b] == m
@@ -274,8 +292,60 @@ def _can_start_at_point(b, m, run_end, forced, size, sec_hi, fixed_off, off, twi
 
 
 @njit(cache=True)
-def search_packing(size, sec_lo, sec_hi, n_sections, start_ptr, start_idx, twin, fixed_off, fx_ptr, fx_idx,
-                   capacity, alignment, node_limit, deadline):
+def _pinned_cover(s, m, sec_ptr, sec_idx, fixed_off, off):
+    """The unplaced pinned buffer covering section ``s`` at offset ``m`` (it must be placed there), or -1."""
+    for q in range(sec_ptr[s], sec_ptr[s + 1]):
+        b = sec_idx[q]
+        if off[b] < 0 and fixed_off[b] == m:
+            return b
+    return -1
+
+
+@njit(cache=True)
+def _open_run_end(floor, closed, remaining, s, m, hi_r):
+    """First section at or after ``s`` that is not open at level ``m``."""
+    while s < hi_r and remaining[s] > 0 and floor[s] == m and not closed[s]:
+        s += 1
+    return s
+
+
+@njit(cache=True)
+def _open_node(node, d, lo_r, hi_r, floor, closed, remaining, sec_ptr, sec_idx, size, sec_lo, sec_hi, fixed_off,
+               off, twin, fx_ptr, fx_idx, capacity):
+    """Set up depth ``d`` to branch on the point of part ``[lo_r, hi_r)`` that fewest buffers can cover
+    (first fail), among the open sections at the lowest level: in a packing, the byte at a section's
+    floor is either wasted or the bottom of a buffer, which then lies inside the run of sections open
+    at that level."""
+    m = _lowest_open_point(floor, closed, remaining, lo_r, hi_r)[1]
+    node[d, LEVEL] = m
+    node[d, RLO] = lo_r
+    node[d, RHI] = hi_r
+    best = np.int64(-1)
+    s = lo_r
+    while s < hi_r and best != 0:
+        run_hi = _open_run_end(floor, closed, remaining, s, m, hi_r)
+        for t in range(s, run_hi):
+            forced = _pinned_cover(t, m, sec_ptr, sec_idx, fixed_off, off)
+            count = 0
+            for q in range(sec_ptr[t], sec_ptr[t + 1]):
+                if _can_cover_point(sec_idx[q], m, s, run_hi, forced, size, sec_lo, sec_hi, fixed_off, off, twin,
+                                    fx_ptr, fx_idx, capacity):
+                    count += 1
+            if best < 0 or count < best:
+                best = count
+                node[d, PT] = t
+                node[d, RUN_LO] = s
+                node[d, RUN_HI] = run_hi
+                node[d, FORCED] = forced
+                if count == 0:
+                    break
+        s = run_hi + 1 if run_hi == s else run_hi
+    node[d, CUR] = sec_ptr[node[d, PT]]
+
+
+@njit(cache=True)
+def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fixed_off, fx_ptr, fx_idx,
+                   capacity, alignment, node_limit, deadline, memo):
     """Depth-first skyline search for a packing of all buffers within ``capacity``.
 
     Every packing can be pushed down until each buffer rests on another one (or on 0, or is
@@ -291,7 +361,9 @@ def search_packing(size, sec_lo, sec_hi, n_sections, start_ptr, start_idx, twin,
     ``start_ptr/start_idx`` list the buffers by first section in branching order, ``twin[i]`` is
     the previous identical free buffer in that order (or -1), ``fixed_off[i] >= 0`` pins buffer
     ``i``, ``fx_ptr/fx_idx`` list per buffer the pinned buffers alive with it. ``deadline`` is a
-    ``time.perf_counter()`` value (<= 0: none). Returns ``(status, offsets, nodes)``, status FOUND,
+    ``time.perf_counter()`` value (<= 0: none). ``memo`` (uint64, power-of-two length, zeros when fresh)
+    keeps hashes of part states proven dead; it may be reused across calls on the same instance.
+    Returns ``(status, offsets, nodes, memo hits)``, status FOUND,
     NOT_FOUND (proof that no packing exists), NODE_LIMIT or TIMEOUT.
     """
     n = size.shape[0]
@@ -304,15 +376,21 @@ def search_packing(size, sec_lo, sec_hi, n_sections, start_ptr, start_idx, twin,
     closed = np.zeros(n_sections, np.int64)
     fixed_list = np.flatnonzero(fixed_off >= 0)
     trail = np.empty((4 * n + 64, 3), np.int64)
-    ok, s_open, m, trail, tp = _settle_part(floor, closed, remaining, 0, n_sections, fixed_list, fixed_off, off,
-                                            sec_lo, sec_hi, capacity, trail, 0)
+    lowest = np.zeros(n_sections, np.int64)
+    ok = True
     for s in range(n_sections):
         if _waste_exceeds_slack(remaining[s], 0, capacity):
             ok = False
+    if ok:
+        ok, trail, tp = _propagate_floors(floor, closed, remaining, 0, n_sections, size, sec_lo, sec_hi, fixed_off,
+                                          off, lowest, capacity, trail, 0)
+    if ok:
+        ok, trail, tp = _settle_part(floor, closed, remaining, 0, n_sections, fixed_list, fixed_off, off, sec_lo,
+                                     sec_hi, capacity, trail, tp)
     if n == 0:
-        return FOUND, off, np.int64(0)
+        return FOUND, off, np.int64(0), np.int64(0)
     if not ok:
-        return NOT_FOUND, off, np.int64(0)
+        return NOT_FOUND, off, np.int64(0), np.int64(0)
     # per-depth node state (columns PT..RHI); closing decisions make the depth unbounded, so it grows
     node = np.zeros((n + n_sections + 1, N_COLS), np.int64)
     # decomposition frames: a part split into independent parts solved one after another
@@ -331,21 +409,23 @@ def search_packing(size, sec_lo, sec_hi, n_sections, start_ptr, start_idx, twin,
     part_hi[0] = n_sections
     pp = 1
     d = 0
-    node[0, RHI] = n_sections
-    _open_node(node, d, s_open, m, floor, closed, start_ptr, start_idx, fixed_off, off, n_sections)
+    _open_node(node, d, 0, n_sections, floor, closed, remaining, sec_ptr, sec_idx, size, sec_lo, sec_hi, fixed_off,
+               off, twin, fx_ptr, fx_idx, capacity)
     placed = 0
     nodes = np.int64(0)
+    memo_hits = np.int64(0)
     while True:
         s_open = node[d, PT]
         m = node[d, LEVEL]
-        stop = start_ptr[s_open + 1]
+        stop = sec_ptr[s_open + 1]
         if node[d, CUR] > stop:
-            # options exhausted; a failed part dooms its whole decomposition
+            # options exhausted: this part's state has no completion; a failed part dooms its decomposition
+            _memo_add(memo, _part_key(floor, closed, remaining, off, sec_lo, node[d, RLO], node[d, RHI]))
             fi = nf - 1
             target = d - 1
             if d == f_start[fi]:
                 if fi == 0:
-                    return NOT_FOUND, off, nodes
+                    return NOT_FOUND, off, nodes, memo_hits
                 target = f_depth[fi]
                 nf -= 1
                 pp = f_pptr[fi]
@@ -356,10 +436,10 @@ def search_packing(size, sec_lo, sec_hi, n_sections, start_ptr, start_idx, twin,
             continue
         b = -1
         if node[d, CUR] < stop:
-            b = start_idx[node[d, CUR]]
+            b = sec_idx[node[d, CUR]]
             node[d, CUR] += 1
-            if not _can_start_at_point(b, m, node[d, RUN], node[d, FORCED], size, sec_hi, fixed_off, off, twin,
-                                       fx_ptr, fx_idx, capacity):
+            if not _can_cover_point(b, m, node[d, RUN_LO], node[d, RUN_HI], node[d, FORCED], size, sec_lo, sec_hi,
+                                    fixed_off, off, twin, fx_ptr, fx_idx, capacity):
                 continue
         else:
             node[d, CUR] += 1
@@ -367,12 +447,12 @@ def search_packing(size, sec_lo, sec_hi, n_sections, start_ptr, start_idx, twin,
                 continue
         nodes += 1
         if nodes > node_limit:
-            return NODE_LIMIT, off, nodes
+            return NODE_LIMIT, off, nodes, memo_hits
         if deadline > 0 and (nodes & 1023) == 0:
             with objmode(now="float64"):
                 now = _perf_counter()
             if now > deadline:
-                return TIMEOUT, off, nodes
+                return TIMEOUT, off, nodes, memo_hits
         node[d, TSTART] = tp
         node[d, CHOSEN] = b
         ok = True
@@ -387,7 +467,7 @@ def search_packing(size, sec_lo, sec_hi, n_sections, start_ptr, start_idx, twin,
                 if _waste_exceeds_slack(remaining[s], top, capacity):
                     ok = False
             if placed == n and ok:
-                return FOUND, off, nodes
+                return FOUND, off, nodes, memo_hits
         else:
             trail, tp = _push(trail, tp, CLOSED, s_open, closed[s_open])
             closed[s_open] = 1
@@ -395,11 +475,13 @@ def search_packing(size, sec_lo, sec_hi, n_sections, start_ptr, start_idx, twin,
         new_hi = node[d, RHI]
         n_left = 0
         if ok:
+            ok, trail, tp = _propagate_floors(floor, closed, remaining, new_lo, new_hi, size, sec_lo, sec_hi,
+                                              fixed_off, off, lowest, capacity, trail, tp)
+        if ok:
             n_left = _split_part(off, sec_lo, sec_hi, new_lo, new_hi, cross, live, part_lo, part_hi, pp)
             for k in range(n_left):
-                ok2, s_open, m, trail, tp = _settle_part(floor, closed, remaining, part_lo[pp + k], part_hi[pp + k],
-                                                         fixed_list, fixed_off, off, sec_lo, sec_hi, capacity,
-                                                         trail, tp)
+                ok2, trail, tp = _settle_part(floor, closed, remaining, part_lo[pp + k], part_hi[pp + k],
+                                              fixed_list, fixed_off, off, sec_lo, sec_hi, capacity, trail, tp)
                 ok = ok and ok2
         if not ok:
             placed -= _take_back(b, size, sec_lo, sec_hi, remaining, off)
@@ -429,23 +511,14 @@ def search_packing(size, sec_lo, sec_hi, n_sections, start_ptr, start_idx, twin,
                 f_start[nf] = nd
                 pp += n_left
                 nf += 1
-        s_open, m = _lowest_open_point(floor, closed, remaining, new_lo, new_hi)
         if nd == node.shape[0]:
             node = _grown(node)
-        node[nd, RLO] = new_lo
-        node[nd, RHI] = new_hi
-        _open_node(node, nd, s_open, m, floor, closed, start_ptr, start_idx, fixed_off, off, new_hi)
+        _open_node(node, nd, new_lo, new_hi, floor, closed, remaining, sec_ptr, sec_idx, size, sec_lo, sec_hi,
+                   fixed_off, off, twin, fx_ptr, fx_idx, capacity)
+        if _memo_has(memo, _part_key(floor, closed, remaining, off, sec_lo, new_lo, new_hi)):
+            node[nd, CUR] = sec_ptr[node[nd, PT] + 1] + 1  # a state already proven dead (same skyline)
+            memo_hits += 1
         d = nd
-
-
-@njit(cache=True)
-def _open_node(node, d, s_open, m, floor, closed, start_ptr, start_idx, fixed_off, off, hi_r):
-    """Set up depth ``d`` to branch on the lowest point ``(s_open, m)`` of the part ending at ``hi_r``."""
-    node[d, PT] = s_open
-    node[d, LEVEL] = m
-    node[d, RUN] = _run_end(floor, closed, s_open, m, hi_r)
-    node[d, CUR] = start_ptr[s_open]
-    node[d, FORCED] = _pinned_start(start_ptr, start_idx, fixed_off, off, s_open, m)
 
 
 @njit(cache=True)
@@ -506,6 +579,53 @@ def _split_part(off, sec_lo, sec_hi, lo_r, hi_r, cross, live, part_lo, part_hi, 
 
 
 @njit(cache=True)
+def _mix(x):
+    """splitmix64 finaliser: a well-spread 64-bit hash of ``x``."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True)
+def _part_key(floor, closed, remaining, off, sec_lo, lo_r, hi_r):
+    """Hash of what the search of part ``[lo_r, hi_r)`` depends on: its section floors and closed flags and
+    its unplaced buffers (not where the placed ones are, so rearrangements with the same skyline collide)."""
+    h = _mix(np.uint64(lo_r) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(hi_r))
+    for s in range(lo_r, hi_r):
+        if remaining[s] > 0:
+            h += _mix(_mix(np.uint64(s)) + np.uint64(2 * floor[s] + closed[s]))
+    for i in range(off.shape[0]):
+        if off[i] < 0 and lo_r <= sec_lo[i] < hi_r:
+            h ^= _mix(np.uint64(i) + np.uint64(0x632BE59BD9B4E019))
+    return h | np.uint64(1)  # 0 marks an empty slot
+
+
+@njit(cache=True)
+def _memo_has(memo, key):
+    """True when ``key`` is in the open-addressing table ``memo``."""
+    mask = np.uint64(memo.shape[0] - 1)
+    for k in range(4):
+        v = memo[(key + np.uint64(k)) & mask]
+        if v == key:
+            return True
+        if v == 0:
+            return False
+    return False
+
+
+@njit(cache=True)
+def _memo_add(memo, key):
+    """Insert ``key`` into ``memo`` (overwriting an old entry when its probe run is full)."""
+    mask = np.uint64(memo.shape[0] - 1)
+    for k in range(4):
+        slot = (key + np.uint64(k)) & mask
+        if memo[slot] == 0 or memo[slot] == key:
+            memo[slot] = key
+            return
+    memo[key & mask] = key
+
+
+@njit(cache=True)
 def _push(trail, tp, kind, idx, old):
     """Record ``(kind, idx, old value)`` at row ``tp`` of the undo trail, doubling it when full;
     returns the (possibly new) trail and ``tp + 1``."""
@@ -543,11 +663,12 @@ def warmup() -> None:
     ptr, idx = overlap_csr(lo, hi)
     greedy_place(np.arange(3), size, ptr, idx, np.full(3, -1, np.int64), 1, True)
     lifetime_partitions(lo, hi, 3)
-    start_ptr = np.array([0, 1, 2, 3], np.int64)
-    start_idx = np.arange(3, dtype=np.int64)
+    sec_ptr = np.array([0, 1, 3, 5], np.int64)
+    sec_idx = np.array([0, 0, 1, 1, 2], np.int64)
     twin = np.full(3, -1, np.int64)
     fixed = np.array([-1, -1, 2], np.int64)
     fx_ptr = np.array([0, 0, 1, 1], np.int64)
     fx_idx = np.array([2], np.int64)
     for deadline in (0.0, 1e300):
-        search_packing(size, lo, hi, 3, start_ptr, start_idx, twin, fixed, fx_ptr, fx_idx, 3, 1, 1000, deadline)
+        search_packing(size, lo, hi, 3, sec_ptr, sec_idx, twin, fixed, fx_ptr, fx_idx, 3, 1, 1000, deadline,
+                       np.zeros(64, np.uint64))
