@@ -24,8 +24,8 @@ FOUND = 0
 NOT_FOUND = 1  # the search space was exhausted: no packing within capacity
 NODE_LIMIT = 2
 TIMEOUT = 3
-FLOOR = 0  # undo-trail kinds
-CLOSED = 1
+FLOOR, CLOSED, BOUND = range(3)  # undo-trail kinds: section floor, closed flag, buffer offset bound
+TP, QLEN, NMARK = range(3)  # counters: undo-trail top, queued sections, sections marked for a re-check
 # columns of the per-depth node table: branching point (section, level), the run of sections open at that
 # level around it, option cursor (into the section's buffer list), pinned buffer that must go there (or -1),
 # decision taken (buffer, or -1 for closing the point), trail position before it, range of the part searched
@@ -158,6 +158,121 @@ def _waste_exceeds_slack(remaining, level, capacity):
 
 
 @njit(cache=True)
+def _record(trail, ctr, kind, idx, old):
+    """Push ``(kind, idx, old value)`` on the undo trail (``ctr[TP]`` is its top), doubling it when full;
+    returns the (possibly new) trail."""
+    tp = ctr[TP]
+    if tp == trail.shape[0]:
+        trail = _grown(trail)
+    trail[tp, 0] = kind
+    trail[tp, 1] = idx
+    trail[tp, 2] = old
+    ctr[TP] = tp + 1
+    return trail
+
+
+@njit(cache=True)
+def _undo(trail, ctr, stop, floor, closed, bound):
+    """Restore the floors, closed flags and offset bounds recorded on the trail above ``stop``."""
+    tp = ctr[TP]
+    while tp > stop:
+        tp -= 1
+        kind = trail[tp, 0]
+        if kind == FLOOR:
+            floor[trail[tp, 1]] = trail[tp, 2]
+        elif kind == CLOSED:
+            closed[trail[tp, 1]] = trail[tp, 2]
+        else:
+            bound[trail[tp, 1]] = trail[tp, 2]
+    ctr[TP] = stop
+
+
+@njit(cache=True)
+def _raise_floor(s, level, floor, closed, trail, ctr, queue, queued):
+    """Lift section ``s`` to ``level`` (a new, open point) and queue it for propagation; returns the trail."""
+    trail = _record(trail, ctr, FLOOR, s, floor[s])
+    floor[s] = level
+    if closed[s]:
+        trail = _record(trail, ctr, CLOSED, s, 1)
+        closed[s] = 0
+    if not queued[s]:
+        queued[s] = 1
+        queue[ctr[QLEN]] = s
+        ctr[QLEN] += 1
+    return trail
+
+
+@njit(cache=True)
+def _mark(s, marks, marked, ctr):
+    """Add section ``s`` to the sections whose floor must be re-checked."""
+    if not marked[s]:
+        marked[s] = 1
+        marks[ctr[NMARK]] = s
+        ctr[NMARK] += 1
+
+
+@njit(cache=True)
+def _lowest_bound(s, sec_ptr, sec_idx, off, fixed_off, bound):
+    """Lowest offset any unplaced buffer covering section ``s`` can still take (-1 when there is none)."""
+    low = np.int64(-1)
+    for q in range(sec_ptr[s], sec_ptr[s + 1]):
+        c = sec_idx[q]
+        if off[c] < 0:
+            o = fixed_off[c] if fixed_off[c] >= 0 else bound[c]
+            if low < 0 or o < low:
+                low = o
+    return low
+
+
+@njit(cache=True)
+def _propagate(floor, closed, remaining, bound, off, size, sec_lo, sec_hi, sec_ptr, sec_idx, fixed_off, capacity,
+               trail, ctr, queue, queued, marks, marked):
+    """Propagate the queued floor changes to a fixpoint: a buffer lies above the floors of all its
+    sections (its offset bound), and a section's floor rises to the lowest bound among the unplaced
+    buffers covering it (the bytes skipped are wasted). Returns ``(ok, trail)``; ``ok`` is False when a
+    buffer no longer fits or a section's waste exceeds its slack."""
+    ok = True
+    while ok and (ctr[QLEN] > 0 or ctr[NMARK] > 0):
+        for k in range(ctr[QLEN]):
+            s = queue[k]
+            queued[s] = 0
+            for q in range(sec_ptr[s], sec_ptr[s + 1]):
+                c = sec_idx[q]
+                if not ok or off[c] >= 0 or fixed_off[c] >= 0 or bound[c] >= floor[s]:
+                    continue
+                trail = _record(trail, ctr, BOUND, c, bound[c])
+                for t in range(sec_lo[c], sec_hi[c]):
+                    if floor[t] == bound[c]:  # c may have been the only buffer able to start at t's floor
+                        _mark(t, marks, marked, ctr)
+                bound[c] = floor[s]
+                ok = bound[c] + size[c] <= capacity
+        ctr[QLEN] = 0
+        n_marked = ctr[NMARK]
+        ctr[NMARK] = 0
+        for k in range(n_marked):
+            t = marks[k]
+            marked[t] = 0
+            if ok and remaining[t] > 0:
+                low = _lowest_bound(t, sec_ptr, sec_idx, off, fixed_off, bound)
+                if low > floor[t]:
+                    trail = _raise_floor(t, low, floor, closed, trail, ctr, queue, queued)
+                    ok = not _waste_exceeds_slack(remaining[t], low, capacity)
+    _drop_pending(queue, queued, marks, marked, ctr)
+    return ok, trail
+
+
+@njit(cache=True)
+def _drop_pending(queue, queued, marks, marked, ctr):
+    """Forget queued and marked sections (after a failure)."""
+    for k in range(ctr[QLEN]):
+        queued[queue[k]] = 0
+    for k in range(ctr[NMARK]):
+        marked[marks[k]] = 0
+    ctr[QLEN] = 0
+    ctr[NMARK] = 0
+
+
+@njit(cache=True)
 def _lowest_open_point(floor, closed, remaining, lo_r, hi_r):
     """The lowest floor ``m`` among sections of ``[lo_r, hi_r)`` with unplaced bytes and the leftmost
     section at ``m`` that is not closed; returns ``(section, m)``, section -1 when all at ``m`` are closed."""
@@ -200,64 +315,23 @@ def _pinned_buffer_buried(floor, fixed_list, fixed_off, off, sec_lo, sec_hi):
 
 
 @njit(cache=True)
-def _settle_part(floor, closed, remaining, lo_r, hi_r, fixed_list, fixed_off, off, sec_lo, sec_hi, capacity,
-                 trail, tp):
+def _settle_part(lo_r, hi_r, floor, closed, remaining, fixed_list, fixed_off, off, sec_lo, sec_hi, capacity, trail,
+                 ctr, queue, queued):
     """Give the part ``[lo_r, hi_r)`` an open lowest point: when every section at the lowest floor is
-    closed, nothing can start there any more, so they are wasted up to the next level where a buffer
-    can start. Returns ``(ok, trail, tp)``; ``ok`` False when the part is dead."""
-    while True:
-        s_open, m = _lowest_open_point(floor, closed, remaining, lo_r, hi_r)
-        if s_open >= 0:
-            return True, trail, tp
-        nxt = _next_level(floor, remaining, lo_r, hi_r, m, fixed_list, fixed_off, off, sec_lo)
-        if nxt < 0:
-            return False, trail, tp
-        for s in range(lo_r, hi_r):
-            if remaining[s] > 0 and floor[s] == m:
-                trail, tp = _push(trail, tp, FLOOR, s, floor[s])
-                floor[s] = nxt
-                trail, tp = _push(trail, tp, CLOSED, s, closed[s])
-                closed[s] = 0
-                if _waste_exceeds_slack(remaining[s], nxt, capacity):
-                    return False, trail, tp
-        if _pinned_buffer_buried(floor, fixed_list, fixed_off, off, sec_lo, sec_hi):
-            return False, trail, tp
-
-
-@njit(cache=True)
-def _propagate_floors(floor, closed, remaining, lo_r, hi_r, size, sec_lo, sec_hi, fixed_off, off, lowest, capacity,
-                      trail, tp):
-    """Raise each section's floor to the lowest offset any unplaced buffer covering it can still take (a
-    buffer sits above the floors of all its sections), until nothing changes; the bytes skipped are
-    wasted. Returns ``(ok, trail, tp)``; ``ok`` False when a buffer cannot fit or waste exceeds slack."""
-    changed = True
-    while changed:
-        changed = False
-        for s in range(lo_r, hi_r):
-            lowest[s] = -1
-        for c in range(size.shape[0]):
-            if off[c] >= 0 or not lo_r <= sec_lo[c] < hi_r:
-                continue
-            o = fixed_off[c]
-            if o < 0:
-                for s in range(sec_lo[c], sec_hi[c]):
-                    if floor[s] > o:
-                        o = floor[s]
-                if o + size[c] > capacity:
-                    return False, trail, tp
-            for s in range(sec_lo[c], sec_hi[c]):
-                if lowest[s] < 0 or o < lowest[s]:
-                    lowest[s] = o
-        for s in range(lo_r, hi_r):
-            if remaining[s] > 0 and lowest[s] > floor[s]:
-                trail, tp = _push(trail, tp, FLOOR, s, floor[s])
-                floor[s] = lowest[s]
-                trail, tp = _push(trail, tp, CLOSED, s, closed[s])
-                closed[s] = 0
-                changed = True
-                if _waste_exceeds_slack(remaining[s], floor[s], capacity):
-                    return False, trail, tp
-    return True, trail, tp
+    closed, nothing starts there any more, so they are wasted up to the next level where a buffer can
+    start (the raised sections are queued). Returns ``(ok, trail)``; ``ok`` False when the part is dead."""
+    s_open, m = _lowest_open_point(floor, closed, remaining, lo_r, hi_r)
+    if s_open >= 0:
+        return True, trail
+    nxt = _next_level(floor, remaining, lo_r, hi_r, m, fixed_list, fixed_off, off, sec_lo)
+    if nxt < 0:
+        return False, trail
+    for s in range(lo_r, hi_r):
+        if remaining[s] > 0 and floor[s] == m:
+            trail = _raise_floor(s, nxt, floor, closed, trail, ctr, queue, queued)
+            if _waste_exceeds_slack(remaining[s], nxt, capacity):
+                return False, trail
+    return not _pinned_buffer_buried(floor, fixed_list, fixed_off, off, sec_lo, sec_hi), trail
 
 
 @njit(cache=True)
@@ -292,55 +366,59 @@ def _can_cover_point(b, m, run_lo, run_hi, forced, size, sec_lo, sec_hi, fixed_o
 
 
 @njit(cache=True)
-def _pinned_cover(s, m, sec_ptr, sec_idx, fixed_off, off):
-    """The unplaced pinned buffer covering section ``s`` at offset ``m`` (it must be placed there), or -1."""
-    for q in range(sec_ptr[s], sec_ptr[s + 1]):
-        b = sec_idx[q]
-        if off[b] < 0 and fixed_off[b] == m:
-            return b
-    return -1
+def _span_closed(c, sec_lo, sec_hi, closed):
+    """True when some section of buffer ``c`` is closed (the byte at its floor is known to be wasted)."""
+    for t in range(sec_lo[c], sec_hi[c]):
+        if closed[t]:
+            return True
+    return False
 
 
 @njit(cache=True)
-def _open_run_end(floor, closed, remaining, s, m, hi_r):
-    """First section at or after ``s`` that is not open at level ``m``."""
-    while s < hi_r and remaining[s] > 0 and floor[s] == m and not closed[s]:
-        s += 1
-    return s
-
-
-@njit(cache=True)
-def _open_node(node, d, lo_r, hi_r, floor, closed, remaining, sec_ptr, sec_idx, size, sec_lo, sec_hi, fixed_off,
-               off, twin, fx_ptr, fx_idx, capacity):
+def _open_node(node, d, lo_r, hi_r, floor, closed, remaining, bound, count, by_lo, lo_ptr, sec_ptr, size, sec_lo,
+               sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity):
     """Set up depth ``d`` to branch on the point of part ``[lo_r, hi_r)`` that fewest buffers can cover
-    (first fail), among the open sections at the lowest level: in a packing, the byte at a section's
-    floor is either wasted or the bottom of a buffer, which then lies inside the run of sections open
-    at that level."""
+    (first fail), among the open sections at the lowest level ``m``: in a packing, the byte at a
+    section's floor is either wasted or the bottom of a buffer, which then sits at ``m`` (its offset
+    bound) with no closed section under it. An unplaced pinned buffer at ``m`` is placed first."""
     m = _lowest_open_point(floor, closed, remaining, lo_r, hi_r)[1]
     node[d, LEVEL] = m
     node[d, RLO] = lo_r
     node[d, RHI] = hi_r
-    best = np.int64(-1)
-    s = lo_r
-    while s < hi_r and best != 0:
-        run_hi = _open_run_end(floor, closed, remaining, s, m, hi_r)
-        for t in range(s, run_hi):
-            forced = _pinned_cover(t, m, sec_ptr, sec_idx, fixed_off, off)
-            count = 0
-            for q in range(sec_ptr[t], sec_ptr[t + 1]):
-                if _can_cover_point(sec_idx[q], m, s, run_hi, forced, size, sec_lo, sec_hi, fixed_off, off, twin,
-                                    fx_ptr, fx_idx, capacity):
-                    count += 1
-            if best < 0 or count < best:
-                best = count
+    node[d, FORCED] = -1
+    for t in range(lo_r, hi_r):
+        count[t] = 0
+    for c in by_lo[lo_ptr[lo_r]:lo_ptr[hi_r]]:
+        if off[c] >= 0:
+            continue
+        if fixed_off[c] >= 0:
+            if fixed_off[c] == m:
+                node[d, FORCED] = c
+                node[d, PT] = sec_lo[c]
+                break
+            continue
+        if (bound[c] != m or m + size[c] > capacity or _waits_for_twin(c, twin, off)
+                or _collides_with_pinned(c, m, size, fx_ptr, fx_idx, fixed_off, off)
+                or _span_closed(c, sec_lo, sec_hi, closed)):
+            continue
+        for t in range(sec_lo[c], sec_hi[c]):
+            count[t] += 1
+    if node[d, FORCED] < 0:
+        best = np.int64(-1)
+        for t in range(lo_r, hi_r):
+            if remaining[t] > 0 and floor[t] == m and not closed[t] and (best < 0 or count[t] < best):
+                best = count[t]
                 node[d, PT] = t
-                node[d, RUN_LO] = s
-                node[d, RUN_HI] = run_hi
-                node[d, FORCED] = forced
-                if count == 0:
-                    break
-        s = run_hi + 1 if run_hi == s else run_hi
-    node[d, CUR] = sec_ptr[node[d, PT]]
+    t = node[d, PT]
+    run_lo = t
+    while run_lo > lo_r and remaining[run_lo - 1] > 0 and floor[run_lo - 1] == m and not closed[run_lo - 1]:
+        run_lo -= 1
+    run_hi = t + 1
+    while run_hi < hi_r and remaining[run_hi] > 0 and floor[run_hi] == m and not closed[run_hi]:
+        run_hi += 1
+    node[d, RUN_LO] = run_lo
+    node[d, RUN_HI] = run_hi
+    node[d, CUR] = sec_ptr[t]
 
 
 @njit(cache=True)
@@ -348,23 +426,27 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
                    capacity, alignment, node_limit, deadline, memo):
     """Depth-first skyline search for a packing of all buffers within ``capacity``.
 
-    Every packing can be pushed down until each buffer rests on another one (or on 0, or is
-    pinned); placing such a packing's buffers in (offset, first section) order, the next buffer
-    always starts at the *lowest point*: the leftmost section at the lowest floor that is still
-    open. So each node branches on which buffer starts there -- one whose first section is that
-    section and whose sections all sit at the same floor -- or on closing the point (its bytes are
-    wasted; MiniMalloc's canonical placements, Moffitt ASPLOS 2023, seen section by section).
-    Inference: a section's unplaced bytes must fit above its floor (so zero-slack sections never
-    waste); identical buffers go in order; the part is split where no unplaced buffer crosses
-    and the parts are solved one after another.
+    State: per section its *floor* (every byte below is used or wasted, every byte above is free)
+    and whether the byte at the floor is *closed* (known to be wasted). At the lowest floor, the
+    byte at a section's floor is either the bottom of some unplaced buffer -- which then lies
+    inside the run of sections open at that level -- or wasted; each node branches on this for
+    the section with the fewest candidate buffers. When every section at the lowest floor is
+    closed, they are wasted up to the next level where a buffer can start (every packing can be
+    pushed down until each buffer rests on another one, so this loses none). This is MiniMalloc's
+    canonical search (Moffitt, ASPLOS 2023) seen section by section. Inference: a buffer lies
+    above the floors of its sections and a section's floor rises to the lowest such bound of its
+    unplaced buffers; a section's unplaced bytes must fit above its floor (so zero-slack sections
+    never waste); identical buffers go in order; the part is split where no unplaced buffer
+    crosses and the parts are solved one after another; part states proven dead are memoised by
+    skyline and unplaced set, so rearrangements with the same skyline are not searched again.
 
-    ``start_ptr/start_idx`` list the buffers by first section in branching order, ``twin[i]`` is
+    ``sec_ptr/sec_idx`` list the buffers live in each section in branching order, ``twin[i]`` is
     the previous identical free buffer in that order (or -1), ``fixed_off[i] >= 0`` pins buffer
     ``i``, ``fx_ptr/fx_idx`` list per buffer the pinned buffers alive with it. ``deadline`` is a
     ``time.perf_counter()`` value (<= 0: none). ``memo`` (uint64, power-of-two length, zeros when fresh)
     keeps hashes of part states proven dead; it may be reused across calls on the same instance.
-    Returns ``(status, offsets, nodes, memo hits)``, status FOUND,
-    NOT_FOUND (proof that no packing exists), NODE_LIMIT or TIMEOUT.
+    Returns ``(status, offsets, nodes, memo hits)``, status FOUND, NOT_FOUND (proof that no packing
+    exists), NODE_LIMIT or TIMEOUT.
     """
     n = size.shape[0]
     off = np.full(n, -1, np.int64)
@@ -374,19 +456,28 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
             remaining[s] += size[i]
     floor = np.zeros(n_sections, np.int64)
     closed = np.zeros(n_sections, np.int64)
+    bound = np.zeros(n, np.int64)
     fixed_list = np.flatnonzero(fixed_off >= 0)
-    trail = np.empty((4 * n + 64, 3), np.int64)
-    lowest = np.zeros(n_sections, np.int64)
+    by_lo = np.argsort(sec_lo, kind="mergesort")
+    lo_ptr = np.searchsorted(sec_lo[by_lo], np.arange(n_sections + 1))
+    trail = np.empty((8 * n + 64, 3), np.int64)
+    ctr = np.zeros(3, np.int64)
+    queue = np.empty(n_sections, np.int64)
+    queued = np.zeros(n_sections, np.int64)
+    marks = np.empty(n_sections, np.int64)
+    marked = np.zeros(n_sections, np.int64)
     ok = True
     for s in range(n_sections):
-        if _waste_exceeds_slack(remaining[s], 0, capacity):
-            ok = False
-    if ok:
-        ok, trail, tp = _propagate_floors(floor, closed, remaining, 0, n_sections, size, sec_lo, sec_hi, fixed_off,
-                                          off, lowest, capacity, trail, 0)
-    if ok:
-        ok, trail, tp = _settle_part(floor, closed, remaining, 0, n_sections, fixed_list, fixed_off, off, sec_lo,
-                                     sec_hi, capacity, trail, tp)
+        ok = ok and not _waste_exceeds_slack(remaining[s], 0, capacity)
+        _mark(s, marks, marked, ctr)
+    while ok:
+        ok, trail = _propagate(floor, closed, remaining, bound, off, size, sec_lo, sec_hi, sec_ptr, sec_idx,
+                               fixed_off, capacity, trail, ctr, queue, queued, marks, marked)
+        if ok:
+            ok, trail = _settle_part(0, n_sections, floor, closed, remaining, fixed_list, fixed_off, off, sec_lo,
+                                     sec_hi, capacity, trail, ctr, queue, queued)
+        if ctr[QLEN] == 0:
+            break
     if n == 0:
         return FOUND, off, np.int64(0), np.int64(0)
     if not ok:
@@ -409,8 +500,9 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
     part_hi[0] = n_sections
     pp = 1
     d = 0
-    _open_node(node, d, 0, n_sections, floor, closed, remaining, sec_ptr, sec_idx, size, sec_lo, sec_hi, fixed_off,
-               off, twin, fx_ptr, fx_idx, capacity)
+    count = np.zeros(n_sections, np.int64)
+    _open_node(node, d, 0, n_sections, floor, closed, remaining, bound, count, by_lo, lo_ptr, sec_ptr, size, sec_lo,
+               sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity)
     placed = 0
     nodes = np.int64(0)
     memo_hits = np.int64(0)
@@ -420,7 +512,7 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
         stop = sec_ptr[s_open + 1]
         if node[d, CUR] > stop:
             # options exhausted: this part's state has no completion; a failed part dooms its decomposition
-            _memo_add(memo, _part_key(floor, closed, remaining, off, sec_lo, node[d, RLO], node[d, RHI]))
+            _memo_add(memo, _part_key(floor, closed, remaining, off, by_lo, lo_ptr, node[d, RLO], node[d, RHI]))
             fi = nf - 1
             target = d - 1
             if d == f_start[fi]:
@@ -432,7 +524,7 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
             while d > target:
                 d -= 1
                 placed -= _take_back(node[d, CHOSEN], size, sec_lo, sec_hi, remaining, off)
-                tp = _undo(trail, tp, node[d, TSTART], floor, closed)
+                _undo(trail, ctr, node[d, TSTART], floor, closed, bound)
             continue
         b = -1
         if node[d, CUR] < stop:
@@ -453,7 +545,7 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
                 now = _perf_counter()
             if now > deadline:
                 return TIMEOUT, off, nodes, memo_hits
-        node[d, TSTART] = tp
+        node[d, TSTART] = ctr[TP]
         node[d, CHOSEN] = b
         ok = True
         if b >= 0:
@@ -462,30 +554,36 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
             top = _align_up(m + size[b], alignment)
             for s in range(sec_lo[b], sec_hi[b]):
                 remaining[s] -= size[b]
-                trail, tp = _push(trail, tp, FLOOR, s, floor[s])
-                floor[s] = top
-                if _waste_exceeds_slack(remaining[s], top, capacity):
-                    ok = False
+                trail = _raise_floor(s, top, floor, closed, trail, ctr, queue, queued)
+                ok = ok and not _waste_exceeds_slack(remaining[s], top, capacity)
             if placed == n and ok:
                 return FOUND, off, nodes, memo_hits
         else:
-            trail, tp = _push(trail, tp, CLOSED, s_open, closed[s_open])
+            trail = _record(trail, ctr, CLOSED, s_open, closed[s_open])
             closed[s_open] = 1
         new_lo = node[d, RLO]
         new_hi = node[d, RHI]
         n_left = 0
         if ok:
-            ok, trail, tp = _propagate_floors(floor, closed, remaining, new_lo, new_hi, size, sec_lo, sec_hi,
-                                              fixed_off, off, lowest, capacity, trail, tp)
+            ok, trail = _propagate(floor, closed, remaining, bound, off, size, sec_lo, sec_hi, sec_ptr, sec_idx,
+                                   fixed_off, capacity, trail, ctr, queue, queued, marks, marked)
         if ok:
-            n_left = _split_part(off, sec_lo, sec_hi, new_lo, new_hi, cross, live, part_lo, part_hi, pp)
+            n_left = _split_part(off, sec_lo, sec_hi, by_lo, lo_ptr, new_lo, new_hi, cross, live, part_lo, part_hi,
+                                 pp)
+        while ok and n_left > 0:
+            # settle every part; lifting closed sections may trigger more propagation
             for k in range(n_left):
-                ok2, trail, tp = _settle_part(floor, closed, remaining, part_lo[pp + k], part_hi[pp + k],
-                                              fixed_list, fixed_off, off, sec_lo, sec_hi, capacity, trail, tp)
-                ok = ok and ok2
+                if ok:
+                    ok, trail = _settle_part(part_lo[pp + k], part_hi[pp + k], floor, closed, remaining, fixed_list,
+                                             fixed_off, off, sec_lo, sec_hi, capacity, trail, ctr, queue, queued)
+            if not ok or ctr[QLEN] == 0:
+                break
+            ok, trail = _propagate(floor, closed, remaining, bound, off, size, sec_lo, sec_hi, sec_ptr, sec_idx,
+                                   fixed_off, capacity, trail, ctr, queue, queued, marks, marked)
         if not ok:
+            _drop_pending(queue, queued, marks, marked, ctr)
             placed -= _take_back(b, size, sec_lo, sec_hi, remaining, off)
-            tp = _undo(trail, tp, node[d, TSTART], floor, closed)
+            _undo(trail, ctr, node[d, TSTART], floor, closed, bound)
             continue
         nd = d + 1
         if n_left == 0:
@@ -513,9 +611,9 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
                 nf += 1
         if nd == node.shape[0]:
             node = _grown(node)
-        _open_node(node, nd, new_lo, new_hi, floor, closed, remaining, sec_ptr, sec_idx, size, sec_lo, sec_hi,
-                   fixed_off, off, twin, fx_ptr, fx_idx, capacity)
-        if _memo_has(memo, _part_key(floor, closed, remaining, off, sec_lo, new_lo, new_hi)):
+        _open_node(node, nd, new_lo, new_hi, floor, closed, remaining, bound, count, by_lo, lo_ptr, sec_ptr, size,
+                   sec_lo, sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity)
+        if _memo_has(memo, _part_key(floor, closed, remaining, off, by_lo, lo_ptr, new_lo, new_hi)):
             node[nd, CUR] = sec_ptr[node[nd, PT] + 1] + 1  # a state already proven dead (same skyline)
             memo_hits += 1
         d = nd
@@ -541,15 +639,16 @@ def _take_back(b, size, sec_lo, sec_hi, remaining, off):
 
 
 @njit(cache=True)
-def _split_part(off, sec_lo, sec_hi, lo_r, hi_r, cross, live, part_lo, part_hi, pp):
+def _split_part(off, sec_lo, sec_hi, by_lo, lo_ptr, lo_r, hi_r, cross, live, part_lo, part_hi, pp):
     """Split sections [lo_r, hi_r) where no unplaced buffer crosses; write the non-empty parts at
-    ``part_lo/part_hi[pp:]`` and return how many there are (0: no unplaced buffer is left)."""
+    ``part_lo/part_hi[pp:]`` and return how many there are (0: no unplaced buffer is left).
+    ``by_lo[lo_ptr[s]:lo_ptr[s + 1]]`` are the buffers whose first section is ``s``."""
     for s in range(lo_r, hi_r + 1):
         cross[s] = 0
         live[s] = 0
     any_left = False
-    for i in range(off.shape[0]):
-        if off[i] < 0 and lo_r <= sec_lo[i] < hi_r:
+    for i in by_lo[lo_ptr[lo_r]:lo_ptr[hi_r]]:
+        if off[i] < 0:
             any_left = True
             cross[sec_lo[i] + 1] += 1
             cross[sec_hi[i]] -= 1
@@ -587,15 +686,15 @@ def _mix(x):
 
 
 @njit(cache=True)
-def _part_key(floor, closed, remaining, off, sec_lo, lo_r, hi_r):
+def _part_key(floor, closed, remaining, off, by_lo, lo_ptr, lo_r, hi_r):
     """Hash of what the search of part ``[lo_r, hi_r)`` depends on: its section floors and closed flags and
     its unplaced buffers (not where the placed ones are, so rearrangements with the same skyline collide)."""
     h = _mix(np.uint64(lo_r) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(hi_r))
     for s in range(lo_r, hi_r):
         if remaining[s] > 0:
             h += _mix(_mix(np.uint64(s)) + np.uint64(2 * floor[s] + closed[s]))
-    for i in range(off.shape[0]):
-        if off[i] < 0 and lo_r <= sec_lo[i] < hi_r:
+    for i in by_lo[lo_ptr[lo_r]:lo_ptr[hi_r]]:
+        if off[i] < 0:
             h ^= _mix(np.uint64(i) + np.uint64(0x632BE59BD9B4E019))
     return h | np.uint64(1)  # 0 marks an empty slot
 
@@ -623,30 +722,6 @@ def _memo_add(memo, key):
             memo[slot] = key
             return
     memo[key & mask] = key
-
-
-@njit(cache=True)
-def _push(trail, tp, kind, idx, old):
-    """Record ``(kind, idx, old value)`` at row ``tp`` of the undo trail, doubling it when full;
-    returns the (possibly new) trail and ``tp + 1``."""
-    if tp == trail.shape[0]:
-        trail = _grown(trail)
-    trail[tp, 0] = kind
-    trail[tp, 1] = idx
-    trail[tp, 2] = old
-    return trail, tp + 1
-
-
-@njit(cache=True)
-def _undo(trail, tp, stop, floor, closed):
-    """Restore section floors and closed flags recorded on the trail above ``stop``; returns ``stop``."""
-    while tp > stop:
-        tp -= 1
-        if trail[tp, 0] == FLOOR:
-            floor[trail[tp, 1]] = trail[tp, 2]
-        else:
-            closed[trail[tp, 1]] = trail[tp, 2]
-    return tp
 
 
 def _perf_counter():
