@@ -25,12 +25,15 @@ NOT_FOUND = 1  # the search space was exhausted: no packing within capacity
 NODE_LIMIT = 2
 TIMEOUT = 3
 FLOOR, CLOSED, BOUND = range(3)  # undo-trail kinds: section floor, closed flag, buffer offset bound
-TP, QLEN, NMARK = range(3)  # counters: undo-trail top, queued sections, sections marked for a re-check
+TP, QLEN, NMARK, NLEV = range(4)  # counters: undo-trail top, queued sections, sections to re-check, levels to
+# re-check (the level list lives after the counters in the same array)
 # columns of the per-depth node table: branching point (section, level), the run of sections open at that
-# level around it, option cursor (into the section's buffer list), pinned buffer that must go there (or -1),
+# level around it, option cursor and end of its candidates on the candidate stack (the end is the closing
+# option), pinned buffer that must go there (or -1),
 # decision taken (buffer, or -1 for closing the point), trail position before it, range of the part searched
-PT, LEVEL, RUN_LO, RUN_HI, CUR, FORCED, CHOSEN, TSTART, RLO, RHI = range(10)
-N_COLS = 10
+PT, LEVEL, RUN_LO, RUN_HI, CUR, CEND, FORCED, CHOSEN, TSTART, RLO, RHI = range(11)
+N_COLS = 11
+MAX_LEVELS = 64  # levels whose tiling is re-checked after one decision (more are skipped: only pruning)
 
 
 @njit(cache=True)
@@ -192,6 +195,7 @@ def _raise_floor(s, level, floor, closed, trail, ctr, queue, queued):
     """Lift section ``s`` to ``level`` (a new, open point) and queue it for propagation; returns the trail."""
     trail = _record(trail, ctr, FLOOR, s, floor[s])
     floor[s] = level
+    _note_level(level, ctr)
     if closed[s]:
         trail = _record(trail, ctr, CLOSED, s, 1)
         closed[s] = 0
@@ -200,6 +204,42 @@ def _raise_floor(s, level, floor, closed, trail, ctr, queue, queued):
         queue[ctr[QLEN]] = s
         ctr[QLEN] += 1
     return trail
+
+
+@njit(cache=True)
+def _note_level(level, ctr):
+    """Add ``level`` to the levels whose tiling must be re-checked (``ctr[4:4 + ctr[NLEV]]``)."""
+    k = ctr[NLEV]
+    for j in range(4, 4 + k):
+        if ctr[j] == level:
+            return
+    if k < MAX_LEVELS:
+        ctr[4 + k] = level
+        ctr[NLEV] = k + 1
+
+
+@njit(cache=True)
+def _level_tileable(level, lo_r, hi_r, floor, closed, remaining, bound, reach, by_lo, lo_ptr, sec_hi, off, fixed_off,
+                    capacity, alignment):
+    """False when the sections of ``[lo_r, hi_r)`` whose floor is ``level`` and that cannot waste a byte
+    cannot all be covered by buffers sitting at ``level``: those buffers are disjoint in time, lie where
+    floors are <= ``level``, and each starts and ends at section boundaries, so the covered sections
+    must be an exact union of their lifetimes (a left-to-right reachability test)."""
+    for t in range(lo_r, hi_r + 1):
+        reach[t] = 0
+    reach[lo_r] = 1
+    for t in range(lo_r, hi_r):
+        if not reach[t]:
+            continue
+        at_level = floor[t] == level and remaining[t] > 0
+        if not (at_level and not closed[t] and _waste_exceeds_slack(remaining[t], level + alignment, capacity)):
+            reach[t + 1] = 1  # t may stay uncovered at this level
+        if floor[t] > level or (at_level and closed[t]):
+            continue  # nothing can sit at this level in t
+        for c in by_lo[lo_ptr[t]:lo_ptr[t + 1]]:
+            if off[c] < 0 and (bound[c] == level if fixed_off[c] < 0 else fixed_off[c] == level):
+                reach[sec_hi[c]] = 1
+    return reach[hi_r] == 1
 
 
 @njit(cache=True)
@@ -241,6 +281,7 @@ def _propagate(floor, closed, remaining, bound, off, size, sec_lo, sec_hi, sec_p
                 if not ok or off[c] >= 0 or fixed_off[c] >= 0 or bound[c] >= floor[s]:
                     continue
                 trail = _record(trail, ctr, BOUND, c, bound[c])
+                _note_level(bound[c], ctr)  # c no longer sits at its old level
                 for t in range(sec_lo[c], sec_hi[c]):
                     if floor[t] == bound[c]:  # c may have been the only buffer able to start at t's floor
                         _mark(t, marks, marked, ctr)
@@ -375,8 +416,25 @@ def _span_closed(c, sec_lo, sec_hi, closed):
 
 
 @njit(cache=True)
-def _open_node(node, d, lo_r, hi_r, floor, closed, remaining, bound, count, by_lo, lo_ptr, sec_ptr, size, sec_lo,
-               sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity):
+def _fit_score(c, m, run_lo, run_hi, lo_r, hi_r, floor, size, sec_lo, sec_hi, alignment):
+    """How snugly ``c`` at level ``m`` fits its run: +2 per run end it reaches, +1 per neighbour whose floor
+    its top meets (buffers that fill a gap exactly are the likely ones in a tight packing)."""
+    score = 0
+    top = _align_up(m + size[c], alignment)
+    if sec_lo[c] == run_lo:
+        score += 2
+        if run_lo > lo_r and floor[run_lo - 1] == top:
+            score += 1
+    if sec_hi[c] == run_hi:
+        score += 2
+        if run_hi < hi_r and floor[run_hi] == top:
+            score += 1
+    return score
+
+
+@njit(cache=True)
+def _open_node(node, d, lo_r, hi_r, floor, closed, remaining, bound, count, by_lo, lo_ptr, sec_ptr, sec_idx, size,
+               sec_lo, sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity, alignment, cand):
     """Set up depth ``d`` to branch on the point of part ``[lo_r, hi_r)`` that fewest buffers can cover
     (first fail), among the open sections at the lowest level ``m``: in a packing, the byte at a
     section's floor is either wasted or the bottom of a buffer, which then sits at ``m`` (its offset
@@ -418,7 +476,25 @@ def _open_node(node, d, lo_r, hi_r, floor, closed, remaining, bound, count, by_l
         run_hi += 1
     node[d, RUN_LO] = run_lo
     node[d, RUN_HI] = run_hi
-    node[d, CUR] = sec_ptr[t]
+    base = node[d, CUR]
+    while cand.shape[0] < base + sec_ptr[t + 1] - sec_ptr[t]:
+        cand = _grown(cand)
+    k = base
+    for q in range(sec_ptr[t], sec_ptr[t + 1]):
+        c = sec_idx[q]
+        if _can_cover_point(c, m, run_lo, run_hi, node[d, FORCED], size, sec_lo, sec_hi, fixed_off, off, twin, fx_ptr,
+                            fx_idx, capacity):
+            score = _fit_score(c, m, run_lo, run_hi, lo_r, hi_r, floor, size, sec_lo, sec_hi, alignment)
+            j = k
+            while j > base and cand[j - 1, 1] < score:  # stable insertion by score, static order otherwise
+                cand[j, 0] = cand[j - 1, 0]
+                cand[j, 1] = cand[j - 1, 1]
+                j -= 1
+            cand[j, 0] = c
+            cand[j, 1] = score
+            k += 1
+    node[d, CEND] = k
+    return cand
 
 
 @njit(cache=True)
@@ -461,7 +537,7 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
     by_lo = np.argsort(sec_lo, kind="mergesort")
     lo_ptr = np.searchsorted(sec_lo[by_lo], np.arange(n_sections + 1))
     trail = np.empty((8 * n + 64, 3), np.int64)
-    ctr = np.zeros(3, np.int64)
+    ctr = np.zeros(4 + MAX_LEVELS, np.int64)
     queue = np.empty(n_sections, np.int64)
     queued = np.zeros(n_sections, np.int64)
     marks = np.empty(n_sections, np.int64)
@@ -501,15 +577,19 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
     pp = 1
     d = 0
     count = np.zeros(n_sections, np.int64)
-    _open_node(node, d, 0, n_sections, floor, closed, remaining, bound, count, by_lo, lo_ptr, sec_ptr, size, sec_lo,
-               sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity)
+    reach = np.zeros(n_sections + 1, np.int64)
+    ctr[NLEV] = 0
+    cand = np.empty((4 * n + 16, 2), np.int64)  # candidate stack: per depth the options of its point
+    node[0, CUR] = 0
+    cand = _open_node(node, d, 0, n_sections, floor, closed, remaining, bound, count, by_lo, lo_ptr, sec_ptr, sec_idx,
+                      size, sec_lo, sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity, alignment, cand)
     placed = 0
     nodes = np.int64(0)
     memo_hits = np.int64(0)
     while True:
         s_open = node[d, PT]
         m = node[d, LEVEL]
-        stop = sec_ptr[s_open + 1]
+        stop = node[d, CEND]
         if node[d, CUR] > stop:
             # options exhausted: this part's state has no completion; a failed part dooms its decomposition
             _memo_add(memo, _part_key(floor, closed, remaining, off, by_lo, lo_ptr, node[d, RLO], node[d, RHI]))
@@ -528,11 +608,8 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
             continue
         b = -1
         if node[d, CUR] < stop:
-            b = sec_idx[node[d, CUR]]
+            b = cand[node[d, CUR], 0]
             node[d, CUR] += 1
-            if not _can_cover_point(b, m, node[d, RUN_LO], node[d, RUN_HI], node[d, FORCED], size, sec_lo, sec_hi,
-                                    fixed_off, off, twin, fx_ptr, fx_idx, capacity):
-                continue
         else:
             node[d, CUR] += 1
             if node[d, FORCED] >= 0 or _waste_exceeds_slack(remaining[s_open], m + alignment, capacity):
@@ -580,6 +657,10 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
                 break
             ok, trail = _propagate(floor, closed, remaining, bound, off, size, sec_lo, sec_hi, sec_ptr, sec_idx,
                                    fixed_off, capacity, trail, ctr, queue, queued, marks, marked)
+        for k in range(4, 4 + ctr[NLEV]):
+            ok = ok and _level_tileable(ctr[k], new_lo, new_hi, floor, closed, remaining, bound, reach, by_lo, lo_ptr,
+                                        sec_hi, off, fixed_off, capacity, alignment)
+        ctr[NLEV] = 0
         if not ok:
             _drop_pending(queue, queued, marks, marked, ctr)
             placed -= _take_back(b, size, sec_lo, sec_hi, remaining, off)
@@ -611,10 +692,12 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
                 nf += 1
         if nd == node.shape[0]:
             node = _grown(node)
-        _open_node(node, nd, new_lo, new_hi, floor, closed, remaining, bound, count, by_lo, lo_ptr, sec_ptr, size,
-                   sec_lo, sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity)
+        node[nd, CUR] = node[d, CEND] + 1
+        cand = _open_node(node, nd, new_lo, new_hi, floor, closed, remaining, bound, count, by_lo, lo_ptr, sec_ptr,
+                          sec_idx, size, sec_lo, sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity, alignment,
+                          cand)
         if _memo_has(memo, _part_key(floor, closed, remaining, off, by_lo, lo_ptr, new_lo, new_hi)):
-            node[nd, CUR] = sec_ptr[node[nd, PT] + 1] + 1  # a state already proven dead (same skyline)
+            node[nd, CUR] = node[nd, CEND] + 1  # a state already proven dead (same skyline)
             memo_hits += 1
         d = nd
 
