@@ -148,9 +148,15 @@ def _greedy(size, lo, hi, ov_ptr, ov_idx, fixed_off, alignment):
     return best
 
 
-def _search_partition(members, size, lo, hi, fixed_off, capacity, alignment, deadline, preorder_keys):
-    """Run the skyline search on one independent part, restarting with the next branching order and a
-    doubled node budget until it answers; returns ``(status, offsets of members, nodes, memo hits)``."""
+def _search_partition(members, size, lo, hi, fixed_off, capacity, alignment, deadline):
+    """Run the skyline search on one independent part with restarts until it answers.
+
+    Restart ``k`` gets a node budget of ``luby(k)`` times a base and a static branching order
+    (the tie-break among equally snug candidates): MiniMalloc's width-then-area order (Moffitt,
+    ASPLOS 2023), size descending, size ascending, then seeded random orders; the search's
+    tree sizes are heavy-tailed in this order, and the memo of dead states is shared by all
+    restarts. Returns ``(status, offsets of members, nodes, memo hits)``.
+    """
     from .kernels.allocate import FOUND, NOT_FOUND, TIMEOUT, search_packing
 
     s0 = lo[members].min()
@@ -160,40 +166,52 @@ def _search_partition(members, size, lo, hi, fixed_off, capacity, alignment, dea
     p_size = size[members]
     p_fixed = fixed_off[members]
     n = members.size
-    # static branching keys (MiniMalloc): T = max section total, W = width in sections, A = area
-    tot = np.zeros(n_sec + 1, np.int64)
-    np.add.at(tot, p_lo, p_size)
-    np.add.at(tot, p_hi, -p_size)
-    tot = np.cumsum(tot)[:n_sec]
-    w_key = p_hi - p_lo
-    keys = {"T": np.array([tot[a:b].max() for a, b in zip(p_lo, p_hi)], np.int64), "W": w_key,
-            "A": p_size * w_key}
+    width = p_hi - p_lo
+    idx = np.arange(n)
+    fixed_orders = [np.lexsort((idx, -p_size * width, -width)), np.lexsort((idx, -p_size)),
+                    np.lexsort((idx, p_size))]
+    rng = np.random.default_rng(0)
     # pinned buffers alive with each buffer
     pinned = np.flatnonzero(p_fixed >= 0)
     fx_lists = [pinned[(p_lo[pinned] < p_hi[i]) & (p_hi[pinned] > p_lo[i]) & (pinned != i)] for i in range(n)]
     fx_ptr = np.zeros(n + 1, np.int64)
     fx_ptr[1:] = np.cumsum([len(x) for x in fx_lists])
     fx_idx = np.concatenate(fx_lists + [np.zeros(0, np.int64)]).astype(np.int64)
+    # (section, buffer) pairs of every lifetime; per order they are sorted into per-section lists
+    ent_buf = np.repeat(idx, width)
+    ent_sec = np.concatenate([np.arange(a, b) for a, b in zip(p_lo, p_hi)])
     sec_ptr = np.zeros(n_sec + 1, np.int64)
-    sec_ptr[1:] = np.cumsum(np.bincount(np.concatenate([np.arange(a, b) for a, b in zip(p_lo, p_hi)]),
-                                        minlength=n_sec))
+    sec_ptr[1:] = np.cumsum(np.bincount(ent_sec, minlength=n_sec))
     total_nodes = total_hits = 0
     memo = np.zeros(1 << 20, np.uint64)  # dead part states, shared by the restarts
-    node_limit = max(4 * n, 64)
+    base = max(2 * n, 500)
+    k = 0
     while True:
-        for name in preorder_keys:
-            # buffers live in each section, in branching order
-            order = np.lexsort(tuple([np.arange(n)] + [-keys[c] for c in reversed(name)]))
-            sec_idx = np.concatenate([order[(p_lo[order] <= s) & (p_hi[order] > s)] for s in range(n_sec)])
-            twin = _twins(order, p_lo, p_hi, p_size, p_fixed)
-            status, off, nodes, hits = search_packing(p_size, p_lo, p_hi, n_sec, sec_ptr, sec_idx.astype(np.int64),
-                                                      twin, p_fixed, fx_ptr, fx_idx, capacity, alignment, node_limit,
-                                                      deadline if deadline is not None else 0.0, memo)
-            total_nodes += int(nodes)
-            total_hits += int(hits)
-            if status in (FOUND, NOT_FOUND, TIMEOUT):
-                return status, off, total_nodes, total_hits
-        node_limit *= 2
+        order = fixed_orders[k] if k < len(fixed_orders) else rng.permutation(n)
+        rank = np.empty(n, np.int64)
+        rank[order] = idx
+        sec_idx = ent_buf[np.lexsort((rank[ent_buf], ent_sec))].astype(np.int64)
+        twin = _twins(order, p_lo, p_hi, p_size, p_fixed)
+        status, off, nodes, hits = search_packing(p_size, p_lo, p_hi, n_sec, sec_ptr, sec_idx, twin, p_fixed, fx_ptr,
+                                                  fx_idx, capacity, alignment, base * _luby(k),
+                                                  deadline if deadline is not None else 0.0, memo)
+        total_nodes += int(nodes)
+        total_hits += int(hits)
+        if status in (FOUND, NOT_FOUND, TIMEOUT):
+            return status, off, total_nodes, total_hits
+        k += 1
+
+
+def _luby(k):
+    """The ``k``-th term (from 0) of the Luby restart sequence 1, 1, 2, 1, 1, 2, 4, 1, ..."""
+    i = k + 1
+    while True:
+        p = 2
+        while p - 1 < i:
+            p *= 2
+        if p - 1 == i:
+            return p // 2
+        i -= p // 2 - 1
 
 
 def _twins(order, lo, hi, size, fixed_off):
@@ -265,7 +283,7 @@ def allocate(lower, upper, size, capacity, time_limit=None, alignment=1, fixed=N
         if (off[members] + size[members]).max() <= capacity:
             continue  # the greedy answer already fits this independent part
         status, res, nodes, hits = _search_partition(members, size, lo, hi, fixed_off, capacity, alignment,
-                                                     deadline, ("TWA", "WAT", "TAW"))
+                                                     deadline)
         info["nodes"] += nodes
         info["memo_hits"] += hits
         if status == FOUND:
