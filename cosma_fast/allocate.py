@@ -182,19 +182,23 @@ def _search_partition(members, size, lo, hi, fixed_off, capacity, alignment, dea
     ent_sec = np.concatenate([np.arange(a, b) for a, b in zip(p_lo, p_hi)])
     sec_ptr = np.zeros(n_sec + 1, np.int64)
     sec_ptr[1:] = np.cumsum(np.bincount(ent_sec, minlength=n_sec))
+    # odd restarts search the time-reversed instance (same packings, another search order)
+    rev_ptr = np.concatenate([[0], np.cumsum(np.diff(sec_ptr)[::-1])])
+    sides = ((p_lo, p_hi, ent_sec, sec_ptr), (n_sec - p_hi, n_sec - p_lo, n_sec - 1 - ent_sec, rev_ptr))
     total_nodes = total_hits = 0
-    memo = np.zeros(1 << 20, np.uint64)  # dead part states, shared by the restarts
+    memo = [np.zeros(1 << 20, np.uint64) for _ in sides]  # dead part states, shared by the restarts
     base = max(2 * n, 500)
     k = 0
     while True:
-        order = fixed_orders[k] if k < len(fixed_orders) else rng.permutation(n)
+        order = fixed_orders[k // 2] if k // 2 < len(fixed_orders) else rng.permutation(n)
         rank = np.empty(n, np.int64)
         rank[order] = idx
-        sec_idx = ent_buf[np.lexsort((rank[ent_buf], ent_sec))].astype(np.int64)
-        twin = _twins(order, p_lo, p_hi, p_size, p_fixed)
-        status, off, nodes, hits = search_packing(p_size, p_lo, p_hi, n_sec, sec_ptr, sec_idx, twin, p_fixed, fx_ptr,
-                                                  fx_idx, capacity, alignment, base * _luby(k),
-                                                  deadline if deadline is not None else 0.0, memo)
+        b_lo, b_hi, b_sec, b_ptr = sides[k % 2]
+        sec_idx = ent_buf[np.lexsort((rank[ent_buf], b_sec))].astype(np.int64)
+        twin = _twins(order, b_lo, b_hi, p_size, p_fixed)
+        status, off, nodes, hits = search_packing(p_size, b_lo, b_hi, n_sec, b_ptr.astype(np.int64), sec_idx, twin,
+                                                  p_fixed, fx_ptr, fx_idx, capacity, alignment, base * _luby(k // 2),
+                                                  deadline if deadline is not None else 0.0, memo[k % 2])
         total_nodes += int(nodes)
         total_hits += int(hits)
         if status in (FOUND, NOT_FOUND, TIMEOUT):
