@@ -4,13 +4,15 @@ Buffers have half-open lifetimes over *sections* (elementary time intervals
 between consecutive distinct lifetime endpoints) and a byte size; two buffers
 whose section ranges intersect must get disjoint address ranges.
 
-The exact search follows MiniMalloc (Moffitt, "MiniMalloc: A Lightweight Memory
-Allocator for Hardware-Accelerated Machine Learning", ASPLOS 2023): depth-first
-branch-and-bound over *canonical* solutions (buffers placed in non-decreasing
-offset order, each at its lowest feasible offset), with inference on the
-cross-sections, a dominance rule against useless gaps, and decomposition of the
-lifetime axis where no buffer crosses (done by the caller with
-:func:`lifetime_partitions`).
+The exact search (:func:`search_packing`) follows MiniMalloc (Moffitt,
+"MiniMalloc: A Lightweight Memory Allocator for Hardware-Accelerated Machine
+Learning", ASPLOS 2023): a depth-first search over *canonical* packings, here
+kept as a skyline (per section the floor below which every byte is used or
+wasted) that grows from its lowest point, with inference on the cross-sections
+(offset bounds, waste against slack, exact tiling of a level), symmetry breaking
+between identical buffers, decomposition of the lifetime axis where no unplaced
+buffer crosses, and a memo of dead part states. Whole independent parts are
+split off by the caller with :func:`lifetime_partitions`.
 """
 
 from __future__ import annotations
