@@ -186,7 +186,8 @@ def _search_partition(members, size, lo, hi, fixed_off, capacity, alignment, dea
     rev_ptr = np.concatenate([[0], np.cumsum(np.diff(sec_ptr)[::-1])])
     sides = ((p_lo, p_hi, ent_sec, sec_ptr), (n_sec - p_hi, n_sec - p_lo, n_sec - 1 - ent_sec, rev_ptr))
     total_nodes = total_hits = 0
-    memo = [np.zeros(1 << 20, np.uint64) for _ in sides]  # dead part states, shared by the restarts
+    slots = 1 << min(20, max(10, int(1024 * n).bit_length()))
+    memo = [np.zeros(slots, np.uint64) for _ in sides]  # dead part states, shared by the restarts
     base = max(2 * n, 500)
     k = 0
     while True:
