@@ -43,6 +43,8 @@ STORE, EVICT, LOAD, ALLOC = 0, 1, 2, 3
 SIZE_AWARE, BELADY = 0, 1
 _INTERMEDIATE = 2
 _INF = np.int64(1) << np.int64(62)
+#: subsets of resident operands and search nodes per subset tried by the repacking fallback
+_REPACK_TRIES, _REPACK_NODES = 32, 200
 
 
 @njit(cache=True)
@@ -128,6 +130,14 @@ def _find_hole(res, nres, addr, size, last, capacity, alignment, s, i, mode):
 
 
 @njit(cache=True)
+def _is_output_of(t, o, op_out_ptr, op_out_idx):
+    for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
+        if op_out_idx[e] == t:
+            return True
+    return False
+
+
+@njit(cache=True)
 def _next_use(t, nxt, use, i):
     p = nxt[t]
     while use[p] < i:
@@ -175,6 +185,117 @@ def _append_events(ev_kind, ev_t, ev_a, ne, kind, tens, addrs, n, has_addr):
 
 
 @njit(cache=True)
+def _pack_into_gaps(items, n_items, size, gap_lo, gap_hi, n_gaps, alignment, out_addr, node_limit):
+    """Depth-first bin packing of ``items`` (largest first) into the gaps ``[gap_lo, gap_hi)``,
+    each gap filled from its low end; writes the addresses to ``out_addr`` and returns whether
+    a packing was found within ``node_limit`` search nodes."""
+    cur = gap_lo[:n_gaps].copy()
+    prev = np.empty(n_items, np.int64)
+    choice = np.full(n_items + 1, -1, np.int64)
+    d = 0
+    nodes = 0
+    while 0 <= d < n_items:
+        nodes += 1
+        if nodes > node_limit:
+            return False
+        s = size[items[d]]
+        if choice[d] >= 0:
+            cur[choice[d]] = prev[d]
+        g = choice[d] + 1
+        while g < n_gaps and _align_up(cur[g], alignment) + s > gap_hi[g]:
+            g += 1
+        if g == n_gaps:
+            choice[d] = -1
+            d -= 1
+            continue
+        prev[d] = cur[g]
+        out_addr[d] = _align_up(cur[g], alignment)
+        cur[g] = out_addr[d] + s
+        choice[d] = g
+        d += 1
+        choice[d] = -1
+    return d == n_items
+
+
+@njit(cache=True)
+def _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, addr, offchip, capacity,
+                     alignment, items, item_addr):
+    """The cheapest way to fit the operands of ``o`` when online placement failed: keep a subset
+    of the resident operands where they are and pack all other operands into the gaps around
+    them. Evicting a resident operand costs its reload (plus its store when dirty); subsets are
+    tried cheapest first. Fills ``items``/``item_addr`` with the operands to (re)load or allocate
+    and their addresses (a resident operand among them must leave first) and returns their
+    count, or -1 when no packing is found."""
+    n_in = op_in_ptr[o + 1] - op_in_ptr[o]
+    ops = np.empty(n_in + op_out_ptr[o + 1] - op_out_ptr[o], np.int64)
+    n_ops = 0
+    for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
+        t = op_in_idx[e]
+        dup = False
+        for k in range(n_ops):
+            if ops[k] == t:
+                dup = True
+        if not dup:
+            ops[n_ops] = t
+            n_ops += 1
+    for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
+        ops[n_ops] = op_out_idx[e]
+        n_ops += 1
+    # resident operands (at most 8 are candidates to stay, the largest), by address
+    kept = np.zeros(n_ops, np.int64)
+    resid = np.empty(n_ops, np.int64)
+    n_r = 0
+    for k in range(n_ops):
+        t = ops[k]
+        if addr[t] >= 0:
+            resid[n_r] = k
+            n_r += 1
+    by_size = np.argsort(-size[ops[resid[:n_r]]], kind="mergesort")
+    n_c = min(n_r, 8)
+    cand = resid[:n_r][by_size[:n_c]]
+    cand = cand[np.argsort(addr[ops[cand]], kind="mergesort")]
+    n_masks = 1 << n_c
+    mask_cost = np.empty(n_masks, np.int64)
+    for m in range(n_masks):
+        c = 0
+        for b in range(n_c):
+            if not (m >> b) & 1:
+                t = ops[cand[b]]
+                c += size[t] if offchip[t] else 2 * size[t]
+        mask_cost[m] = c
+    gap_lo = np.empty(n_c + 1, np.int64)
+    gap_hi = np.empty(n_c + 1, np.int64)
+    by_cost = np.argsort(mask_cost, kind="mergesort")
+    for r in range(min(n_masks, _REPACK_TRIES + 1)):
+        # the cheapest few subsets, then keeping nothing (always packs when capacity >= M_R)
+        m = by_cost[r] if r < _REPACK_TRIES else 0
+        n_gaps = 0
+        lo = 0
+        for b in range(n_c):
+            if (m >> b) & 1:
+                t = ops[cand[b]]
+                gap_lo[n_gaps] = lo
+                gap_hi[n_gaps] = addr[t]
+                n_gaps += 1
+                lo = addr[t] + size[t]
+        gap_lo[n_gaps] = lo
+        gap_hi[n_gaps] = capacity
+        n_gaps += 1
+        for b in range(n_c):
+            kept[cand[b]] = (m >> b) & 1
+        n_items = 0
+        for k in range(n_ops):
+            if kept[k] == 0:
+                items[n_items] = ops[k]
+                n_items += 1
+        order = np.argsort(-size[items[:n_items]], kind="mergesort")
+        items[:n_items] = items[:n_items][order]
+        if _pack_into_gaps(items, n_items, size, gap_lo, gap_hi, n_gaps, alignment, item_addr, _REPACK_NODES):
+            return n_items
+    return -1
+
+
+@njit(cache=True)
 def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
               cons_ptr, cons_idx, capacity, alignment, mode, beta, emit):
     """Replacement and allocation for the schedule ``order``.
@@ -201,6 +322,10 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
     s_al = np.empty(nt, np.int64)
     s_ala = np.empty(nt, np.int64)
     snap = np.empty(nt, np.int64)
+    snap_a = np.empty(nt, np.int64)
+    snap_off = np.empty(nt, np.bool_)
+    rp_t = np.empty(nt, np.int64)
+    rp_a = np.empty(nt, np.int64)
     req = np.empty(2 * nt + 2, np.int64)
     ev_ptr = np.zeros(n + 2, np.int64)
     cap0 = 16 + 2 * (op_in_idx.shape[0] + op_out_idx.shape[0]) if emit else 1
@@ -237,7 +362,12 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
             pin[op_out_idx[e]] = i
         nsnap = nres
         snap[:nres] = res[:nres]
+        for kk in range(nres):
+            snap_a[kk] = addr[res[kk]]
+            snap_off[kk] = offchip[res[kk]]
         n_ev_dead = n_ev
+        n_st0 = n_st
+        traffic0 = traffic
         nreq = 0
         for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
             t = op_in_idx[e]
@@ -347,11 +477,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                 break
             nres = _insert(res, nres, addr, t, a)
             placed[t] = i
-            is_alloc = False
-            for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
-                if op_out_idx[e] == t:
-                    is_alloc = True
-            if not is_alloc:
+            if not _is_output_of(t, o, op_out_ptr, op_out_idx):
                 s_ld[n_ld] = t
                 s_lda[n_ld] = a
                 n_ld += 1
@@ -359,6 +485,54 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                 s_al[n_al] = t
                 s_ala[n_al] = a
                 n_al += 1
+        if fail and mode == SIZE_AWARE:
+            # undo the failed attempt and repack around the resident operands worth keeping
+            for kk in range(nres):
+                addr[res[kk]] = -1
+            for kk in range(nsnap):
+                res[kk] = snap[kk]
+                addr[snap[kk]] = snap_a[kk]
+                offchip[snap[kk]] = snap_off[kk]
+            nres = nsnap
+            traffic = traffic0
+            n_st = n_st0
+            n_ev = n_ev_dead
+            n_ld = 0
+            n_al = 0
+            n_rp = _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, addr, offchip,
+                                    capacity, alignment, rp_t, rp_a)
+            if n_rp >= 0:
+                fail = False
+                n_fb += 1
+                for kk in range(n_rp):
+                    t = rp_t[kk]
+                    lo = rp_a[kk]
+                    hi = lo + size[t]
+                    k = 0
+                    while k < nres:
+                        v = res[k]
+                        if v == t or (addr[v] < hi and addr[v] + size[v] > lo):
+                            if not offchip[v]:
+                                s_st[n_st] = v
+                                n_st += 1
+                                offchip[v] = True
+                                traffic += size[v]
+                            s_ev[n_ev] = v
+                            n_ev += 1
+                            nres = _remove(res, nres, addr, v)
+                            continue
+                        k += 1
+                for kk in range(n_rp):
+                    t = rp_t[kk]
+                    nres = _insert(res, nres, addr, t, rp_a[kk])
+                    if _is_output_of(t, o, op_out_ptr, op_out_idx):
+                        s_al[n_al] = t
+                        s_ala[n_al] = rp_a[kk]
+                        n_al += 1
+                    else:
+                        s_ld[n_ld] = t
+                        s_lda[n_ld] = rp_a[kk]
+                        n_ld += 1
         if fail:
             # empty the scratchpad and pack this step's operands from address 0
             n_fb += 1
