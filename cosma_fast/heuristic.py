@@ -5,10 +5,12 @@
 1. candidate orders from the list-scheduling rules of
    :mod:`cosma_fast.kernels.schedule` (model order, min-peak greedy, depth-first,
    lookahead), or only the given order in fixed-schedule mode;
-2. for each order, one pass of :func:`cosma_fast.kernels.replace.plan_pass`
+2. for each order, one pass of :func:`cosma_fast.kernels.replace.plan_pass_refined`
    per replacement setting: the size-aware, write-back-aware window rule for
-   several next-use weights ``beta``, and COSMA's size-blind Belady rule (so the
-   result is never worse than the baselines of :mod:`cosma_fast.baselines`);
+   several next-use weights ``beta`` (with up to ``REFINE_ROUNDS`` rounds that
+   place the operands of tight steps where those steps' packings want them),
+   and COSMA's size-blind Belady rule (so the result is never worse than the
+   baselines of :mod:`cosma_fast.baselines`);
 3. a local search over the order of the best candidate (single operator moves
    that keep dependencies; on graphs of at most 200 operators also restarted
    from the second and third best orders), re-picking the replacement setting
@@ -26,7 +28,7 @@ import numpy as np
 
 from .errors import InfeasibleError
 from .graph import Graph
-from .kernels.replace import BELADY, SIZE_AWARE, local_search, plan_pass
+from .kernels.replace import BELADY, SIZE_AWARE, local_search, plan_pass_refined
 from .kernels.schedule import RULE_NAMES, list_schedule
 from .plan import Plan
 from .solve import MethodOutput, SolveOptions
@@ -35,6 +37,8 @@ __all__ = ["heuristic_plan", "solve_heuristic", "run_pass", "rule_schedule"]
 
 #: next-use weights tried by the size-aware rule (cost / distance ** beta)
 BETAS = (0.0, 0.5, 1.0, 2.0, 3.0)
+#: passes per evaluation that re-place tensors at the addresses their repacked steps gave them
+REFINE_ROUNDS = 3
 
 
 def _arrays(graph: Graph):
@@ -50,15 +54,18 @@ def rule_schedule(graph: Graph, rule: int) -> np.ndarray:
 
 
 def run_pass(graph: Graph, capacity: int, order, *, mode: int = SIZE_AWARE, beta: float = 1.0,
-             alignment: int = 1, emit: bool = True):
-    """One replacement + allocation pass; returns ``(traffic, n_fallbacks, plan or None)``.
+             alignment: int = 1, emit: bool = True, rounds: int = REFINE_ROUNDS):
+    """One replacement + allocation pass (size-aware mode: the best of up to ``rounds`` refining
+    passes, see :func:`~cosma_fast.kernels.replace.plan_pass_refined`); returns
+    ``(traffic, n_moved, plan or None)`` where ``n_moved`` counts the steps that had to move
+    resident operands.
 
     Raises :class:`InfeasibleError` when a step's operands cannot be packed (alignment).
     """
     order = np.ascontiguousarray(order, dtype=np.int64)
-    st, traffic, n_fb, ptr, kinds, tens, addrs = plan_pass(
+    st, traffic, n_moved, ptr, kinds, tens, addrs = plan_pass_refined(
         order, *_arrays(graph), graph.cons_ptr, graph.cons_idx, np.int64(capacity),
-        np.int64(alignment), np.int64(mode), float(beta), bool(emit))
+        np.int64(alignment), np.int64(mode), float(beta), bool(emit), np.int64(rounds))
     if st != 0:
         o = int(order[st - 1])
         raise InfeasibleError(
@@ -66,7 +73,7 @@ def run_pass(graph: Graph, capacity: int, order, *, mode: int = SIZE_AWARE, beta
             f"{alignment}: its operands padded to the alignment exceed the scratchpad; use a larger "
             "capacity or a smaller alignment")
     plan = Plan.from_arrays(order, ptr, kinds, tens, addrs) if emit else None
-    return int(traffic), int(n_fb), plan
+    return int(traffic), int(n_moved), plan
 
 
 def _candidates(graph: Graph, schedule) -> list[tuple[str, np.ndarray]]:
@@ -138,7 +145,7 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
                 order, traffic, acc = local_search(
                     order, np.int64(traffic), *_arrays(graph)[:6], graph.tensor_is_output,
                     graph.tensor_producer, graph.cons_ptr, graph.cons_idx, np.int64(capacity),
-                    np.int64(alignment), np.int64(mode), float(beta), np.int64(k),
+                    np.int64(alignment), np.int64(mode), float(beta), np.int64(REFINE_ROUNDS), np.int64(k),
                     np.int64(seed * 1000003 + r * 7919 + done))
                 improved += int(acc)
                 done += k
@@ -156,11 +163,11 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
             if traffic < best[0]:
                 best = (traffic, name, order, mode, beta)
     traffic, name, order, mode, beta = best
-    traffic2, n_fb, plan = run_pass(graph, capacity, order, mode=mode, beta=beta, alignment=alignment)
+    traffic2, n_moved, plan = run_pass(graph, capacity, order, mode=mode, beta=beta, alignment=alignment)
     assert traffic2 == traffic
     if info is not None:
         info.update(schedule_rule=name, replacement="size-aware" if mode == SIZE_AWARE else "belady",
-                    beta=beta, evaluations=n_evals, improving_moves=improved, fallbacks=n_fb,
+                    beta=beta, evaluations=n_evals, improving_moves=improved, moved_steps=n_moved,
                     time=time.perf_counter() - t0)
     return plan
 

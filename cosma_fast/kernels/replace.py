@@ -28,10 +28,19 @@ Two replacement rules share the same machinery:
 
 Both rules evict dead tensors at the start of each step, write graph outputs
 back at the first step after they are produced (that store is compulsory, and a
-clean tensor is cheaper to evict later) and, if the pinned operands of a step
-leave no room, fall back to emptying the scratchpad and packing the step's
+clean tensor is cheaper to evict later). If the pinned operands of a step leave
+no room, ``BELADY`` falls back to emptying the scratchpad and packing the step's
 operands from address 0 (always possible when ``capacity >= M_R`` and the
-alignment allows it).
+alignment allows it); ``SIZE_AWARE`` first repacks the step around the resident
+operands worth keeping (:func:`_cheapest_repack`) and uses that fallback only
+when no such packing is found.
+
+At ``M_R`` the largest operator leaves no slack: its operands must tile the
+scratchpad, which an online allocator finds out only when it gets there.
+:func:`plan_pass_refined` therefore repeats the size-aware pass, placing each
+tensor whose step had to move operands at the address that step gave it (and
+clearing that range when the tensor is created or loaded), as COSMA's joint
+ILP does by construction.
 """
 
 from __future__ import annotations
@@ -135,6 +144,58 @@ def _is_output_of(t, o, op_out_ptr, op_out_idx):
         if op_out_idx[e] == t:
             return True
     return False
+
+
+@njit(cache=True)
+def _place(res, nres, addr, size, last, capacity, alignment, t, i, mode, pref):
+    """Address for tensor ``t``: its preferred address ``pref[t]`` when that range is free
+    (size-aware mode; see :func:`plan_pass_refined`), else :func:`_find_hole`, else -1."""
+    s = size[t]
+    p = pref[t]
+    if mode == SIZE_AWARE and p >= 0 and p % alignment == 0 and p + s <= capacity:
+        free = True
+        for k in range(nres):
+            v = res[k]
+            if addr[v] < p + s and addr[v] + size[v] > p:
+                free = False
+                break
+        if free:
+            return p
+    return _find_hole(res, nres, addr, size, last, capacity, alignment, s, i, mode)
+
+
+@njit(cache=True)
+def _pref_evictable(res, nres, addr, size, pin, placed, i, p, s, capacity, alignment):
+    """Whether ``[p, p + s)`` is a valid range whose residents may all leave at step ``i``
+    (none is an operand of the step or was placed in it); false when ``p`` is -1."""
+    if p < 0 or p % alignment != 0 or p + s > capacity:
+        return False
+    for k in range(nres):
+        v = res[k]
+        if addr[v] < p + s and addr[v] + size[v] > p and (pin[v] == i or placed[v] == i):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _evict_range(t, lo, hi, res, nres, addr, size, offchip, s_st, n_st, s_ev, n_ev, traffic):
+    """Evict ``t`` (when resident; -1 for none) and every resident overlapping ``[lo, hi)``,
+    writing back the dirty ones; returns ``(nres, n_st, n_ev, traffic)``."""
+    k = 0
+    while k < nres:
+        v = res[k]
+        if v == t or (addr[v] < hi and addr[v] + size[v] > lo):
+            if not offchip[v]:
+                s_st[n_st] = v
+                n_st += 1
+                offchip[v] = True
+                traffic += size[v]
+            s_ev[n_ev] = v
+            n_ev += 1
+            nres = _remove(res, nres, addr, v)
+            continue
+        k += 1
+    return nres, n_st, n_ev, traffic
 
 
 @njit(cache=True)
@@ -297,13 +358,16 @@ def _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, addr
 
 @njit(cache=True)
 def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
-              cons_ptr, cons_idx, capacity, alignment, mode, beta, emit):
+              cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, pref, repacked):
     """Replacement and allocation for the schedule ``order``.
 
-    Returns ``(status, traffic, n_fallbacks, ev_ptr, ev_kind, ev_tensor, ev_addr)``.
+    Returns ``(status, traffic, n_moved, ev_ptr, ev_kind, ev_tensor, ev_addr)``.
+    ``n_moved`` counts the steps that had to move resident operands (evict and reload them).
     ``status`` is 0 on success, else ``1 + step`` of a step whose operands do not
     fit even when packed from address 0 (possible only with alignment > 1).
     When ``emit`` is false the event arrays are empty (cost-only evaluation).
+    ``pref`` holds a preferred address per tensor (-1: none; size-aware mode only) and
+    ``repacked`` receives the address of every operand of a step that had to be repacked.
     """
     n = order.shape[0]
     nt = size.shape[0]
@@ -334,7 +398,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
     ev_a = np.empty(cap0, np.int64)
     ne = 0
     traffic = 0
-    n_fb = 0
+    n_moved = 0
     for i in range(n):
         o = order[i]
         n_st = 0
@@ -386,12 +450,18 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                 b -= 1
             req[b] = t
         fail = False
+        moved = False  # an operand of this step had to leave and come back
         r = 0
         while r < nreq:
             t = req[r]
             r += 1
             s = size[t]
-            a = _find_hole(res, nres, addr, size, last, capacity, alignment, s, i, mode)
+            if mode == SIZE_AWARE and _pref_evictable(res, nres, addr, size, pin, placed, i, pref[t], s,
+                                                      capacity, alignment):
+                # a previous round repacked a step for this tensor at pref[t]: clear that range now
+                nres, n_st, n_ev, traffic = _evict_range(-1, pref[t], pref[t] + s, res, nres, addr, size,
+                                                         offchip, s_st, n_st, s_ev, n_ev, traffic)
+            a = _place(res, nres, addr, size, last, capacity, alignment, t, i, mode, pref)
             if a < 0:
                 if mode == SIZE_AWARE:
                     best_cost = np.inf
@@ -448,7 +518,8 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                             if pin[v] == i:
                                 req[nreq] = v
                                 nreq += 1
-                        a = _find_hole(res, nres, addr, size, last, capacity, alignment, s, i, mode)
+                                moved = True
+                        a = _place(res, nres, addr, size, last, capacity, alignment, t, i, mode, pref)
                 else:
                     while a < 0:
                         bv = -1
@@ -471,7 +542,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                         s_ev[n_ev] = bv
                         n_ev += 1
                         nres = _remove(res, nres, addr, bv)
-                        a = _find_hole(res, nres, addr, size, last, capacity, alignment, s, i, mode)
+                        a = _place(res, nres, addr, size, last, capacity, alignment, t, i, mode, pref)
             if a < 0:
                 fail = True
                 break
@@ -503,25 +574,11 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                                     capacity, alignment, rp_t, rp_a)
             if n_rp >= 0:
                 fail = False
-                n_fb += 1
+                moved = True
                 for kk in range(n_rp):
                     t = rp_t[kk]
-                    lo = rp_a[kk]
-                    hi = lo + size[t]
-                    k = 0
-                    while k < nres:
-                        v = res[k]
-                        if v == t or (addr[v] < hi and addr[v] + size[v] > lo):
-                            if not offchip[v]:
-                                s_st[n_st] = v
-                                n_st += 1
-                                offchip[v] = True
-                                traffic += size[v]
-                            s_ev[n_ev] = v
-                            n_ev += 1
-                            nres = _remove(res, nres, addr, v)
-                            continue
-                        k += 1
+                    nres, n_st, n_ev, traffic = _evict_range(t, rp_a[kk], rp_a[kk] + size[t], res, nres, addr,
+                                                             size, offchip, s_st, n_st, s_ev, n_ev, traffic)
                 for kk in range(n_rp):
                     t = rp_t[kk]
                     nres = _insert(res, nres, addr, t, rp_a[kk])
@@ -535,7 +592,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                         n_ld += 1
         if fail:
             # empty the scratchpad and pack this step's operands from address 0
-            n_fb += 1
+            moved = True
             for kk in range(nres):
                 addr[res[kk]] = -1
             nres = 0
@@ -556,7 +613,14 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
             p, n_al, nres = _pack_operands(op_out_idx, op_out_ptr[o], op_out_ptr[o + 1], p, alignment, size,
                                            s_al, s_ala, n_al, res, nres, addr)
             if p > capacity:
-                return (1 + i, traffic, n_fb, ev_ptr, ev_kind[:0], ev_t[:0], ev_a[:0])
+                return (1 + i, traffic, n_moved, ev_ptr, ev_kind[:0], ev_t[:0], ev_a[:0])
+        if moved:
+            # remember where this step's operands ended up: the next round places them there
+            n_moved += 1
+            for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
+                repacked[op_in_idx[e]] = addr[op_in_idx[e]]
+            for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
+                repacked[op_out_idx[e]] = addr[op_out_idx[e]]
         for kk in range(n_ld):
             traffic += size[s_ld[kk]]
         if emit:
@@ -589,12 +653,39 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
             ev_a[ne] = -1
             ne += 1
         ev_ptr[n + 1] = ne
-    return (0, traffic, n_fb, ev_ptr, ev_kind[:ne], ev_t[:ne], ev_a[:ne])
+    return (0, traffic, n_moved, ev_ptr, ev_kind[:ne], ev_t[:ne], ev_a[:ne])
+
+
+@njit(cache=True)
+def plan_pass_refined(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
+                      cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, rounds):
+    """:func:`plan_pass` repeated up to ``rounds`` times, each round placing tensors at the
+    addresses the previous rounds' repacked steps gave them (so that a tight step's operands
+    are already where the packing of that step wants them); returns the cheapest round.
+
+    The ILP plans of COSMA tile the zero-slack steps at ``M_R`` this way; an online
+    allocator that learns only at the tight step that its operands are scattered has to
+    write them back and reload them. Stops early when a round repacks nothing.
+    """
+    nt = size.shape[0]
+    pref = np.full(nt, -1, np.int64)
+    repacked = np.full(nt, -1, np.int64)
+    best = plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
+                     cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, pref, repacked)
+    for _ in range(1, rounds):
+        if mode != SIZE_AWARE or best[0] != 0 or best[2] == 0:
+            break
+        pref[:] = repacked
+        cur = plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
+                        cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, pref, repacked)
+        if cur[0] == 0 and cur[1] < best[1]:
+            best = cur
+    return best
 
 
 @njit(cache=True)
 def local_search(order, cost, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
-                 producer, cons_ptr, cons_idx, capacity, alignment, mode, beta, n_iters, seed):
+                 producer, cons_ptr, cons_idx, capacity, alignment, mode, beta, rounds, n_iters, seed):
     """Hill-climb over orders by moving one operator within its dependency window.
 
     Returns ``(order, cost, n_accepted)``: the best order found and its traffic.
@@ -641,9 +732,9 @@ def local_search(order, cost, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size
             cand[p:q] = cur[p + 1:q + 1]
             cand[q] = o
             cand[q + 1:] = cur[q + 1:]
-        st, c_cost, _, _, _, _, _ = plan_pass(cand, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size,
-                                              kind, is_out, cons_ptr, cons_idx, capacity, alignment,
-                                              mode, beta, False)
+        st, c_cost, _, _, _, _, _ = plan_pass_refined(cand, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx,
+                                                      size, kind, is_out, cons_ptr, cons_idx, capacity,
+                                                      alignment, mode, beta, False, rounds)
         if st == 0 and c_cost <= cost:
             if c_cost < cost:
                 accepted += 1
@@ -657,13 +748,13 @@ def local_search(order, cost, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size
 
 
 def warmup() -> None:
-    """Compile :func:`plan_pass` and :func:`local_search` on a two-operator chain."""
+    """Compile :func:`plan_pass_refined` and :func:`local_search` on a two-operator chain."""
     from . import tiny_chain
 
     c = tiny_chain()
     graph = (c["in_ptr"], c["in_idx"], c["out_ptr"], c["out_idx"], c["size"], c["kind"], c["is_out"])
     for mode in (SIZE_AWARE, BELADY):
-        plan_pass(c["order"], *graph, c["cons_ptr"], c["cons_idx"],
-                  np.int64(8), np.int64(1), np.int64(mode), 1.0, True)
+        plan_pass_refined(c["order"], *graph, c["cons_ptr"], c["cons_idx"],
+                          np.int64(8), np.int64(1), np.int64(mode), 1.0, True, np.int64(2))
     local_search(c["order"], np.int64(0), *graph, c["producer"], c["cons_ptr"], c["cons_idx"],
-                 np.int64(8), np.int64(1), np.int64(SIZE_AWARE), 1.0, np.int64(2), np.int64(0))
+                 np.int64(8), np.int64(1), np.int64(SIZE_AWARE), 1.0, np.int64(2), np.int64(2), np.int64(0))
