@@ -387,6 +387,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
     s_ala = np.empty(nt, np.int64)
     snap = np.empty(nt, np.int64)
     snap_a = np.empty(nt, np.int64)
+    snap_addr = np.full(nt, -1, np.int64)  # per tensor: its address at the snapshot
     snap_off = np.empty(nt, np.bool_)
     rp_t = np.empty(nt, np.int64)
     rp_a = np.empty(nt, np.int64)
@@ -429,6 +430,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
         for kk in range(nres):
             snap_a[kk] = addr[res[kk]]
             snap_off[kk] = offchip[res[kk]]
+            snap_addr[res[kk]] = snap_a[kk]
         n_ev_dead = n_ev
         n_st0 = n_st
         traffic0 = traffic
@@ -450,6 +452,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                 b -= 1
             req[b] = t
         fail = False
+        n_rp = -1
         moved = False  # an operand of this step had to leave and come back
         r = 0
         while r < nreq:
@@ -615,12 +618,21 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
             if p > capacity:
                 return (1 + i, traffic, n_moved, ev_ptr, ev_kind[:0], ev_t[:0], ev_a[:0])
         if moved:
-            # remember where this step's operands ended up: the next round places them there
+            # remember where this step's operands should be (the cheapest repacking of the
+            # step as it began, else where they ended up): the next round places them there
             n_moved += 1
+            if n_rp < 0:
+                n_rp = _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, snap_addr,
+                                        offchip, capacity, alignment, rp_t, rp_a)
+            where = snap_addr if n_rp >= 0 else addr
             for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
-                repacked[op_in_idx[e]] = addr[op_in_idx[e]]
+                repacked[op_in_idx[e]] = where[op_in_idx[e]]
             for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
-                repacked[op_out_idx[e]] = addr[op_out_idx[e]]
+                repacked[op_out_idx[e]] = where[op_out_idx[e]]
+            for kk in range(n_rp):
+                repacked[rp_t[kk]] = rp_a[kk]
+        for kk in range(nsnap):
+            snap_addr[snap[kk]] = -1
         for kk in range(n_ld):
             traffic += size[s_ld[kk]]
         if emit:
