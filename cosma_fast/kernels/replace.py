@@ -358,7 +358,7 @@ def _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, addr
 
 @njit(cache=True)
 def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
-              cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, pref, repacked):
+              cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, pref, landed, proposed):
     """Replacement and allocation for the schedule ``order``.
 
     Returns ``(status, traffic, n_moved, ev_ptr, ev_kind, ev_tensor, ev_addr)``.
@@ -366,8 +366,9 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
     ``status`` is 0 on success, else ``1 + step`` of a step whose operands do not
     fit even when packed from address 0 (possible only with alignment > 1).
     When ``emit`` is false the event arrays are empty (cost-only evaluation).
-    ``pref`` holds a preferred address per tensor (-1: none; size-aware mode only) and
-    ``repacked`` receives the address of every operand of a step that had to be repacked.
+    ``pref`` holds a preferred address per tensor (-1: none; size-aware mode only). For every
+    step that moved operands, ``landed`` receives the addresses its operands ended up at and
+    ``proposed`` those of the cheapest repacking of the step as it began (when one is found).
     """
     n = order.shape[0]
     nt = size.shape[0]
@@ -618,19 +619,22 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
             if p > capacity:
                 return (1 + i, traffic, n_moved, ev_ptr, ev_kind[:0], ev_t[:0], ev_a[:0])
         if moved:
-            # remember where this step's operands should be (the cheapest repacking of the
-            # step as it began, else where they ended up): the next round places them there
+            # remember where this step's operands landed and where the cheapest repacking of the
+            # step as it began would put them: a later round places them there beforehand
             n_moved += 1
             if n_rp < 0:
                 n_rp = _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, snap_addr,
                                         offchip, capacity, alignment, rp_t, rp_a)
-            where = snap_addr if n_rp >= 0 else addr
             for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
-                repacked[op_in_idx[e]] = where[op_in_idx[e]]
+                t = op_in_idx[e]
+                landed[t] = addr[t]
+                proposed[t] = snap_addr[t] if n_rp >= 0 else addr[t]
             for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
-                repacked[op_out_idx[e]] = where[op_out_idx[e]]
+                t = op_out_idx[e]
+                landed[t] = addr[t]
+                proposed[t] = addr[t]
             for kk in range(n_rp):
-                repacked[rp_t[kk]] = rp_a[kk]
+                proposed[rp_t[kk]] = rp_a[kk]
         for kk in range(nsnap):
             snap_addr[snap[kk]] = -1
         for kk in range(n_ld):
@@ -671,9 +675,10 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
 @njit(cache=True)
 def plan_pass_refined(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
                       cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, rounds):
-    """:func:`plan_pass` repeated up to ``rounds`` times, each round placing tensors at the
-    addresses the previous rounds' repacked steps gave them (so that a tight step's operands
-    are already where the packing of that step wants them); returns the cheapest round.
+    """:func:`plan_pass` repeated up to ``rounds`` times, each later round placing the operands
+    of the steps that had to move operands at the addresses suggested by the previous rounds
+    (alternately where they landed and where the cheapest repacking of the step wanted them),
+    so that a tight step's operands are already in place; returns the cheapest round.
 
     The ILP plans of COSMA tile the zero-slack steps at ``M_R`` this way; an online
     allocator that learns only at the tight step that its operands are scattered has to
@@ -681,15 +686,17 @@ def plan_pass_refined(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size,
     """
     nt = size.shape[0]
     pref = np.full(nt, -1, np.int64)
-    repacked = np.full(nt, -1, np.int64)
+    landed = np.full(nt, -1, np.int64)
+    proposed = np.full(nt, -1, np.int64)
     best = plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
-                     cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, pref, repacked)
-    for _ in range(1, rounds):
+                     cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, pref, landed, proposed)
+    for r in range(1, rounds):
         if mode != SIZE_AWARE or best[0] != 0 or best[2] == 0:
             break
-        pref[:] = repacked
+        # alternate the two layouts a moved step suggests (see plan_pass)
+        pref[:] = landed if r % 2 == 1 else proposed
         cur = plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
-                        cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, pref, repacked)
+                        cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, pref, landed, proposed)
         if cur[0] == 0 and cur[1] < best[1]:
             best = cur
     return best
