@@ -199,6 +199,41 @@ def _evict_range(t, lo, hi, res, nres, addr, size, offchip, s_st, n_st, s_ev, n_
 
 
 @njit(cache=True)
+def _attempt_cost(stored, s_ld, n_ld, s_ev, ev_lo, ev_hi, size, snap_addr, pin, i):
+    """Bytes a step's placement attempt moves or commits to: its stores, the reloads of the
+    operands it moved, and one future reload per live non-operand it evicted."""
+    c = stored
+    for k in range(n_ld):
+        if snap_addr[s_ld[k]] >= 0:
+            c += size[s_ld[k]]
+    for k in range(ev_lo, ev_hi):
+        if pin[s_ev[k]] != i:
+            c += size[s_ev[k]]
+    return c
+
+
+@njit(cache=True)
+def _repack_cost(items, item_addr, n_items, snap, nsnap, snap_addr, snap_clean, size, pin, i):
+    """The same measure as :func:`_attempt_cost` for a repacking of the step as it began:
+    each moved operand and each non-operand under a placed item costs its reload plus its
+    store when dirty."""
+    c = 0
+    for k in range(n_items):
+        t = items[k]
+        if snap_addr[t] >= 0:
+            c += size[t] if snap_clean[t] else 2 * size[t]
+    for kk in range(nsnap):
+        v = snap[kk]
+        if pin[v] == i:
+            continue
+        for k in range(n_items):
+            if item_addr[k] < snap_addr[v] + size[v] and snap_addr[v] < item_addr[k] + size[items[k]]:
+                c += size[v] if snap_clean[v] else 2 * size[v]
+                break
+    return c
+
+
+@njit(cache=True)
 def _next_use(t, nxt, use, i):
     p = nxt[t]
     while use[p] < i:
@@ -389,6 +424,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
     snap = np.empty(nt, np.int64)
     snap_a = np.empty(nt, np.int64)
     snap_addr = np.full(nt, -1, np.int64)  # per tensor: its address at the snapshot
+    snap_clean = np.zeros(nt, np.bool_)  # per resident tensor: whether it had an off-chip copy
     snap_off = np.empty(nt, np.bool_)
     rp_t = np.empty(nt, np.int64)
     rp_a = np.empty(nt, np.int64)
@@ -432,6 +468,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
             snap_a[kk] = addr[res[kk]]
             snap_off[kk] = offchip[res[kk]]
             snap_addr[res[kk]] = snap_a[kk]
+            snap_clean[res[kk]] = snap_off[kk]
         n_ev_dead = n_ev
         n_st0 = n_st
         traffic0 = traffic
@@ -560,23 +597,28 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                 s_al[n_al] = t
                 s_ala[n_al] = a
                 n_al += 1
-        if fail and mode == SIZE_AWARE:
-            # undo the failed attempt and repack around the resident operands worth keeping
-            for kk in range(nres):
-                addr[res[kk]] = -1
-            for kk in range(nsnap):
-                res[kk] = snap[kk]
-                addr[snap[kk]] = snap_a[kk]
-                offchip[snap[kk]] = snap_off[kk]
-            nres = nsnap
-            traffic = traffic0
-            n_st = n_st0
-            n_ev = n_ev_dead
-            n_ld = 0
-            n_al = 0
-            n_rp = _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, addr, offchip,
-                                    capacity, alignment, rp_t, rp_a)
-            if n_rp >= 0:
+        if mode == SIZE_AWARE and (fail or moved):
+            # the attempt failed or moved operands: repack the step as it began around the
+            # resident operands worth keeping, when that fits and is cheaper
+            n_rp = _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, snap_addr,
+                                    snap_clean, capacity, alignment, rp_t, rp_a)
+            use_repack = n_rp >= 0 and (fail or _repack_cost(rp_t, rp_a, n_rp, snap, nsnap, snap_addr, snap_clean,
+                                                             size, pin, i)
+                                        < _attempt_cost(traffic - traffic0, s_ld, n_ld, s_ev, n_ev_dead, n_ev,
+                                                        size, snap_addr, pin, i))
+            if use_repack:
+                for kk in range(nres):
+                    addr[res[kk]] = -1
+                for kk in range(nsnap):
+                    res[kk] = snap[kk]
+                    addr[snap[kk]] = snap_a[kk]
+                    offchip[snap[kk]] = snap_off[kk]
+                nres = nsnap
+                traffic = traffic0
+                n_st = n_st0
+                n_ev = n_ev_dead
+                n_ld = 0
+                n_al = 0
                 fail = False
                 moved = True
                 for kk in range(n_rp):
@@ -622,9 +664,6 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
             # remember where this step's operands landed and where the cheapest repacking of the
             # step as it began would put them: a later round places them there beforehand
             n_moved += 1
-            if n_rp < 0:
-                n_rp = _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, snap_addr,
-                                        offchip, capacity, alignment, rp_t, rp_a)
             for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
                 t = op_in_idx[e]
                 landed[t] = addr[t]
