@@ -234,6 +234,44 @@ def _repack_cost(items, item_addr, n_items, snap, nsnap, snap_addr, snap_clean, 
 
 
 @njit(cache=True)
+def _propose(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, where, items, item_addr, n_items, proposed):
+    """``proposed[t]``: ``where[t]`` for the operands of ``o``, the packing's address for the
+    ``n_items`` repacked ones."""
+    for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
+        proposed[op_in_idx[e]] = where[op_in_idx[e]]
+    for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
+        proposed[op_out_idx[e]] = where[op_out_idx[e]]
+    for k in range(n_items):
+        proposed[items[k]] = item_addr[k]
+
+
+@njit(cache=True)
+def _propose_around(o, t, p, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, snap_addr, snap_clean,
+                    capacity, alignment, items, item_addr, proposed):
+    """Propose (into ``proposed``) the cheapest repacking of step ``o`` as it began with its
+    operand ``t`` fixed at ``p`` and the resident operands overlapping ``[p, p + size[t])``
+    moved; returns 1 when one was found, else 0. ``snap_addr`` is left as it was."""
+    n_in = op_in_ptr[o + 1] - op_in_ptr[o]
+    saved = np.empty(n_in, np.int64)
+    for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
+        v = op_in_idx[e]
+        saved[e - op_in_ptr[o]] = snap_addr[v]
+        if snap_addr[v] >= 0 and snap_addr[v] < p + size[t] and p < snap_addr[v] + size[v]:
+            snap_addr[v] = -1
+    old_t, clean_t = snap_addr[t], snap_clean[t]
+    snap_addr[t] = p
+    snap_clean[t] = False  # keeping it where it was wanted is worth its write-back and reload
+    n = _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, snap_addr, snap_clean,
+                         capacity, alignment, items, item_addr)
+    if n >= 0:
+        _propose(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, snap_addr, items, item_addr, n, proposed)
+    snap_addr[t], snap_clean[t] = old_t, clean_t
+    for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
+        snap_addr[op_in_idx[e]] = saved[e - op_in_ptr[o]]
+    return 1 if n >= 0 else 0
+
+
+@njit(cache=True)
 def _next_use(t, nxt, use, i):
     p = nxt[t]
     while use[p] < i:
@@ -491,6 +529,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
             req[b] = t
         fail = False
         n_rp = -1
+        blocked = -1  # the first tensor of the step that could not take its preferred address
         moved = False  # an operand of this step had to leave and come back
         r = 0
         while r < nreq:
@@ -587,6 +626,8 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
             if a < 0:
                 fail = True
                 break
+            if mode == SIZE_AWARE and 0 <= pref[t] != a and blocked < 0:
+                blocked = t
             nres = _insert(res, nres, addr, t, a)
             placed[t] = i
             if not _is_output_of(t, o, op_out_ptr, op_out_idx):
@@ -665,15 +706,16 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
             # step as it began would put them: a later round places them there beforehand
             n_moved += 1
             for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
-                t = op_in_idx[e]
-                landed[t] = addr[t]
-                proposed[t] = snap_addr[t] if n_rp >= 0 else addr[t]
+                landed[op_in_idx[e]] = addr[op_in_idx[e]]
             for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
-                t = op_out_idx[e]
-                landed[t] = addr[t]
-                proposed[t] = addr[t]
-            for kk in range(n_rp):
-                proposed[rp_t[kk]] = rp_a[kk]
+                landed[op_out_idx[e]] = addr[op_out_idx[e]]
+            _propose(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, snap_addr if n_rp >= 0 else addr,
+                     rp_t, rp_a, n_rp, proposed)
+        elif blocked >= 0:
+            # this step's own operands kept ``blocked`` from its preferred address: propose the
+            # cheapest repacking of the step with it there, moving the operands in the way
+            n_moved += _propose_around(o, blocked, pref[blocked], op_in_ptr, op_in_idx, op_out_ptr, op_out_idx,
+                                       size, snap_addr, snap_clean, capacity, alignment, rp_t, rp_a, proposed)
         for kk in range(nsnap):
             snap_addr[snap[kk]] = -1
         for kk in range(n_ld):
@@ -732,8 +774,9 @@ def plan_pass_refined(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size,
     for r in range(1, rounds):
         if mode != SIZE_AWARE or best[0] != 0 or best[2] == 0:
             break
-        # alternate the two layouts a moved step suggests (see plan_pass)
-        pref[:] = landed if r % 2 == 1 else proposed
+        # the layouts the moved steps suggest (see plan_pass): where their operands landed,
+        # then (cumulatively over the rounds) the repackings proposed for them
+        pref[:] = landed if r == 1 else proposed
         cur = plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
                         cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, pref, landed, proposed)
         if cur[0] == 0 and cur[1] < best[1]:
