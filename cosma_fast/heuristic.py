@@ -43,6 +43,9 @@ BETAS = (0.0, 0.5, 1.0, 2.0, 3.0)
 REFINE_ROUNDS = 3
 #: refining passes for the final order: each round can move the layout one tight step further back
 FINAL_ROUNDS = 8
+#: above this many operators the search evaluates single passes (speed target: 1,000 operators
+#: with local search in 1 s) and only the final order is refined
+REFINE_MAX_OPS = 500
 
 
 def _arrays(graph: Graph):
@@ -119,12 +122,13 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
     t0 = time.perf_counter()
     capacity = int(capacity)
     settings = [(SIZE_AWARE, b) for b in BETAS] + [(BELADY, 0.0)]
+    rounds = REFINE_ROUNDS if graph.n_ops <= REFINE_MAX_OPS else 1
     per_order = []  # the best setting of each candidate order
     for name, order in _candidates(graph, schedule):
         best = None
         for mode, beta in settings:
             traffic, _, _ = run_pass(graph, capacity, order, mode=mode, beta=beta,
-                                     alignment=alignment, emit=False)
+                                     alignment=alignment, emit=False, rounds=rounds)
             if best is None or traffic < best[0]:
                 best = (traffic, name, order, mode, beta)
         per_order.append(best)
@@ -149,7 +153,7 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
                 order, traffic, acc = local_search(
                     order, np.int64(traffic), *_arrays(graph)[:6], graph.tensor_is_output,
                     graph.tensor_producer, graph.cons_ptr, graph.cons_idx, np.int64(capacity),
-                    np.int64(alignment), np.int64(mode), float(beta), np.int64(REFINE_ROUNDS), np.int64(k),
+                    np.int64(alignment), np.int64(mode), float(beta), np.int64(rounds), np.int64(k),
                     np.int64(seed * 1000003 + r * 7919 + done))
                 improved += int(acc)
                 done += k
@@ -159,7 +163,7 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
                     if (m2, b2) == (mode, beta):
                         continue
                     t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2,
-                                        alignment=alignment, emit=False)
+                                        alignment=alignment, emit=False, rounds=rounds)
                     n_evals += 1
                     if t2 < traffic:
                         traffic, mode, beta = t2, m2, b2
@@ -167,9 +171,8 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
             if traffic < best[0]:
                 best = (traffic, name, order, mode, beta)
     traffic, name, order, mode, beta = best
-    rounds = REFINE_ROUNDS
     if traffic > compulsory:
-        for m2, b2 in settings:
+        for m2, b2 in settings[:-1]:  # the size-aware ones: Belady does not refine
             t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2, alignment=alignment, emit=False,
                                 rounds=FINAL_ROUNDS)
             n_evals += 1

@@ -763,7 +763,8 @@ def plan_pass_refined(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size,
 
     The ILP plans of COSMA tile the zero-slack steps at ``M_R`` this way; an online
     allocator that learns only at the tight step that its operands are scattered has to
-    write them back and reload them. Stops early when a round repacks nothing.
+    write them back and reload them. Stops early when a round moves nothing or would
+    repeat the previous one.
     """
     nt = size.shape[0]
     pref = np.full(nt, -1, np.int64)
@@ -776,7 +777,10 @@ def plan_pass_refined(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size,
             break
         # the layouts the moved steps suggest (see plan_pass): where their operands landed,
         # then (cumulatively over the rounds) the repackings proposed for them
-        pref[:] = landed if r == 1 else proposed
+        nxt = landed if r == 1 else proposed
+        if r > 2 and np.array_equal(nxt, pref):
+            break  # nothing new was proposed: the round would repeat the last one
+        pref[:] = nxt
         cur = plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
                         cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, pref, landed, proposed)
         if cur[0] == 0 and cur[1] < best[1]:
