@@ -352,6 +352,21 @@ def _pack_into_gaps(items, n_items, size, gap_lo, gap_hi, n_gaps, alignment, out
 
 
 @njit(cache=True)
+def _stable_order(key, n):
+    """Indices of ``key[:n]`` in increasing order, ties by index (insertion sort: the lists here
+    are short, and a library sort would multiply the kernel's compile time)."""
+    idx = np.arange(n)
+    for a in range(1, n):
+        v = idx[a]
+        b = a
+        while b > 0 and key[idx[b - 1]] > key[v]:
+            idx[b] = idx[b - 1]
+            b -= 1
+        idx[b] = v
+    return idx
+
+
+@njit(cache=True)
 def _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, addr, offchip, capacity,
                      alignment, items, item_addr):
     """The cheapest way to fit the operands of ``o`` when online placement failed: keep a subset
@@ -378,16 +393,22 @@ def _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, addr
     # resident operands (at most 8 are candidates to stay, the largest), by address
     kept = np.zeros(n_ops, np.int64)
     resid = np.empty(n_ops, np.int64)
+    key = np.empty(n_ops, np.int64)
     n_r = 0
     for k in range(n_ops):
         t = ops[k]
         if addr[t] >= 0:
             resid[n_r] = k
+            key[n_r] = -size[t]
             n_r += 1
-    by_size = np.argsort(-size[ops[resid[:n_r]]], kind="mergesort")
+    by_size = _stable_order(key, n_r)
     n_c = min(n_r, 8)
-    cand = resid[:n_r][by_size[:n_c]]
-    cand = cand[np.argsort(addr[ops[cand]], kind="mergesort")]
+    for b in range(n_c):
+        key[b] = addr[ops[resid[by_size[b]]]]
+    by_addr = _stable_order(key, n_c)
+    cand = np.empty(n_c, np.int64)
+    for b in range(n_c):
+        cand[b] = resid[by_size[by_addr[b]]]
     n_masks = 1 << n_c
     mask_cost = np.empty(n_masks, np.int64)
     for m in range(n_masks):
@@ -399,7 +420,8 @@ def _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, addr
         mask_cost[m] = c
     gap_lo = np.empty(n_c + 1, np.int64)
     gap_hi = np.empty(n_c + 1, np.int64)
-    by_cost = np.argsort(mask_cost, kind="mergesort")
+    by_cost = _stable_order(mask_cost, n_masks)
+    item_key = np.empty(n_ops, np.int64)
     for r in range(min(n_masks, _REPACK_TRIES + 1)):
         # the cheapest few subsets, then keeping nothing (always packs when capacity >= M_R)
         m = by_cost[r] if r < _REPACK_TRIES else 0
@@ -422,8 +444,12 @@ def _cheapest_repack(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, addr
             if kept[k] == 0:
                 items[n_items] = ops[k]
                 n_items += 1
-        order = np.argsort(-size[items[:n_items]], kind="mergesort")
-        items[:n_items] = items[:n_items][order]
+        for k in range(n_items):
+            item_key[k] = -size[items[k]]
+        by_item = _stable_order(item_key, n_items)
+        for k in range(n_items):
+            item_key[k] = items[by_item[k]]
+        items[:n_items] = item_key[:n_items]
         if _pack_into_gaps(items, n_items, size, gap_lo, gap_hi, n_gaps, alignment, item_addr, _REPACK_NODES):
             return n_items
     return -1
