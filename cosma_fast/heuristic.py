@@ -171,8 +171,10 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
             if traffic < best[0]:
                 best = (traffic, name, order, mode, beta)
     traffic, name, order, mode, beta = best
+    # the size-aware settings (Belady does not refine); above REFINE_MAX_OPS only the chosen one
+    polish = settings[:-1] if graph.n_ops <= REFINE_MAX_OPS else [(mode, beta)] if mode == SIZE_AWARE else []
     if traffic > compulsory:
-        for m2, b2 in settings[:-1]:  # the size-aware ones: Belady does not refine
+        for m2, b2 in polish:
             t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2, alignment=alignment, emit=False,
                                 rounds=FINAL_ROUNDS)
             n_evals += 1

@@ -531,8 +531,6 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
         for kk in range(nres):
             snap_a[kk] = addr[res[kk]]
             snap_off[kk] = offchip[res[kk]]
-            snap_addr[res[kk]] = snap_a[kk]
-            snap_clean[res[kk]] = snap_off[kk]
         n_ev_dead = n_ev
         n_st0 = n_st
         traffic0 = traffic
@@ -664,6 +662,12 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                 s_al[n_al] = t
                 s_ala[n_al] = a
                 n_al += 1
+        by_tensor = mode == SIZE_AWARE and (fail or moved or blocked >= 0)
+        if by_tensor:
+            # the snapshot indexed by tensor, for the repacking below (rarely needed: built lazily)
+            for kk in range(nsnap):
+                snap_addr[snap[kk]] = snap_a[kk]
+                snap_clean[snap[kk]] = snap_off[kk]
         if mode == SIZE_AWARE and (fail or moved):
             # the attempt failed or moved operands: repack the step as it began around the
             # resident operands worth keeping, when that fits and is cheaper
@@ -742,8 +746,9 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
             # cheapest repacking of the step with it there, moving the operands in the way
             n_moved += _propose_around(o, blocked, pref[blocked], op_in_ptr, op_in_idx, op_out_ptr, op_out_idx,
                                        size, snap_addr, snap_clean, capacity, alignment, rp_t, rp_a, proposed)
-        for kk in range(nsnap):
-            snap_addr[snap[kk]] = -1
+        if by_tensor:
+            for kk in range(nsnap):
+                snap_addr[snap[kk]] = -1
         for kk in range(n_ld):
             traffic += size[s_ld[kk]]
         if emit:
