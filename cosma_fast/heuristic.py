@@ -5,19 +5,19 @@
 1. candidate orders from the list-scheduling rules of
    :mod:`cosma_fast.kernels.schedule` (model order, min-peak greedy, depth-first,
    lookahead), or only the given order in fixed-schedule mode;
-2. for each order, one pass of :func:`cosma_fast.kernels.replace.plan_pass_refined`
+2. for each order, one pass of :func:`cosma_fast.kernels.replace.plan_pass`
    per replacement setting: the size-aware, write-back-aware window rule for
-   several next-use weights ``beta`` (with up to ``REFINE_ROUNDS`` rounds that
-   place the operands of tight steps where those steps' packings want them),
-   and COSMA's size-blind Belady rule (so the result is never worse than the
-   baselines of :mod:`cosma_fast.baselines`);
+   several next-use weights ``beta``, and COSMA's size-blind Belady rule (so the
+   result is never worse than the baselines of :mod:`cosma_fast.baselines`);
 3. a local search over the order of the best candidate (single operator moves
    that keep dependencies; on graphs of at most 200 operators also restarted
    from the second and third best orders), re-picking the replacement setting
    on the current order after every chunk of moves; deterministic for a seed;
    ``time_limit`` cuts it short;
-4. the replacement settings once more on the final order with ``FINAL_ROUNDS``
-   refining passes.
+4. on the final order, the size-aware settings again with up to ``REFINE_ROUNDS``
+   refining passes (:func:`cosma_fast.kernels.replace.plan_pass_refined`), which
+   place the operands of tight steps (at ``M_R`` the largest operator leaves no
+   slack) where those steps' packings want them.
 
 The problem and the cost are those of COSMA (Li, Gupta, Malik, arXiv 2311.18246).
 """
@@ -39,13 +39,12 @@ __all__ = ["heuristic_plan", "solve_heuristic", "run_pass", "rule_schedule"]
 
 #: next-use weights tried by the size-aware rule (cost / distance ** beta)
 BETAS = (0.0, 0.5, 1.0, 2.0, 3.0)
-#: passes per evaluation that re-place tensors at the addresses their repacked steps gave them
-REFINE_ROUNDS = 3
-#: refining passes for the final order: each round can move the layout one tight step further back
-FINAL_ROUNDS = 8
-#: above this many operators the search evaluates single passes (speed target: 1,000 operators
-#: with local search in 1 s) and only the final order is refined
-REFINE_MAX_OPS = 500
+#: refining passes for the final order (see :func:`cosma_fast.kernels.replace.plan_pass_refined`):
+#: each round can move a tight step's layout one tight step further back
+REFINE_ROUNDS = 8
+#: up to this many operators every size-aware setting is refined on the final order, above it
+#: only the chosen one (speed target: 1,000 operators with local search in 1 s)
+REFINE_ALL_MAX_OPS = 500
 
 
 def _arrays(graph: Graph):
@@ -61,9 +60,9 @@ def rule_schedule(graph: Graph, rule: int) -> np.ndarray:
 
 
 def run_pass(graph: Graph, capacity: int, order, *, mode: int = SIZE_AWARE, beta: float = 1.0,
-             alignment: int = 1, emit: bool = True, rounds: int = REFINE_ROUNDS):
-    """One replacement + allocation pass (size-aware mode: the best of up to ``rounds`` refining
-    passes, see :func:`~cosma_fast.kernels.replace.plan_pass_refined`); returns
+             alignment: int = 1, emit: bool = True, rounds: int = 1):
+    """One replacement + allocation pass (size-aware mode with ``rounds > 1``: the best of up to
+    ``rounds`` refining passes, see :func:`~cosma_fast.kernels.replace.plan_pass_refined`); returns
     ``(traffic, n_moved, plan or None)`` where ``n_moved`` counts the steps that had to move
     resident operands.
 
@@ -122,13 +121,12 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
     t0 = time.perf_counter()
     capacity = int(capacity)
     settings = [(SIZE_AWARE, b) for b in BETAS] + [(BELADY, 0.0)]
-    rounds = REFINE_ROUNDS if graph.n_ops <= REFINE_MAX_OPS else 1
     per_order = []  # the best setting of each candidate order
     for name, order in _candidates(graph, schedule):
         best = None
         for mode, beta in settings:
             traffic, _, _ = run_pass(graph, capacity, order, mode=mode, beta=beta,
-                                     alignment=alignment, emit=False, rounds=rounds)
+                                     alignment=alignment, emit=False)
             if best is None or traffic < best[0]:
                 best = (traffic, name, order, mode, beta)
         per_order.append(best)
@@ -153,7 +151,7 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
                 order, traffic, acc = local_search(
                     order, np.int64(traffic), *_arrays(graph)[:6], graph.tensor_is_output,
                     graph.tensor_producer, graph.cons_ptr, graph.cons_idx, np.int64(capacity),
-                    np.int64(alignment), np.int64(mode), float(beta), np.int64(rounds), np.int64(k),
+                    np.int64(alignment), np.int64(mode), float(beta), np.int64(k),
                     np.int64(seed * 1000003 + r * 7919 + done))
                 improved += int(acc)
                 done += k
@@ -163,7 +161,7 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
                     if (m2, b2) == (mode, beta):
                         continue
                     t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2,
-                                        alignment=alignment, emit=False, rounds=rounds)
+                                        alignment=alignment, emit=False)
                     n_evals += 1
                     if t2 < traffic:
                         traffic, mode, beta = t2, m2, b2
@@ -171,15 +169,16 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
             if traffic < best[0]:
                 best = (traffic, name, order, mode, beta)
     traffic, name, order, mode, beta = best
-    # the size-aware settings (Belady does not refine); above REFINE_MAX_OPS only the chosen one
-    polish = settings[:-1] if graph.n_ops <= REFINE_MAX_OPS else [(mode, beta)] if mode == SIZE_AWARE else []
+    # refine the size-aware settings (Belady does not refine); on large graphs only the chosen one
+    refine = settings[:-1] if graph.n_ops <= REFINE_ALL_MAX_OPS else [(mode, beta)] if mode == SIZE_AWARE else []
+    rounds = 1
     if traffic > compulsory:
-        for m2, b2 in polish:
+        for m2, b2 in refine:
             t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2, alignment=alignment, emit=False,
-                                rounds=FINAL_ROUNDS)
+                                rounds=REFINE_ROUNDS)
             n_evals += 1
             if t2 < traffic:
-                traffic, mode, beta, rounds = t2, m2, b2, FINAL_ROUNDS
+                traffic, mode, beta, rounds = t2, m2, b2, REFINE_ROUNDS
     traffic2, n_moved, plan = run_pass(graph, capacity, order, mode=mode, beta=beta, alignment=alignment,
                                        rounds=rounds)
     assert traffic2 == traffic

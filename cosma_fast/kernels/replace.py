@@ -821,7 +821,7 @@ def plan_pass_refined(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size,
 
 @njit(cache=True)
 def local_search(order, cost, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
-                 producer, cons_ptr, cons_idx, capacity, alignment, mode, beta, rounds, n_iters, seed):
+                 producer, cons_ptr, cons_idx, capacity, alignment, mode, beta, n_iters, seed):
     """Hill-climb over orders by moving one operator within its dependency window.
 
     Returns ``(order, cost, n_accepted)``: the best order found and its traffic.
@@ -870,7 +870,7 @@ def local_search(order, cost, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size
             cand[q + 1:] = cur[q + 1:]
         st, c_cost, _, _, _, _, _ = plan_pass_refined(cand, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx,
                                                       size, kind, is_out, cons_ptr, cons_idx, capacity,
-                                                      alignment, mode, beta, False, rounds)
+                                                      alignment, mode, beta, False, 1)
         if st == 0 and c_cost <= cost:
             if c_cost < cost:
                 accepted += 1
@@ -893,4 +893,4 @@ def warmup() -> None:
         plan_pass_refined(c["order"], *graph, c["cons_ptr"], c["cons_idx"],
                           np.int64(8), np.int64(1), np.int64(mode), 1.0, True, np.int64(2))
     local_search(c["order"], np.int64(0), *graph, c["producer"], c["cons_ptr"], c["cons_idx"],
-                 np.int64(8), np.int64(1), np.int64(SIZE_AWARE), 1.0, np.int64(2), np.int64(2), np.int64(0))
+                 np.int64(8), np.int64(1), np.int64(SIZE_AWARE), 1.0, np.int64(2), np.int64(0))
