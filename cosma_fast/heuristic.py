@@ -13,7 +13,11 @@
    that keep dependencies; on graphs of at most 200 operators also restarted
    from the second and third best orders), re-picking the replacement setting
    on the current order after every chunk of moves; deterministic for a seed;
-   ``time_limit`` cuts it short.
+   ``time_limit`` cuts it short;
+4. on the final order, the size-aware settings again with up to ``REFINE_ROUNDS``
+   refining passes (:func:`cosma_fast.kernels.replace.plan_pass_refined`), which
+   place the operands of tight steps (at ``M_R`` the largest operator leaves no
+   slack) where those steps' packings want them.
 
 The problem and the cost are those of COSMA (Li, Gupta, Malik, arXiv 2311.18246).
 """
@@ -26,7 +30,7 @@ import numpy as np
 
 from .errors import InfeasibleError
 from .graph import Graph
-from .kernels.replace import BELADY, SIZE_AWARE, local_search, plan_pass
+from .kernels.replace import BELADY, SIZE_AWARE, local_search, plan_pass_refined
 from .kernels.schedule import RULE_NAMES, list_schedule
 from .plan import Plan
 from .solve import MethodOutput, SolveOptions
@@ -35,6 +39,12 @@ __all__ = ["heuristic_plan", "solve_heuristic", "run_pass", "rule_schedule"]
 
 #: next-use weights tried by the size-aware rule (cost / distance ** beta)
 BETAS = (0.0, 0.5, 1.0, 2.0, 3.0)
+#: refining passes for the final order (see :func:`cosma_fast.kernels.replace.plan_pass_refined`):
+#: each round can move a tight step's layout one tight step further back
+REFINE_ROUNDS = 8
+#: up to this many operators every size-aware setting is refined on the final order, above it
+#: only the chosen one (speed target: 1,000 operators with local search in 1 s)
+REFINE_ALL_MAX_OPS = 500
 
 
 def _arrays(graph: Graph):
@@ -50,15 +60,18 @@ def rule_schedule(graph: Graph, rule: int) -> np.ndarray:
 
 
 def run_pass(graph: Graph, capacity: int, order, *, mode: int = SIZE_AWARE, beta: float = 1.0,
-             alignment: int = 1, emit: bool = True):
-    """One replacement + allocation pass; returns ``(traffic, n_fallbacks, plan or None)``.
+             alignment: int = 1, emit: bool = True, rounds: int = 1):
+    """One replacement + allocation pass (size-aware mode with ``rounds > 1``: the best of up to
+    ``rounds`` refining passes, see :func:`~cosma_fast.kernels.replace.plan_pass_refined`); returns
+    ``(traffic, n_moved, plan or None)`` where ``n_moved`` counts the steps that had to move
+    resident operands.
 
     Raises :class:`InfeasibleError` when a step's operands cannot be packed (alignment).
     """
     order = np.ascontiguousarray(order, dtype=np.int64)
-    st, traffic, n_fb, ptr, kinds, tens, addrs = plan_pass(
+    st, traffic, n_moved, ptr, kinds, tens, addrs = plan_pass_refined(
         order, *_arrays(graph), graph.cons_ptr, graph.cons_idx, np.int64(capacity),
-        np.int64(alignment), np.int64(mode), float(beta), bool(emit))
+        np.int64(alignment), np.int64(mode), float(beta), bool(emit), np.int64(rounds))
     if st != 0:
         o = int(order[st - 1])
         raise InfeasibleError(
@@ -66,7 +79,7 @@ def run_pass(graph: Graph, capacity: int, order, *, mode: int = SIZE_AWARE, beta
             f"{alignment}: its operands padded to the alignment exceed the scratchpad; use a larger "
             "capacity or a smaller alignment")
     plan = Plan.from_arrays(order, ptr, kinds, tens, addrs) if emit else None
-    return int(traffic), int(n_fb), plan
+    return int(traffic), int(n_moved), plan
 
 
 def _candidates(graph: Graph, schedule) -> list[tuple[str, np.ndarray]]:
@@ -156,11 +169,22 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
             if traffic < best[0]:
                 best = (traffic, name, order, mode, beta)
     traffic, name, order, mode, beta = best
-    traffic2, n_fb, plan = run_pass(graph, capacity, order, mode=mode, beta=beta, alignment=alignment)
+    # refine the size-aware settings (Belady does not refine); on large graphs only the chosen one
+    refine = settings[:-1] if graph.n_ops <= REFINE_ALL_MAX_OPS else [(mode, beta)] if mode == SIZE_AWARE else []
+    rounds = 1
+    if traffic > compulsory:
+        for m2, b2 in refine:
+            t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2, alignment=alignment, emit=False,
+                                rounds=REFINE_ROUNDS)
+            n_evals += 1
+            if t2 < traffic:
+                traffic, mode, beta, rounds = t2, m2, b2, REFINE_ROUNDS
+    traffic2, n_moved, plan = run_pass(graph, capacity, order, mode=mode, beta=beta, alignment=alignment,
+                                       rounds=rounds)
     assert traffic2 == traffic
     if info is not None:
         info.update(schedule_rule=name, replacement="size-aware" if mode == SIZE_AWARE else "belady",
-                    beta=beta, evaluations=n_evals, improving_moves=improved, fallbacks=n_fb,
+                    beta=beta, evaluations=n_evals, improving_moves=improved, moved_steps=n_moved,
                     time=time.perf_counter() - t0)
     return plan
 

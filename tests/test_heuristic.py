@@ -143,3 +143,61 @@ def test_time_limit_stops_local_search():
     r = cf.solve(g, cap, method="heuristic", time_limit=0.05, ls_iters=100_000)
     assert time.perf_counter() - t < 2.0  # 100k moves would take tens of seconds
     assert r.info["evaluations"] < 100_000
+
+
+def test_repack_keeps_the_resident_operand_that_fits():
+    """Operator ``o`` reads A (4 bytes at 0) and B (2 bytes at 5) and writes O (4 bytes) in a
+    10-byte pad: O fits nowhere around both. Keeping A and moving B next to O is cheapest
+    (one 2-byte reload); keeping B leaves no room for A and O, so A must stay."""
+    from cosma_fast.kernels.replace import _cheapest_repack
+
+    A, B, O = 0, 1, 2
+    size = np.array([4, 2, 4], np.int64)
+    addr = np.array([0, 5, -1], np.int64)
+    offchip = np.array([False, True, False])
+    in_ptr, in_idx = np.array([0, 2]), np.array([A, B])
+    out_ptr, out_idx = np.array([0, 1]), np.array([O])
+    items, item_addr = np.empty(3, np.int64), np.empty(3, np.int64)
+    n = _cheapest_repack(0, in_ptr, in_idx, out_ptr, out_idx, size, addr, offchip, np.int64(10), np.int64(1),
+                         items, item_addr)
+    assert sorted(items[:n]) == [B, O]
+    placed = sorted((int(a), int(a + size[t])) for t, a in zip(items[:n], item_addr[:n]))
+    assert placed[0][0] >= 4 and placed[-1][1] <= 10 and placed[0][1] <= placed[1][0]
+
+
+def _mlp_trap():
+    """A transformer MLP block at M_R: ``act`` reads m0 and writes m1, 4 + 4 = all 8 bytes,
+    so m0 must sit at one end of the pad and the residual r (read again by ``add``) must be
+    gone. An online allocator learns this only at ``act`` and moves m0 (store + reload, 8
+    bytes) besides writing r back (2 bytes); the refining round places m0 where ``act``'s
+    packing wants it when ``fc1`` allocates it, and only r is written back (the optimum)."""
+    b = cf.GraphBuilder("mlp")
+    x = b.input("x", 1)
+    (r,) = b.op("res", [x], outputs=[("r", 1)])
+    (h,) = b.op("norm", [r], outputs=[("h", 1)])
+    (m0,) = b.op("fc1", [h], outputs=[("m0", 4)])
+    (m1,) = b.op("act", [m0], outputs=[("m1", 4)])
+    (m2,) = b.op("fc2", [m1], outputs=[("m2", 1)])
+    (y,) = b.op("add", [r, m2], outputs=[("y", 1)])
+    b.mark_output(y)
+    return b.build(), 8
+
+
+def test_refining_rounds_place_tight_step_operands_ahead():
+    g, cap = _mlp_trap()
+    order = np.arange(g.n_ops)
+    once, moved, _ = run_pass(g, cap, order, rounds=1)
+    refined, _, plan = run_pass(g, cap, order, rounds=2)
+    assert moved == 1 and once - g.compulsory() == 10
+    assert cf.validate(g, plan, cap).traffic == refined == g.compulsory() + 2
+    assert cf.solve(g, cap, method="heuristic").non_compulsory == 2
+
+
+@given(dags(max_ops=10), st.floats(1.0, 2.0))
+@settings(max_examples=20)
+def test_refining_rounds_never_cost_more(g, factor):
+    cap = int(m_r(g) * factor)
+    order = rule_schedule(g, 1)
+    once, _, _ = run_pass(g, cap, order, rounds=1)
+    refined, _, plan = run_pass(g, cap, order, rounds=3)
+    assert cf.validate(g, plan, cap).traffic == refined <= once
