@@ -79,7 +79,7 @@ from .validate import validate
 __all__ = ["solve_dnc", "solve_auto", "window_problem", "solve_window", "splice", "DEFAULT_SEGMENT_OPS"]
 
 #: operators per window when ``segment_ops`` is not given (small enough for the ILP)
-DEFAULT_SEGMENT_OPS = 24
+DEFAULT_SEGMENT_OPS = 16
 #: HiGHS branch-and-bound nodes per window ILP (the deterministic work limit)
 DEFAULT_WINDOW_NODES = 200
 #: safety-net seconds per window ILP (less when the ``time_limit`` left is short)
