@@ -1,40 +1,58 @@
-"""Divide and conquer for large graphs, solved in parallel (COSMA's D&C for NAS graphs).
+"""Divide and conquer for large graphs: windows over a whole-graph plan, solved in parallel.
 
 COSMA (Li, Gupta, Malik, arXiv 2311.18246, sec. 5) plans NAS-generated graphs with
-hundreds to thousands of operators by splitting them along a schedule, solving each
-part exactly and stitching the parts. :func:`solve_dnc` does this:
+hundreds to thousands of operators by splitting them along a schedule and solving each
+part exactly. :func:`solve_dnc` does this as a large-neighbourhood search that carries
+the scratchpad state across the cuts:
 
-1. **Schedule and cuts.** A whole-graph plan from the heuristic (its schedule, or the
-   user's fixed schedule) is cut into consecutive segments of at most ``segment_ops``
-   operators, choosing the cuts that fewest bytes live across
-   (:func:`cosma_fast.kernels.partition.best_cuts`). Segments are contiguous ranges of a
-   topological order, so no dependency is broken and any topological order inside a
-   segment stays globally valid.
-2. **Boundary model: the scratchpad is empty at every cut.** At a cut, every tensor
-   produced before it that is read after it (or is a graph output) already has an
-   off-chip copy, and nothing is resident. Each segment is therefore an independent
-   graph: tensors produced by earlier segments become *inputs* (they start off-chip),
-   tensors it produces that later segments read become *outputs* (they must end
-   off-chip), graph inputs and weights stay what they are. The state at every cut is
-   fully defined, so the stitched plan is valid whenever each segment plan is:
-   the stitched first step of segment ``k+1`` first performs segment ``k``'s final
-   stores (its tensors are still resident) and then evicts everything segment ``k``
-   left resident, which is legal because every such tensor is dead, an input/weight, or
-   has just been / was earlier written back. A crossing intermediate is stored only in
-   its producer's segment (elsewhere it is an input), so no tensor is stored twice.
-   The price of the model is one store and one reload per crossing tensor and
-   reader segment; the cut choice minimises it.
-3. **Sub-solver.** Each segment is solved by the exact ILP (``cosma_fast.ilp``, which
-   warm-starts from the heuristic) with a per-segment time limit when it is
-   installed, else by the heuristic, else by the trivial plan; the cheapest valid
-   sub-plan wins. Sub-problems are submitted all at once to ``opts.executor`` and
-   collected in submission order, so the result does not depend on the executor.
-4. **Windows straddling cuts.** Pairs of adjacent segments are re-solved as one
-   window (removing the cut between them, in two rounds: even then odd cuts); a
-   window replaces its two segments only if the validated total traffic drops.
-5. The stitched plan is checked with :func:`cosma_fast.validate` and compared with
-   the heuristic's whole-graph plan; the cheaper one is returned, so D&C is never
-   worse than the heuristic it starts from.
+1. **Start.** A validated whole-graph plan ``P``: the heuristic's (with the user's fixed
+   schedule when one is given), else the trivial plan.
+2. **Windows.** ``P``'s schedule is cut into windows of at most ``segment_ops``
+   operators where the fewest bytes live across the cut
+   (:func:`cosma_fast.kernels.partition.best_cuts`). Windows are contiguous ranges of a
+   topological order, so any topological order inside a window stays globally valid.
+3. **Boundary model: ``P``'s own state at both ends of a window ``[a, b)``.** The
+   *entry* state is ``P``'s before step ``a``: resident tensors at their addresses, and
+   which tensors have an off-chip copy. The window's plan replaces steps ``a .. b-1``;
+   its closing stores and evicts run at the start of step ``b`` (before ``P``'s own
+   events there; in ``final_stores`` when ``b = n``). The *exit* condition:
+
+   * the resident set after those closing events is ``P``'s before step ``b``, every
+     tensor at ``P``'s address (no loads at the exit: ``P``'s step ``b`` could evict them);
+   * for every tensor that matters after the cut (read at a position ``>= b``, loaded or
+     stored by ``P`` at ``>= b``, or a graph output), having an off-chip copy is exactly
+     as in ``P``: written back in the window when ``P`` has a copy at ``b`` (and had none
+     at ``a``), never written back when ``P`` has none.
+
+   *Why it is sound* (rules of :func:`cosma_fast.validate`): after the window the resident
+   tensors and addresses equal ``P``'s, so every later load, alloc, evict and store of
+   ``P`` meets the same occupancy and residency. The only other state is the off-chip
+   flag. It is read by a load (``load-no-copy``: tensors ``P`` loads later match), an
+   evict (``evict-live`` only for tensors read later or graph outputs: they match), a
+   store (``double-store``: a tensor ``P`` stores later has no copy in the window's
+   result either, because the window never writes it back) and the final output check
+   (outputs match). Tensors that matter for none of these may differ, harmlessly. A
+   window only writes back a tensor created before it when that tensor still matters at
+   the window's entry, so two windows of one round never both store the same tensor;
+   and since each window leaves ``P``'s state at its cuts unchanged, all windows of a
+   round can be spliced into ``P`` at once. The spliced plan is validated as a whole.
+4. **Window solver.** The exact ILP of :mod:`cosma_fast.ilp` with that boundary
+   (:class:`cosma_fast.ilp.model.Boundary`: entry-resident tensors are resident at step 0
+   at no cost, dirty ones need a write-back before they can be reloaded, exit-resident
+   ones are forced resident at the last step, pass-through tensors take capacity),
+   warm-started by ``P`` restricted to the window, which meets the boundary by
+   construction, so a window is never worse than ``P`` there. Its residency intervals are
+   packed by :func:`cosma_fast.allocate` with the entry-resident buffers (until their
+   first eviction) and the exit-resident ones pinned at ``P``'s addresses; when they do
+   not pack, ``P``'s window is kept. HiGHS runs with a node limit (``window_nodes``), a
+   work limit that makes the result independent of machine load; time is only a safety net.
+5. **Rounds.** The windows of a round are disjoint, hence independent: all are submitted
+   to ``opts.executor`` (any ``concurrent.futures.Executor``; a local process pool by
+   default) and collected in submission order, so the result does not depend on the
+   executor. A window is accepted when it moves fewer bytes than ``P`` did there. The
+   next round shifts the cuts by half a window so that cut regions are re-solved. The
+   search stops on ``time_limit``, after ``max_rounds``, or when two rounds in a row
+   (both alignments) save nothing.
 
 :func:`solve_auto` picks exact, D&C or heuristic by graph size and ``time_limit``.
 """
@@ -45,25 +63,29 @@ import dataclasses
 import importlib
 import os
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import CosmaError, OptionError
-from .graph import INPUT, INTERMEDIATE, Graph
+from .graph import INPUT, INTERMEDIATE, WEIGHT, Graph
 from .kernels.partition import best_cuts, crossing_bytes
 from .plan import Plan, Step
 from .solve import MethodOutput, SolveOptions
 from .trivial import trivial_plan
 from .validate import validate
 
-__all__ = ["solve_dnc", "solve_auto", "segment_graph", "stitch", "DEFAULT_SEGMENT_OPS"]
+__all__ = ["solve_dnc", "solve_auto", "window_problem", "solve_window", "splice", "DEFAULT_SEGMENT_OPS"]
 
-#: operators per segment when ``segment_ops`` is not given (small enough for the ILP)
-DEFAULT_SEGMENT_OPS = 40
-#: per-segment ILP time limit (s) when the solve has no ``time_limit``
-DEFAULT_SEGMENT_TIME = 10.0
+#: operators per window when ``segment_ops`` is not given (small enough for the ILP)
+DEFAULT_SEGMENT_OPS = 16
+#: HiGHS branch-and-bound nodes per window ILP (the deterministic work limit)
+DEFAULT_WINDOW_NODES = 200
+#: safety-net seconds per window ILP (less when the ``time_limit`` left is short)
+DEFAULT_WINDOW_TIME = 10.0
+#: rounds of windows when the solve has no ``time_limit``
+DEFAULT_MAX_ROUNDS = 8
 #: graphs up to this many operators go to the exact ILP in ``method="auto"``
 AUTO_EXACT_OPS = 60
 #: graphs above this many operators skip D&C in ``method="auto"`` unless time is ample
@@ -83,198 +105,283 @@ def _optional(module: str, name: str):
     return getattr(mod, name, None)
 
 
-# ---------------------------------------------------------------------------- sub-problems
+# ---------------------------------------------------------------------------- the start plan's state
 @dataclass
-class Segment:
-    """One sub-problem: ``ops`` (global operator indices, in schedule order) and its graph.
+class PlanTrace:
+    """What a valid plan does, for cutting it into windows.
 
-    ``tensors[i]`` is the global index of the segment graph's tensor ``i``.
+    ``resident[c]`` (tensor -> address) and ``offchip[c]`` (bool per tensor) are the state
+    before step ``c``'s events for every requested cut ``c`` (for ``c = n``: after the
+    final stores). ``last_read``, ``last_store``, ``last_load``: last position at which
+    each tensor is read, stored (final stores count as ``n``) or loaded, -1 when never.
     """
 
-    ops: np.ndarray
+    resident: dict[int, dict[int, int]]
+    offchip: dict[int, np.ndarray]
+    last_read: np.ndarray
+    last_store: np.ndarray
+    last_load: np.ndarray
+
+    def matters(self, graph: Graph, cut: int) -> np.ndarray:
+        """Tensors whose off-chip copy some event at position ``>= cut`` can check."""
+        return ((self.last_read >= cut) | (self.last_store >= cut) | (self.last_load >= cut)
+                | graph.tensor_is_output.astype(bool))
+
+
+def trace_plan(graph: Graph, plan: Plan, cuts) -> PlanTrace:
+    """Replay ``plan`` once and record its state at each position of ``cuts``."""
+    n, nt = graph.n_ops, graph.n_tensors
+    want = set(int(c) for c in cuts)
+    offchip = graph.tensor_kind != INTERMEDIATE
+    res: dict[int, int] = {}
+    last_read = np.full(nt, -1, dtype=np.int64)
+    last_store = np.full(nt, -1, dtype=np.int64)
+    last_load = np.full(nt, -1, dtype=np.int64)
+    snaps_res, snaps_off = {}, {}
+    for i, st in enumerate(plan.steps):
+        if i in want:
+            snaps_res[i], snaps_off[i] = dict(res), offchip.copy()
+        for t in st.stores:
+            offchip[t] = True
+            last_store[t] = i
+        for t in st.evicts:
+            del res[t]
+        for t, a in st.loads:
+            res[t] = a
+            last_load[t] = i
+        for t, a in st.allocs:
+            res[t] = a
+        last_read[graph.inputs_of(st.op)] = i
+    for t in plan.final_stores:
+        offchip[t] = True
+        last_store[t] = n
+    if n in want:
+        snaps_res[n], snaps_off[n] = dict(res), offchip.copy()
+    return PlanTrace(snaps_res, snaps_off, last_read, last_store, last_load)
+
+
+# ---------------------------------------------------------------------------- window sub-problems
+@dataclass
+class WindowProblem:
+    """The sub-problem of steps ``[a, b)`` of a plan, in its own small graph.
+
+    ``tensors[i]`` / ``ops[k]`` are the global indices of the window graph's tensor ``i``
+    / operator ``k`` (``ops`` in the start plan's order). ``entry_addr`` / ``exit_addr``:
+    address at entry / exit, -1 when not resident. ``start_R`` / ``start_stored``: the
+    start plan restricted to the window (residency clipped to the model's liveness), its
+    warm start. ``start_traffic``: bytes the start plan moves in the window.
+    """
+
+    a: int
+    b: int
     graph: Graph
     tensors: np.ndarray
+    ops: np.ndarray
+    boundary: object
+    entry_addr: np.ndarray
+    exit_addr: np.ndarray
+    start_R: np.ndarray
+    start_stored: np.ndarray
+    start_traffic: int
+    fixed_order: bool
+
+    def key(self) -> tuple:
+        """Identifies the sub-problem (same key => same answer)."""
+        bd = self.boundary
+        return (self.ops.tobytes(), self.tensors.tobytes(), self.entry_addr.tobytes(), self.exit_addr.tobytes(),
+                bd.dirty.tobytes(), bd.live_out.tobytes(), bd.store.tobytes(), self.start_R.tobytes(),
+                self.start_stored.tobytes(), self.fixed_order)
 
 
-def segment_graph(graph: Graph, ops: np.ndarray, position: np.ndarray) -> Segment:
-    """The independent graph of the operators ``ops`` under the empty-cut boundary model.
+def window_problem(graph: Graph, plan: Plan, trace: PlanTrace, a: int, b: int,
+                   fixed_order: bool = False) -> WindowProblem:
+    """The window ``[a, b)`` of ``plan`` with the fixed entry and exit state of the module docstring.
 
-    ``position[o]`` is the schedule position of global operator ``o``; ``ops`` must be
-    a contiguous range of positions. Tensors produced before the segment become
-    inputs; tensors produced in it and read after it (or graph outputs) become outputs.
-    Operators keep their order and names, tensors their names.
+    ``trace`` must hold the states at ``a`` and ``b``.
     """
-    ops = np.asarray(ops, dtype=np.int64)
-    lo, hi = int(position[ops].min()), int(position[ops].max())
-    touched: dict[int, int] = {}
+    from .ilp.model import Boundary
+
+    n = graph.n_ops
+    ops = np.array([plan.steps[i].op for i in range(a, b)], dtype=np.int64)
+    entry, exit_ = trace.resident[a], (trace.resident[b] if b < n else {})
+    index: dict[int, int] = {}
     for o in ops:
-        for t in graph.inputs_of(o):
-            touched.setdefault(int(t), len(touched))
-        for t in graph.outputs_of(o):
-            touched.setdefault(int(t), len(touched))
-    tensors = np.fromiter(touched.keys(), dtype=np.int64, count=len(touched))
-    kind = graph.tensor_kind[tensors].copy()
-    is_out = graph.tensor_is_output[tensors].copy()
-    for i, t in enumerate(tensors):
-        if kind[i] != INTERMEDIATE:
-            continue
-        p = graph.tensor_producer[t]
-        if position[p] < lo:
-            kind[i] = INPUT       # written back by an earlier segment: starts off-chip here
-            is_out[i] = False     # already has its off-chip copy
-        else:
-            cons = graph.consumers_of(t)
-            if len(cons) and position[cons].max() > hi:
-                is_out[i] = True  # a later segment reads it: must leave with an off-chip copy
+        for t in list(graph.inputs_of(o)) + list(graph.outputs_of(o)):
+            index.setdefault(int(t), len(index))
+    for t in sorted(entry) + sorted(exit_):
+        index.setdefault(int(t), len(index))
+    tensors = np.fromiter(index, dtype=np.int64, count=len(index))
+    step_of = {int(o): k for k, o in enumerate(ops)}
+    produced = np.array([int(graph.tensor_producer[t]) in step_of for t in tensors], dtype=bool)
+    kind = np.where(produced, INTERMEDIATE, np.where(graph.tensor_kind[tensors] == WEIGHT, WEIGHT, INPUT))
     sub = Graph(tensor_names=[graph.tensor_names[t] for t in tensors], tensor_size=graph.tensor_size[tensors],
-                tensor_kind=kind, tensor_is_output=is_out, op_names=[graph.op_names[o] for o in ops],
-                op_inputs=[[touched[int(t)] for t in graph.inputs_of(o)] for o in ops],
-                op_outputs=[[touched[int(t)] for t in graph.outputs_of(o)] for o in ops],
-                name=f"{graph.name}[{lo}:{hi + 1}]")
-    return Segment(ops=ops, graph=sub, tensors=tensors)
+                tensor_kind=kind, tensor_is_output=np.zeros(len(tensors), dtype=bool),
+                op_names=[graph.op_names[o] for o in ops],
+                op_inputs=[[index[int(t)] for t in graph.inputs_of(o)] for o in ops],
+                op_outputs=[[index[int(t)] for t in graph.outputs_of(o)] for o in ops],
+                name=f"{graph.name}[{a}:{b}]")
+    entry_addr = np.array([entry.get(int(t), -1) for t in tensors], dtype=np.int64)
+    exit_addr = np.array([exit_.get(int(t), -1) for t in tensors], dtype=np.int64)
+    off_a, off_b = trace.offchip[a][tensors], trace.offchip[b][tensors]
+    dirty = ~produced & ~off_a
+    matters_a, matters_b = trace.matters(graph, a)[tensors], trace.matters(graph, b)[tensors]
+    store = np.zeros(len(tensors), dtype=np.int8)
+    store[matters_b] = np.where(off_b[matters_b], 1, -1)
+    store[dirty & ~matters_a] = -1  # created before the window and no longer needed: never written back
+    live_out = (exit_addr >= 0) | (trace.last_read[tensors] >= b)
+    boundary = Boundary(entry_resident=entry_addr >= 0, dirty=dirty, exit_resident=exit_addr >= 0,
+                        live_out=live_out, store=store)
+    # the start plan restricted to the window: residency while each step runs, write-backs
+    m = b - a
+    R = np.zeros((len(tensors), m), dtype=bool)
+    stored = np.zeros(len(tensors), dtype=bool)
+    cur = {index[t] for t in entry}
+    size = graph.tensor_size
+    traffic = 0
+    for k in range(m):
+        st = plan.steps[a + k]
+        for t in st.stores:
+            stored[index[t]] = True
+        cur -= {index[t] for t in st.evicts}
+        cur |= {index[t] for t, _ in st.loads} | {index[t] for t, _ in st.allocs}
+        R[sorted(cur), k] = True
+        traffic += sum(int(size[t]) for t in st.stores) + sum(int(size[t]) for t, _ in st.loads)
+    if b == n:
+        stored[[index[t] for t in plan.final_stores]] = True
+        traffic += sum(int(size[t]) for t in plan.final_stores)
+    last = np.full(len(tensors), -1, dtype=np.int64)  # last window step that reads or creates it
+    for k, o in enumerate(ops):
+        last[[index[int(t)] for t in graph.inputs_of(o)]] = k
+        last[[index[int(t)] for t in graph.outputs_of(o)]] = np.maximum(
+            last[[index[int(t)] for t in graph.outputs_of(o)]], k)
+    R &= live_out[:, None] | (np.arange(m)[None, :] <= last[:, None])
+    return WindowProblem(a=a, b=b, graph=sub, tensors=tensors, ops=ops, boundary=boundary,
+                         entry_addr=entry_addr, exit_addr=exit_addr, start_R=R, start_stored=stored,
+                         start_traffic=int(traffic), fixed_order=fixed_order)
 
 
-def _solve_segment(sub: Graph, capacity: int, params: dict) -> tuple[dict, int, str]:
-    """Solve one segment graph; returns (plan arrays, traffic, solver name).
+def _pack_window(wp: WindowProblem, R: np.ndarray, capacity: int, alignment: int, time_limit: float):
+    """Addresses of the residency runs of ``R`` with the boundary buffers pinned.
 
-    Runs in a worker: builds its own options (so the time limit starts here), tries
-    the heuristic, then the ILP when asked, and keeps the cheapest plan that passes
-    :func:`validate` (ties go to the earlier solver, so the choice is deterministic).
+    Returns ``{(tensor, first step): address}`` or None when they do not pack.
     """
-    sched = params.get("schedule")
-    opts = SolveOptions(seed=params["seed"], time_limit=params.get("time_limit"), mip_gap=params.get("mip_gap", 0.0),
-                        threads=1, schedule=sched, alignment=params.get("alignment", 1),
-                        formulation=params.get("formulation", "decomposed"))
-    best: tuple[Plan, int, str] | None = None
+    from .allocate import allocate
+    from .ilp.decode import _check_packing, residency_buffers
 
-    def consider(plan: Plan, name: str):
-        nonlocal best
-        try:
-            rep = validate(sub, plan, capacity, opts.alignment)
-        except CosmaError:
-            return
-        if best is None or rep.traffic < best[1]:
-            best = (plan, rep.traffic, name)
-
-    solver = params.get("sub_solver", "auto")
-    for name, wanted in (("heuristic", solver != "trivial"), ("ilp", solver in ("auto", "ilp"))):
-        method = _optional(name, f"solve_{name}") if wanted else None
-        if method is not None:
-            try:
-                consider(method(sub, capacity, opts).plan, name)
-            except CosmaError:
-                pass
-    if best is None or opts.alignment == 1:
-        consider(trivial_plan(sub, sched), "trivial")
-    if best is None:
-        raise OptionError(f"no sub-solver produced a valid plan for segment {sub.name!r} "
-                          f"(alignment {opts.alignment} needs the heuristic module)")
-    plan, traffic, name = best
-    return plan.to_arrays(), traffic, name
+    bt, ba, bb = residency_buffers(R)
+    m = R.shape[1]
+    fixed: dict[int, int] = {}
+    for k, (t, lo, hi) in enumerate(zip(bt, ba, bb)):
+        pins = set()
+        if lo == 0 and wp.entry_addr[t] >= 0:
+            pins.add(int(wp.entry_addr[t]))
+        if hi == m - 1 and wp.exit_addr[t] >= 0:
+            pins.add(int(wp.exit_addr[t]))
+        if len(pins) > 1:
+            return None  # one run would need the start plan's two different addresses
+        if pins:
+            fixed[k] = pins.pop()
+    size = wp.graph.tensor_size[bt].astype(np.int64)
+    if len(bt) == 0:
+        return {}
+    try:
+        res = allocate(ba, bb + 1, size, capacity, time_limit=time_limit, alignment=alignment, fixed=fixed)
+    except CosmaError:
+        return None
+    off = np.asarray(res.offsets, dtype=np.int64)
+    if not res.fits or not _check_packing(ba, bb, size, capacity, off, alignment) \
+            or any(off[k] != a for k, a in fixed.items()):
+        return None
+    return {(int(t), int(lo)): int(o) for t, lo, o in zip(bt, ba, off)}
 
 
-# ---------------------------------------------------------------------------- stitching
-def _resident_after(plan: Plan) -> list[int]:
-    """Tensors resident after the last step of ``plan`` (in the order they entered)."""
-    res: dict[int, None] = {}
-    for st in plan.steps:
-        for t in st.evicts:
-            res.pop(t, None)
-        for t, _ in st.loads:
-            res[t] = None
-        for t, _ in st.allocs:
-            res[t] = None
-    return list(res)
+def _window_steps(wp: WindowProblem, order, R, stored, addr) -> tuple[list[Step], list[int], list[int]]:
+    """Steps of the window's plan (window indices) and its closing stores and evicts."""
+    g, bd = wp.graph, wp.boundary
+    m = len(order)
+    steps = []
+    for i, o in enumerate(order):
+        st = Step(int(o))
+        prev = R[:, i - 1] if i > 0 else bd.entry_resident
+        if i == 0:
+            st.stores = [int(t) for t in np.flatnonzero(stored & bd.dirty)]
+        else:
+            st.stores = [int(t) for t in g.outputs_of(order[i - 1]) if stored[t]]
+        st.evicts = [int(t) for t in np.flatnonzero(prev & ~R[:, i])]
+        outs = set(int(t) for t in g.outputs_of(o))
+        st.loads = [(int(t), addr[(int(t), i)]) for t in np.flatnonzero(R[:, i] & ~prev) if int(t) not in outs]
+        st.allocs = [(int(t), addr[(int(t), i)]) for t in g.outputs_of(o)]
+        steps.append(st)
+    closing_stores = [int(t) for t in g.outputs_of(order[m - 1]) if stored[t]]
+    closing_evicts = [int(t) for t in np.flatnonzero(R[:, m - 1] & ~bd.exit_resident)]
+    return steps, closing_stores, closing_evicts
 
 
-def _to_global(seg: Segment, plan: Plan) -> Plan:
-    tmap, omap = seg.tensors, seg.ops
-    steps = [Step(int(omap[s.op]), [int(tmap[t]) for t in s.stores], [int(tmap[t]) for t in s.evicts],
-                  [(int(tmap[t]), int(a)) for t, a in s.loads], [(int(tmap[t]), int(a)) for t, a in s.allocs])
-             for s in plan.steps]
-    return Plan(steps, [int(tmap[t]) for t in plan.final_stores])
+def solve_window(wp: WindowProblem, capacity: int, params: dict) -> dict:
+    """Solve one window with the exact ILP; runs in a worker.
 
-
-def stitch(parts: list[Plan]) -> Plan:
-    """Concatenate segment plans (global indices) under the empty-cut boundary model.
-
-    The first step of each segment after the first begins with the previous segment's
-    final stores, then evicts everything the previous segment left resident.
+    Returns ``{"timed_out": bool}`` (the time safety net stopped HiGHS before its node
+    limit) and, only when the window beats the start plan there, its plan:
+    ``"steps"``, ``"closing_stores"``, ``"closing_evicts"`` in global indices and
+    ``"traffic"`` (bytes moved by the window, closing stores included).
     """
-    steps: list[Step] = []
-    final: list[int] = []
-    leftover: list[int] = []
-    for k, part in enumerate(parts):
-        for i, st in enumerate(part.steps):
-            st = Step(st.op, list(st.stores), list(st.evicts), list(st.loads), list(st.allocs))
-            if i == 0 and k > 0:
-                st.stores = final + st.stores
-                st.evicts = leftover + st.evicts
-            steps.append(st)
-        final = list(part.final_stores)
-        leftover = _resident_after(part)
-    return Plan(steps, final)
+    from .ilp import run_highs
+    from .ilp.decode import decode_residency, encode_residency
+    from .ilp.model import build_model
+
+    m = wp.b - wp.a
+    model = build_model(wp.graph, capacity, np.arange(m) if wp.fixed_order else None, boundary=wp.boundary)
+    try:
+        start = encode_residency(model, np.arange(m), wp.start_R, wp.start_stored, wp.boundary.entry_resident)
+    except ValueError:
+        start = None
+    res = run_highs(model, time_limit=params["window_time"], threads=1, start=start, max_nodes=params["nodes"])
+    out = {"timed_out": res["status"] != "optimal" and res["time"] >= 0.99 * params["window_time"]}
+    if res["x"] is None or res["objective"] > wp.start_traffic - 0.5:
+        return out
+    order, R, stored = decode_residency(model, res["x"])
+    addr = _pack_window(wp, R, capacity, params["alignment"], params["window_time"])
+    if addr is None:
+        return out
+    steps, closing_stores, closing_evicts = _window_steps(wp, order, R, stored, addr)
+    size = wp.graph.tensor_size
+    traffic = sum(int(size[t]) for st in steps for t in st.stores) + sum(int(size[t]) for t in closing_stores)
+    traffic += sum(int(size[t]) for st in steps for t, _ in st.loads)
+    if traffic >= wp.start_traffic:
+        return out
+    tm, om = wp.tensors, wp.ops
+    glob = [Step(int(om[s.op]), [int(tm[t]) for t in s.stores], [int(tm[t]) for t in s.evicts],
+                 [(int(tm[t]), a) for t, a in s.loads], [(int(tm[t]), a) for t, a in s.allocs]) for s in steps]
+    return dict(out, steps=glob, closing_stores=[int(tm[t]) for t in closing_stores],
+                closing_evicts=[int(tm[t]) for t in closing_evicts], traffic=int(traffic))
 
 
-def keep_resident(plan: Plan, sizes: np.ndarray, is_output: np.ndarray) -> Plan:
-    """Cancel evict/reload pairs that the stitching made unnecessary (a peephole pass).
+def splice(plan: Plan, windows: list[tuple[int, int, dict]]) -> Plan:
+    """``plan`` with steps ``[a, b)`` replaced by each window's steps (disjoint windows).
 
-    When tensor ``t`` is evicted at step ``s`` and next loaded at step ``j`` at the same
-    address, and no other tensor is placed over that range in steps ``s .. j-1``, ``t``
-    can simply stay resident: both events go. Afterwards a store of a non-output
-    intermediate that is no longer followed by any load of it goes too (with no reload
-    after it, every later evict of it happens when it is dead). The caller validates the
-    result and keeps it only if it is cheaper.
+    A window's closing stores and evicts run first in step ``b`` (in ``final_stores``
+    when ``b`` is the end of the plan, where nothing needs evicting).
     """
-    steps = [Step(st.op, list(st.stores), list(st.evicts), list(st.loads), list(st.allocs)) for st in plan.steps]
-    addr: dict[int, int] = {}
-    evict_at: list[tuple[int, int, int]] = []  # (step, tensor, address)
-    for i, st in enumerate(steps):
-        for t in st.evicts:
-            evict_at.append((i, t, addr.pop(t)))
-        for t, a in st.loads:
-            addr[t] = a
-        for t, a in st.allocs:
-            addr[t] = a
-    loads_of: dict[int, list[int]] = {}
-    for i, st in enumerate(steps):
-        for t, _ in st.loads:
-            loads_of.setdefault(t, []).append(i)
-    for s, t, a in evict_at:
-        nxt = [j for j in loads_of.get(t, []) if j >= s]
-        if not nxt:
-            continue
-        j = nxt[0]
-        if dict(steps[j].loads).get(t) != a:
-            continue
-        lo, hi = a, a + int(sizes[t])
-        clash = False
-        for i in range(s, j + 1):
-            placed = steps[i].loads + steps[i].allocs if i < j else steps[i].loads
-            for u, b in placed:
-                if u != t and b < hi and lo < b + int(sizes[u]):
-                    clash = True
-                    break
-            if clash:
-                break
-        if clash:
-            continue
-        steps[s].evicts.remove(t)
-        steps[j].loads = [(u, b) for u, b in steps[j].loads if u != t]
-        loads_of[t].remove(j)
+    n = len(plan.steps)
+    steps = [Step(s.op, list(s.stores), list(s.evicts), list(s.loads), list(s.allocs)) for s in plan.steps]
     final = list(plan.final_stores)
-    for i, st in enumerate(steps):
-        st.stores = [t for t in st.stores if is_output[t] or any(j >= i for j in loads_of.get(t, []))]
+    for a, b, w in windows:
+        steps[a:b] = [Step(s.op, list(s.stores), list(s.evicts), list(s.loads), list(s.allocs))
+                      for s in w["steps"]]
+    for _, b, w in windows:
+        if b == n:
+            final = w["closing_stores"]
+        else:
+            steps[b].stores = w["closing_stores"] + steps[b].stores
+            steps[b].evicts = w["closing_evicts"] + steps[b].evicts
     return Plan(steps, final)
 
 
 # ---------------------------------------------------------------------------- driver
 class _Inline(Executor):
-    """Runs each call at submit time (for a single sub-problem: no pool to start)."""
+    """Runs each call at submit time (one worker: no pool to start)."""
 
     def submit(self, fn, /, *args, **kwargs):
-        from concurrent.futures import Future
-
         f: Future = Future()
         try:
             f.set_result(fn(*args, **kwargs))
@@ -283,164 +390,127 @@ class _Inline(Executor):
         return f
 
 
-def _whole_graph_start(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan | None, int, str]:
-    """The heuristic's whole-graph plan (the D&C start), or (None, 0, "") when unavailable."""
+def _start(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan, int, str]:
+    """The whole-graph start plan, its lower bound and its source: ``extra["start_plan"]``
+    when given, else the heuristic's, else the trivial plan."""
+    given = opts.extra.get("start_plan")
+    if given is not None:
+        validate(graph, given, capacity, opts.alignment)  # a bad start is the caller's error: raise
+        return given, 0, "given"
     heur = _optional("heuristic", "solve_heuristic")
-    if heur is None:
-        return None, 0, ""
-    rem = opts.remaining()
-    share = opts.extra.get("start_time_share", 0.25)  # the rest of the time is for the segments
-    sub = SolveOptions(seed=opts.seed, time_limit=None if rem is None else max(0.5, share * rem),
-                       threads=opts.threads, schedule=opts.schedule,
-                       alignment=opts.alignment, formulation=opts.formulation)
-    out = heur(graph, capacity, sub)
-    return out.plan, int(out.lower_bound), "heuristic"
+    if heur is not None:
+        rem = opts.remaining()
+        share = opts.extra.get("start_time_share", 0.25)  # the rest of the time is for the windows
+        sub = SolveOptions(seed=opts.seed, time_limit=None if rem is None else max(0.5, share * rem),
+                           threads=opts.threads, schedule=opts.schedule, alignment=opts.alignment,
+                           formulation=opts.formulation)
+        try:
+            out = heur(graph, capacity, sub)
+            validate(graph, out.plan, capacity, opts.alignment)
+            return out.plan, int(out.lower_bound), "heuristic"
+        except CosmaError:
+            pass  # a start-solver bug must not sink D&C: fall back to the trivial plan
+    return trivial_plan(graph, opts.schedule), 0, "trivial"
+
+
+def _windows(plan: Plan, graph: Graph, seg_ops: int, shifted: bool) -> list[tuple[int, int]]:
+    """Windows of at most ``seg_ops`` steps at cheap cuts; ``shifted`` moves every cut to
+    the middle of its window, so the previous round's cut regions are solved inside a window."""
+    order = plan.schedule
+    cross = crossing_bytes(order, graph.op_in_ptr, graph.op_in_idx, graph.op_out_ptr, graph.op_out_idx,
+                           graph.tensor_size)
+    bounds = [int(b) for b in best_cuts(cross, seg_ops)]
+    if shifted and len(bounds) > 2:
+        bounds = [0] + [(lo + hi) // 2 for lo, hi in zip(bounds[:-1], bounds[1:])] + [graph.n_ops]
+        bounds = sorted(set(bounds))
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     """Divide-and-conquer plan of ``graph`` (see the module docstring for the model).
 
-    Options used: ``segment_ops`` (operators per segment, default
+    Options used: ``segment_ops`` (operators per window, default
     :data:`DEFAULT_SEGMENT_OPS`), ``executor`` (any ``concurrent.futures.Executor``;
-    default a local process pool with one solver thread per worker), ``seed``,
-    ``time_limit``, ``schedule`` (fixed-schedule mode), ``alignment``. ``extra`` may hold
-    ``workers`` (default pool size), ``sub_solver`` (``"auto"``, ``"heuristic"``, ``"ilp"``,
-    ``"trivial"``), ``segment_time_limit``, ``windows`` (False skips step 4) and ``compare_start``
-    (False returns the stitched plan even when the heuristic's is cheaper).
+    default a local process pool), ``seed``, ``time_limit``, ``schedule`` (fixed-schedule
+    mode: windows keep the order), ``alignment``. ``extra`` may hold ``workers`` (default
+    pool size), ``window_nodes`` (HiGHS node limit per window, default
+    :data:`DEFAULT_WINDOW_NODES`), ``window_time_limit`` (safety net per window),
+    ``max_rounds`` and ``start_plan`` (a valid plan to improve instead of the heuristic's).
 
     Returns
     -------
     MethodOutput
-        The cheaper of the stitched plan and the heuristic's whole-graph plan;
-        ``lower_bound`` is the heuristic's (segment bounds are not global bounds);
-        ``info`` holds the cuts, per-segment solvers and both costs.
+        The improved plan (never worse than the start); ``lower_bound`` is the start
+        solver's proven bound (window bounds are not global bounds); ``info`` holds
+        ``start``, ``start_traffic``, ``rounds`` (per round: windows, tried, accepted,
+        bytes saved, seconds), ``windows_tried``, ``windows_accepted`` and ``dnc_time``.
     """
     t0 = time.perf_counter()
     seg_ops = int(opts.segment_ops or DEFAULT_SEGMENT_OPS)
     if seg_ops < 1:
         raise OptionError(f"segment_ops must be a positive number of operators, got {opts.segment_ops!r}")
-    extra = dict(opts.extra or {})
-    start_plan, lower_bound, start_name = _whole_graph_start(graph, capacity, opts)
-    start_traffic = None
-    if start_plan is not None:
-        try:
-            start_rep = validate(graph, start_plan, capacity, opts.alignment)
-        except CosmaError as e:  # a sub-solver bug must not sink D&C: start from model order
-            extra["start_error"] = str(e)
-            start_plan, lower_bound, start_name = None, 0, ""
-    if start_plan is not None:
-        start_traffic = start_rep.traffic
-        if start_rep.non_compulsory <= lower_bound and extra.get("compare_start", True):
-            # already optimal: nothing to divide
-            return MethodOutput(start_plan, lower_bound, "optimal", f"the {start_name} plan is optimal",
-                                {"segments": 0, "chosen": "start", "start_traffic": start_traffic,
-                                 "start": start_name, "dnc_time": time.perf_counter() - t0})
-    if opts.schedule is not None:
-        order = np.asarray(opts.schedule, dtype=np.int64)
-    elif start_plan is not None:
-        order = start_plan.schedule
-    else:
-        order = np.arange(graph.n_ops, dtype=np.int64)
-    position = np.empty(graph.n_ops, dtype=np.int64)
-    position[order] = np.arange(graph.n_ops)
-    cross = crossing_bytes(order, graph.op_in_ptr, graph.op_in_idx, graph.op_out_ptr, graph.op_out_idx,
-                           graph.tensor_size)
-    bounds = [int(b) for b in best_cuts(cross, seg_ops)]
-
-    # per-segment time: share what is left among the segments, per worker
-    n_seg = len(bounds) - 1
+    extra = opts.extra or {}
+    plan, lower_bound, start_name = _start(graph, capacity, opts)
+    rep = validate(graph, plan, capacity, opts.alignment)
+    start_traffic = rep.traffic
+    info = {"start": start_name, "start_traffic": start_traffic, "rounds": [], "windows_tried": 0,
+            "windows_accepted": 0}
     workers = int(extra.get("workers") or os.cpu_count() or 1)
-    seg_time = extra.get("segment_time_limit")
-    if seg_time is None:
-        rem = opts.remaining()
-        seg_time = DEFAULT_SEGMENT_TIME if rem is None else max(0.5, 0.4 * rem * workers / max(1, n_seg))
-    params = {"seed": opts.seed, "time_limit": float(seg_time), "mip_gap": opts.mip_gap,
-              "alignment": opts.alignment, "formulation": opts.formulation,
-              "sub_solver": extra.get("sub_solver", "auto")}
-
-    executor = opts.executor
-    own_pool = None
+    max_rounds = int(extra.get("max_rounds") or DEFAULT_MAX_ROUNDS)
+    params = {"nodes": int(extra.get("window_nodes") or DEFAULT_WINDOW_NODES), "alignment": opts.alignment}
+    executor, own_pool = opts.executor, None
     if executor is None:
-        if n_seg > 1 and workers > 1:
-            own_pool = executor = ProcessPoolExecutor(max_workers=min(workers, n_seg))
-        else:
-            executor = _Inline()
-    cache: dict[tuple[int, int], tuple[Plan, int, str]] = {}
-
-    def run(ranges: list[tuple[int, int]]) -> None:
-        """Solve the segments ``[lo, hi)`` not yet cached: submit all, collect in order."""
-        todo = [r for r in dict.fromkeys(ranges) if r not in cache]
-        segs, futs = [], []
-        for lo, hi in todo:
-            seg = segment_graph(graph, order[lo:hi], position)
-            p = dict(params)
-            if opts.schedule is not None:
-                p["schedule"] = np.arange(hi - lo, dtype=np.int64)
-            segs.append(seg)
-            futs.append(executor.submit(_solve_segment, seg.graph, capacity, p))
-        for (lo, hi), seg, fut in zip(todo, segs, futs):
-            arrays, traffic, name = fut.result()
-            cache[(lo, hi)] = (_to_global(seg, Plan.from_arrays(**arrays)), int(traffic), name)
-
-    t_seg = time.perf_counter()
+        executor = _Inline()
+        if workers > 1 and graph.n_ops > seg_ops:
+            own_pool = executor = ProcessPoolExecutor(max_workers=workers)
+    done: set[tuple] = set()  # sub-problems already solved without improvement
+    idle = 0
     try:
-        segs = list(zip(bounds[:-1], bounds[1:]))
-        run(segs)
-        n_windows = n_accepted = 0
-        if extra.get("windows", True) and len(segs) > 1:
-            for parity in (0, 1):
-                rem = opts.remaining()
-                if rem is not None and rem < 0.25 * (opts.time_limit or 0):
-                    break
-                pairs = [(k, k + 1) for k in range(parity, len(segs) - 1, 2)
-                         if segs[k + 1][1] - segs[k][0] <= 2 * seg_ops]
-                run([(segs[a][0], segs[b][1]) for a, b in pairs])
-                n_windows += len(pairs)
-                merged, k = [], 0
-                while k < len(segs):
-                    if k + 1 < len(segs) and (k - parity) % 2 == 0 and k >= parity:
-                        a, b = segs[k], segs[k + 1]
-                        w = (a[0], b[1])
-                        if w in cache and cache[w][1] < cache[a][1] + cache[b][1]:
-                            merged.append(w)
-                            n_accepted += 1
-                            k += 2
-                            continue
-                        merged.extend([a, b])
-                        k += 2
-                        continue
-                    merged.append(segs[k])
-                    k += 1
-                segs = merged
+        for rnd in range(max_rounds):
+            if rep.non_compulsory <= lower_bound or idle >= 2:
+                break
+            rem = opts.remaining()
+            if rem is not None and rem <= 0:
+                break
+            t_round = time.perf_counter()
+            wins = _windows(plan, graph, seg_ops, shifted=rnd % 2 == 1)
+            trace = trace_plan(graph, plan, {c for w in wins for c in w})
+            probs = [window_problem(graph, plan, trace, a, b, opts.schedule is not None) for a, b in wins]
+            todo = [p for p in probs if p.start_traffic > 0 and p.key() not in done]
+            # safety net only (the node limit is the real budget): the round's windows share
+            # what is left of the time over the workers
+            share = DEFAULT_WINDOW_TIME if rem is None else max(0.2, rem * workers / max(1, len(todo)))
+            params["window_time"] = float(min(extra.get("window_time_limit") or DEFAULT_WINDOW_TIME, share))
+            futs = [executor.submit(solve_window, p, capacity, params) for p in todo]
+            results = [f.result() for f in futs]
+            accepted = [(p.a, p.b, r) for p, r in zip(todo, results) if "steps" in r]
+            done.update(p.key() for p, r in zip(todo, results) if "steps" not in r)
+            saved = 0
+            if accepted:
+                new = splice(plan, accepted)
+                try:
+                    new_rep = validate(graph, new, capacity, opts.alignment)
+                except CosmaError as e:  # a bug in a window must not sink the search: keep P
+                    info["splice_error"] = str(e)
+                    accepted = []
+                else:
+                    saved = rep.traffic - new_rep.traffic
+                    plan, rep = new, new_rep
+            info["rounds"].append({"windows": len(probs), "tried": len(todo), "accepted": len(accepted),
+                                   "timed_out": sum(r["timed_out"] for r in results), "saved": int(saved),
+                                   "time": round(time.perf_counter() - t_round, 3)})
+            info["windows_tried"] += len(todo)
+            info["windows_accepted"] += len(accepted)
+            idle = idle + 1 if saved <= 0 else 0
     finally:
         if own_pool is not None:
             own_pool.shutdown()
-
-    stitched = stitch([cache[s][0] for s in segs])
-    rep = validate(graph, stitched, capacity, opts.alignment)
-    n_kept = 0
-    if len(segs) > 1:
-        try:
-            better = keep_resident(stitched, graph.tensor_size, graph.tensor_is_output)
-            rep2 = validate(graph, better, capacity, opts.alignment)
-            if rep2.traffic < rep.traffic:
-                n_kept = rep.traffic - rep2.traffic
-                stitched, rep = better, rep2
-        except CosmaError:
-            pass  # keep the plain stitched plan; the peephole pass is only an improvement
-    info = {"cuts": [s[0] for s in segs[1:]], "segments": len(segs), "segment_solvers": [cache[s][2] for s in segs],
-            "stitched_traffic": rep.traffic, "start_traffic": start_traffic, "start": start_name,
-            "windows_tried": n_windows, "windows_accepted": n_accepted,
-            "keep_resident_saved": n_kept, "start_error": extra.get("start_error"),
-            "segment_time_limit": float(seg_time),
-            "dnc_time": time.perf_counter() - t0, "segments_time": time.perf_counter() - t_seg}
-    if start_plan is not None and start_traffic <= rep.traffic and extra.get("compare_start", True):
-        info["chosen"] = "start"
-        return MethodOutput(start_plan, lower_bound, "feasible",
-                            f"D&C over {len(segs)} segments did not beat the {start_name} plan; returning it", info)
-    info["chosen"] = "stitched"
-    return MethodOutput(stitched, lower_bound, "feasible",
-                        f"D&C over {len(segs)} segments (empty scratchpad at every cut)", info)
+    info["dnc_time"] = time.perf_counter() - t0
+    status = "optimal" if rep.non_compulsory <= lower_bound else "feasible"
+    saved = start_traffic - rep.traffic
+    return MethodOutput(plan, lower_bound, status,
+                        f"D&C: {info['windows_accepted']} of {info['windows_tried']} windows improved the "
+                        f"{start_name} plan by {saved} bytes", info)
 
 
 def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
@@ -467,9 +537,8 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     candidates: list[tuple[Plan, int, str, str]] = []  # (plan, lower bound, status, name)
     if n <= AUTO_EXACT_OPS and ilp is not None:
         choice = "ilp"
-        start_plan, start_lb, start_name = _whole_graph_start(graph, capacity, opts)
-        if start_plan is not None:
-            candidates.append((start_plan, start_lb, "feasible", start_name))
+        start_plan, start_lb, start_name = _start(graph, capacity, opts)
+        candidates.append((start_plan, start_lb, "feasible", start_name))
         out = ilp(graph, capacity, opts)
         candidates.append((out.plan, int(out.lower_bound), out.status, "ilp"))
     elif heur is None or (n <= AUTO_HUGE_OPS and (tl is None or tl >= 0.002 * n)):

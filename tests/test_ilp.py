@@ -255,3 +255,103 @@ def test_write_back_cover_rows_keep_the_optimum(data):
     b = run_highs(build_model(g, cap, write_back_cover=True))
     assert a["status"] == b["status"] == "optimal"
     assert round(a["objective"]) == round(b["objective"])
+
+
+def brute_force_window(wp, cap: int) -> int:
+    """Least bytes moved by a window sub-problem (:func:`cosma_fast.dnc.window_problem`),
+    ignoring addresses, by Dijkstra over (operators done, resident, off-chip copies).
+
+    Starts from the entry state; a tensor leaving while a later window operator reads
+    it, or while it is still wanted after the window (``live_out``) without a copy, is
+    written back first, which ``store = -1`` forbids; ``store = 1`` tensors are written
+    back when they leave or at the end; the last resident set must hold the exit set.
+    """
+    g, bd = wp.graph, wp.boundary
+    n, size = g.n_ops, g.tensor_size
+    ins = [set(g.inputs_of(o).tolist()) for o in range(n)]
+    outs = [set(g.outputs_of(o).tolist()) for o in range(n)]
+    readers = [set(g.consumers_of(t).tolist()) for t in range(g.n_tensors)]
+    producer = g.tensor_producer
+    full = frozenset(range(n))
+    exit_set = set(np.flatnonzero(bd.exit_resident).tolist())
+
+    def wanted(t, done):
+        return bool(readers[t] - done) or bool(bd.live_out[t])
+
+    def leave(t, done, copy):
+        """Cost of ``t`` leaving the scratchpad (None when not allowed); updates ``copy``."""
+        if t in copy:
+            return 0
+        owed = wanted(t, done) or bd.store[t] > 0
+        if not owed:
+            return 0
+        if bd.store[t] < 0:
+            return None
+        copy.add(t)
+        return int(size[t])
+
+    start = (frozenset(), frozenset(np.flatnonzero(bd.entry_resident).tolist()),
+             frozenset(t for t in range(g.n_tensors) if g.tensor_kind[t] != INTERMEDIATE and not bd.dirty[t]))
+    dist = {start: 0}
+    heap = [(0, 0, start)]
+    tie = itertools.count(1)
+    while heap:
+        d, _, state = heapq.heappop(heap)
+        if dist.get(state, None) != d:
+            continue
+        done, res, copy = state
+        if done == full:
+            return d
+        ready = [o for o in range(n) if o not in done and all(producer[t] < 0 or producer[t] in done for t in ins[o])]
+        for o in ready:
+            done2 = done | {o}
+            must = ins[o] | outs[o]
+            if any(t not in res and t not in copy for t in ins[o]):
+                continue
+            optional = [t for t in res | copy if t not in must and wanted(t, done2)]
+            for k in range(len(optional) + 1):
+                for extra in itertools.combinations(optional, k):
+                    new = must | set(extra)
+                    if sum(int(size[t]) for t in new) > cap:
+                        continue
+                    if done2 == full and not exit_set <= new:
+                        continue
+                    cost = sum(int(size[t]) for t in new - res - outs[o])
+                    copy2 = set(copy)
+                    leaving = list(res - new) + (sorted(new - exit_set) if done2 == full else [])
+                    costs = [leave(t, done2, copy2) for t in leaving]
+                    if any(c is None for c in costs):
+                        continue
+                    cost += sum(costs)
+                    if done2 == full:  # forced write-backs of tensors that stay resident
+                        for t in exit_set:
+                            if bd.store[t] > 0 and t not in copy2:
+                                copy2.add(t)
+                                cost += int(size[t])
+                    nxt = (done2, frozenset(new), frozenset(copy2))
+                    if d + cost < dist.get(nxt, float("inf")):
+                        dist[nxt] = d + cost
+                        heapq.heappush(heap, (d + cost, next(tie), nxt))
+    raise AssertionError("no window plan found")
+
+
+@settings(max_examples=25)
+@given(dags(max_ops=7, max_size=20), st.sampled_from(["M_R", "M_H"]), st.integers(2, 4), st.booleans())
+def test_window_ilp_matches_brute_force(g, tier, seg_ops, trivial):
+    """With a fixed entry and exit state (cut from a whole-graph plan), the window model's
+    optimum equals the brute force over the same boundary, and is at most the start's bytes."""
+    from cosma_fast import dnc
+    from cosma_fast.ilp import run_highs
+    from cosma_fast.ilp.model import build_model
+    from cosma_fast.trivial import trivial_plan
+
+    cap = cf.budgets(g)[tier]
+    plan = trivial_plan(g) if trivial else cf.solve(g, cap, method="heuristic").plan
+    wins = dnc._windows(plan, g, seg_ops, False)
+    trace = dnc.trace_plan(g, plan, {c for w in wins for c in w})
+    for a, b in wins:
+        wp = dnc.window_problem(g, plan, trace, a, b)
+        model = build_model(wp.graph, cap, boundary=wp.boundary)
+        res = run_highs(model)
+        assert res["status"] == "optimal"
+        assert round(res["objective"]) == brute_force_window(wp, cap) <= wp.start_traffic

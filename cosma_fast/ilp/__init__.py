@@ -37,7 +37,7 @@ _NO_GOOD_ROUNDS = 3
 
 def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=None,
               start: np.ndarray | None = None, verbose=False, progress=None,
-              start_via: str = "callback") -> dict:
+              start_via: str = "callback", max_nodes: int | None = None) -> dict:
     """Solve ``model`` with HiGHS from arrays passed in one call.
 
     Returns ``{"status": "optimal"|"feasible"|"infeasible"|"unknown", "x": solution or None,
@@ -46,7 +46,10 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
     infeasible start silently). ``start_via="callback"`` (default) gives it in the MIP
     user-solution callback so presolve stays on; ``"setSolution"`` uses ``Highs.setSolution``
     and turns presolve off (HiGHS 1.16 bug, see below). ``random_seed`` is fixed, so a run
-    that finishes within its limits is reproducible.
+    that finishes within its limits is reproducible. ``max_nodes`` (HiGHS ``mip_max_nodes``)
+    is a work limit: unlike ``time_limit`` it gives the same answer on a busy machine (it
+    does not bound the root node; HiGHS 1.16 reports no LP iteration count to the MIP
+    interrupt callback, so there is no finer deterministic limit).
     """
     import highspy
 
@@ -56,6 +59,8 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
     if time_limit is not None:
         h.setOptionValue("time_limit", max(float(time_limit), 0.01))
     h.setOptionValue("mip_rel_gap", float(mip_gap))
+    if max_nodes is not None:
+        h.setOptionValue("mip_max_nodes", int(max_nodes))
     if threads is not None:
         h.setOptionValue("threads", int(threads))
     lp = highspy.HighsLp()

@@ -8,7 +8,7 @@ from ..graph import INTERMEDIATE, Graph
 from ..plan import Plan, Step
 from .model import ReplacementModel
 
-__all__ = ["decode_residency", "residency_buffers", "pack_buffers", "build_plan", "encode_plan"]
+__all__ = ["decode_residency", "residency_buffers", "pack_buffers", "build_plan", "encode_plan", "encode_residency"]
 
 
 def decode_residency(model: ReplacementModel, v: np.ndarray):
@@ -164,6 +164,21 @@ def encode_plan(model: ReplacementModel, plan: Plan) -> np.ndarray:
         res[t] &= steps <= last
         if p < 0:
             res[t] &= steps >= (pos[c].min() if len(c) else n)
+    return encode_residency(model, order, res, stored | g.tensor_is_output)
+
+
+def encode_residency(model: ReplacementModel, order, R: np.ndarray, stored: np.ndarray,
+                     entry: np.ndarray | None = None) -> np.ndarray:
+    """A model solution vector from a schedule, a residency matrix and write-backs.
+
+    ``R`` must lie inside the model's residency windows and respect liveness;
+    ``entry`` marks tensors resident before step 0 (a window's entry state: no load there).
+    Raises ValueError when ``R`` uses a step outside the model's windows.
+    """
+    g = model.graph
+    n = g.n_ops
+    pos = np.empty(n, dtype=np.int64)
+    pos[np.asarray(order, dtype=np.int64)] = np.arange(n)
     v = np.zeros(model.n_cols)
 
     def put(col):
@@ -174,12 +189,13 @@ def encode_plan(model: ReplacementModel, plan: Plan) -> np.ndarray:
     for o in range(n):
         put(model.xcol[o, pos[o]])
     for t in range(g.n_tensors):
-        for i in np.flatnonzero(res[t]):
+        for i in np.flatnonzero(R[t]):
             put(model.rcol[t, i])
             p = g.tensor_producer[t]
             created = p >= 0 and pos[p] == i
-            if not created and (i == 0 or not res[t, i - 1]):
+            before = R[t, i - 1] if i > 0 else (entry is not None and entry[t])
+            if not created and not before:
                 put(model.lcol[t, i])
         if model.wcol[t] >= 0:
-            v[model.wcol[t]] = 1.0 if (stored[t] or g.tensor_is_output[t]) else 0.0
+            v[model.wcol[t]] = 1.0 if stored[t] else 0.0
     return v

@@ -19,6 +19,11 @@ operator reads the tensor, which loses nothing); capacity per step.
 Without addresses this is a relaxation of the COSMA problem (Li, Gupta, Malik,
 arXiv 2311.18246): its optimum is a lower bound, and a plan whose residency intervals
 pack into the scratchpad attains it.
+
+A :class:`Boundary` turns the model into a *window* sub-problem (steps of a larger plan
+with a fixed state before and after, see :mod:`cosma_fast.dnc`): tensors resident at
+entry are resident at step 0 without a load, tensors resident at exit are forced
+resident at the last step, and write-backs can be forced or forbidden.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import scipy.sparse as sp
 
 from ..graph import INTERMEDIATE, Graph
 
-__all__ = ["ReplacementModel", "build_model", "op_windows"]
+__all__ = ["ReplacementModel", "Boundary", "build_model", "op_windows"]
 
 
 def op_windows(graph: Graph, schedule=None) -> tuple[np.ndarray, np.ndarray]:
@@ -64,6 +69,27 @@ def op_windows(graph: Graph, schedule=None) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass
+class Boundary:
+    """Fixed entry and exit state of a window sub-problem (one entry per tensor of its graph).
+
+    ``entry_resident``: resident before step 0 (no load needed while it stays).
+    ``dirty``: an input of the window graph without an off-chip copy (it was created
+    before the window and never written back); it gets a write-back column like an
+    intermediate, and it can be loaded only after that write-back.
+    ``exit_resident``: must be resident at the last step.
+    ``live_out``: may stay resident up to the last step although no window operator
+    reads it later (read after the window, or resident at exit).
+    ``store``: write-back of an intermediate or dirty tensor: 1 forced, -1 forbidden, 0 free.
+    """
+
+    entry_resident: np.ndarray
+    dirty: np.ndarray
+    exit_resident: np.ndarray
+    live_out: np.ndarray
+    store: np.ndarray
+
+
+@dataclass
 class ReplacementModel:
     """Arrays of the model plus the index maps needed to encode and decode solutions."""
 
@@ -94,13 +120,14 @@ class ReplacementModel:
 
 
 def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = False,
-                write_back_cover: bool = False) -> ReplacementModel:
+                write_back_cover: bool = False, boundary: Boundary | None = None) -> ReplacementModel:
     """Build the address-free replacement model (see the module docstring).
 
     With ``min_peak=True`` there are no loads or write-backs (everything stays resident
     while live) and the objective is one extra column, the peak resident bytes.
     ``write_back_cover=True`` adds ``w[t] + r[t,i] + X[p,>i] >= X[c,>i]`` rows (valid;
     measured mixed: layered14 at M_R 6.4 -> 5.4 s, randwire16 8.6 s -> not closed in 10 s).
+    ``boundary`` makes it a window sub-problem (see :class:`Boundary`).
     """
     g = graph
     n, nt = g.n_ops, g.n_tensors
@@ -116,6 +143,15 @@ def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = 
         if ops:
             lo[t] = asap[ops].min()
             hi[t] = alap[ops].max()
+    entry = np.zeros(nt, dtype=bool)
+    dirty = np.zeros(nt, dtype=bool)
+    live_out = np.zeros(nt, dtype=bool)
+    if boundary is not None:
+        entry, dirty, live_out = boundary.entry_resident, boundary.dirty, boundary.live_out
+        used = used | entry | boundary.exit_resident
+        lo = np.where(live_out, np.minimum(lo, n - 1), lo)  # prefetched for after the window: last step
+        lo = np.where(entry, 0, lo)
+        hi = np.where(live_out, n - 1, np.where(entry, np.maximum(hi, 0), hi))
     ncol = 0
     xcol = np.full((n, n), -1, dtype=np.int64)
     for o in range(n):
@@ -136,14 +172,14 @@ def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = 
         if min_peak and g.tensor_kind[t] == INTERMEDIATE:
             continue  # min-peak: intermediates stay resident while live
         if True:
-            a = lo[t] if g.tensor_producer[t] < 0 else lo[t] + 1
+            a = lo[t] if g.tensor_producer[t] < 0 and not entry[t] else lo[t] + 1
             if a <= hi[t]:
                 k = hi[t] - a + 1
                 lcol[t, a:hi[t] + 1] = np.arange(ncol, ncol + k)
                 ncol += k
     if not min_peak:
         for t in range(nt):
-            if used[t] and g.tensor_kind[t] == INTERMEDIATE:
+            if used[t] and (g.tensor_kind[t] == INTERMEDIATE or dirty[t]):
                 wcol[t] = ncol
                 ncol += 1
     peak_col = -1
@@ -160,6 +196,13 @@ def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = 
             cost[wcol[t]] = size[t]
             if g.tensor_is_output[t]:
                 clo[wcol[t]] = 1
+            if boundary is not None and boundary.store[t] > 0:
+                clo[wcol[t]] = 1
+            elif boundary is not None and boundary.store[t] < 0:
+                cup[wcol[t]] = 0
+    if boundary is not None:
+        ex = np.flatnonzero(boundary.exit_resident)
+        clo[rcol[ex, n - 1]] = 1
     if min_peak:
         cost[peak_col] = 1
         cup[peak_col] = float(size[used].sum())
@@ -201,26 +244,29 @@ def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = 
         p = int(g.tensor_producer[t])
         cons = g.consumers_of(t)
         for i in range(lo[t], hi[t] + 1):
-            # residency continues, or is loaded, or is created
-            c = [rcol[t, i]]
-            v = [1.0]
-            if i - 1 >= lo[t]:
-                c.append(rcol[t, i - 1]); v.append(-1.0)  # noqa: E702
-            if lcol[t, i] >= 0:
-                c.append(lcol[t, i]); v.append(-1.0)  # noqa: E702
-            if p >= 0 and xcol[p, i] >= 0:
-                c.append(xcol[p, i]); v.append(-1.0)  # noqa: E702
-            row(c, v, -inf, 0)
-            # liveness: resident only if created now or some reader runs now or later
-            live = [xcol[q, j] for q in cons for j in range(i, n) if xcol[q, j] >= 0]
-            if p >= 0 and xcol[p, i] >= 0:
-                live.append(xcol[p, i])
-            row([rcol[t, i]] + live, [1.0] + [-1.0] * len(live), -inf, 0)
+            if not (i == 0 and entry[t]):  # resident at entry: step 0 needs no load
+                # residency continues, or is loaded, or is created
+                c = [rcol[t, i]]
+                v = [1.0]
+                if i - 1 >= lo[t]:
+                    c.append(rcol[t, i - 1]); v.append(-1.0)  # noqa: E702
+                if lcol[t, i] >= 0:
+                    c.append(lcol[t, i]); v.append(-1.0)  # noqa: E702
+                if p >= 0 and xcol[p, i] >= 0:
+                    c.append(xcol[p, i]); v.append(-1.0)  # noqa: E702
+                row(c, v, -inf, 0)
+            if not live_out[t]:
+                # liveness: resident only if created now or some reader runs now or later
+                live = [xcol[q, j] for q in cons for j in range(i, n) if xcol[q, j] >= 0]
+                if p >= 0 and xcol[p, i] >= 0:
+                    live.append(xcol[p, i])
+                row([rcol[t, i]] + live, [1.0] + [-1.0] * len(live), -inf, 0)
             if lcol[t, i] >= 0 and p >= 0:
-                # a load of an intermediate needs its producer done and its write-back
+                # a load of an intermediate needs its producer done
                 done = [xcol[p, j] for j in range(i) if xcol[p, j] >= 0]
                 row([lcol[t, i]] + done, [1.0] + [-1.0] * len(done), -inf, 0)
-                row([lcol[t, i], wcol[t]], [1.0, -1.0], -inf, 0)
+            if lcol[t, i] >= 0 and wcol[t] >= 0:
+                row([lcol[t, i], wcol[t]], [1.0, -1.0], -inf, 0)  # ... and its write-back
     if not min_peak and schedule is None:
         # Reload cover (valid inequality, not implied by the LP): if reader c of t runs
         # after step i, then t is resident at i, or loaded after i, or created after i.
