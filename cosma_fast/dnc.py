@@ -478,8 +478,9 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
             probs = [window_problem(graph, plan, trace, a, b, opts.schedule is not None) for a, b in wins]
             todo = [p for p in probs if p.start_traffic > 0 and p.key() not in done]
             # safety net only (the node limit is the real budget): the round's windows share
-            # what is left of the time over the workers
-            share = DEFAULT_WINDOW_TIME if rem is None else max(0.2, rem * workers / max(1, len(todo)))
+            # what is left as if solved one after another, so the limit, and with it the
+            # result, does not depend on the worker count, and more workers finish sooner
+            share = DEFAULT_WINDOW_TIME if rem is None else max(0.2, rem / max(1, len(todo)))
             params["window_time"] = float(min(extra.get("window_time_limit") or DEFAULT_WINDOW_TIME, share))
             futs = [executor.submit(solve_window, p, capacity, params) for p in todo]
             results = [f.result() for f in futs]

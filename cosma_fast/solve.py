@@ -192,9 +192,9 @@ def solve(graph: Graph, capacity, method: str = "heuristic", *, seed: int = 0,
     formulation : str
         ILP formulation: ``"decomposed"`` (default) or ``"cosma"`` (the paper's full address model).
     segment_ops : int, optional
-        Operators per segment for ``"dnc"``.
+        Operators per window for ``"dnc"`` (each window is one exact sub-problem).
     executor : concurrent.futures.Executor, optional
-        Where ``"dnc"`` runs its sub-problems (default: a local process pool).
+        Where ``"dnc"`` runs its window sub-problems (default: a local process pool).
     progress : callable, optional
         Called with ``{"incumbent", "bound", "gap", "time"}`` as a long solve improves.
 
