@@ -243,6 +243,7 @@ def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = 
             continue
         p = int(g.tensor_producer[t])
         cons = g.consumers_of(t)
+        x_readers = xcol[np.asarray(cons, dtype=np.int64)]  # readers' step columns, one row each
         for i in range(lo[t], hi[t] + 1):
             if not (i == 0 and entry[t]):  # resident at entry: step 0 needs no load
                 # residency continues, or is loaded, or is created
@@ -257,13 +258,14 @@ def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = 
                 row(c, v, -inf, 0)
             if not live_out[t]:
                 # liveness: resident only if created now or some reader runs now or later
-                live = [xcol[q, j] for q in cons for j in range(i, n) if xcol[q, j] >= 0]
+                later = x_readers[:, i:].ravel()
+                live = later[later >= 0].tolist()
                 if p >= 0 and xcol[p, i] >= 0:
                     live.append(xcol[p, i])
                 row([rcol[t, i]] + live, [1.0] + [-1.0] * len(live), -inf, 0)
             if lcol[t, i] >= 0 and p >= 0:
                 # a load of an intermediate needs its producer done
-                done = [xcol[p, j] for j in range(i) if xcol[p, j] >= 0]
+                done = xcol[p, :i][xcol[p, :i] >= 0].tolist()
                 row([lcol[t, i]] + done, [1.0] + [-1.0] * len(done), -inf, 0)
             if lcol[t, i] >= 0 and wcol[t] >= 0:
                 row([lcol[t, i], wcol[t]], [1.0, -1.0], -inf, 0)  # ... and its write-back
