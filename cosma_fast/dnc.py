@@ -92,6 +92,8 @@ AUTO_EXACT_OPS = 60
 AUTO_HUGE_OPS = 20000
 #: seconds that must remain of ``time_limit`` for ``auto`` to try the whole-graph ILP after D&C
 AUTO_EXACT_MIN_SECONDS = 1.0
+#: share of ``time_limit`` that ``auto`` gives D&C before the whole-graph ILP gets the rest
+AUTO_DNC_SHARE = 0.5
 
 
 def _optional(module: str, name: str):
@@ -522,10 +524,10 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
       and ``n_ops <= AUTO_HUGE_OPS``: divide and conquer;
     * otherwise (huge graph or little time): the heuristic.
 
-    When a ``time_limit`` is given and at least ``AUTO_EXACT_MIN_SECONDS`` of it remain
-    after D&C or the heuristic without a proof, the whole-graph ILP (warm-started by the
-    heuristic) gets the rest of the time: it proves many real models optimal in seconds
-    and otherwise contributes its lower bound.
+    When a ``time_limit`` is given, D&C gets ``AUTO_DNC_SHARE`` of it; when at least
+    ``AUTO_EXACT_MIN_SECONDS`` remain after D&C or the heuristic without a proof, the
+    whole-graph ILP (warm-started by the heuristic) gets the rest of the time: it proves
+    many real models optimal in seconds and otherwise contributes its lower bound.
 
     The heuristic's plan is always computed too, and the cheapest plan that passes
     :func:`validate` is returned with the best proven lower bound, so ``auto`` is never
@@ -544,7 +546,10 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         candidates.append((out.plan, int(out.lower_bound), out.status, "ilp"))
     elif heur is None or (n <= AUTO_HUGE_OPS and (tl is None or tl >= 0.002 * n)):
         choice = "dnc"  # solve_dnc also runs the heuristic and keeps the cheaper plan
-        out = solve_dnc(graph, capacity, opts)
+        # with a time limit, D&C gets a share and the whole-graph ILP below the rest: on
+        # real models the ILP often proves optimality that windows cannot reach
+        dnc_opts = opts if tl is None else dataclasses.replace(opts, time_limit=AUTO_DNC_SHARE * tl)
+        out = solve_dnc(graph, capacity, dnc_opts)
         candidates.append((out.plan, int(out.lower_bound), out.status, "dnc"))
     else:
         choice = "heuristic"
