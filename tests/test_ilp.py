@@ -355,3 +355,18 @@ def test_window_ilp_matches_brute_force(g, tier, seg_ops, trivial):
         res = run_highs(model)
         assert res["status"] == "optimal"
         assert round(res["objective"]) == brute_force_window(wp, cap) <= wp.start_traffic
+
+
+def test_a_second_thread_count_in_one_process_still_solves():
+    """HiGHS sizes one thread scheduler per process at its first solve and then refuses
+    another ``threads``; run_highs must still solve (D&C windows ask for 1 thread after
+    a whole-graph ILP ran with the default)."""
+    from cosma_fast.ilp import run_highs
+    from cosma_fast.ilp.model import build_model
+
+    g = chain_with_skips(8)
+    model = build_model(g, m_r(g))
+    runs = [run_highs(model, threads=t) for t in (None, 1, 2)]
+    assert all(r["status"] == "optimal" for r in runs)
+    assert len({round(r["objective"], 6) for r in runs}) == 1
+    assert not all(r["threads_honoured"] for r in runs[1:])  # 1 and 2 cannot both match

@@ -41,7 +41,8 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
     """Solve ``model`` with HiGHS from arrays passed in one call.
 
     Returns ``{"status": "optimal"|"feasible"|"infeasible"|"unknown", "x": solution or None,
-    "objective", "bound" (dual bound, -inf when none), "start_accepted", "time"}``.
+    "objective", "bound" (dual bound, -inf when none), "start_accepted", "time", "threads_honoured"}`` (False when
+    HiGHS already ran in this process with another thread count: its scheduler is kept).
     ``start`` is handed to HiGHS only after it is checked feasible in numpy (HiGHS drops an
     infeasible start silently). ``start_via="callback"`` (default) gives it in the MIP
     user-solution callback so presolve stays on; ``"setSolution"`` uses ``Highs.setSolution``
@@ -115,7 +116,13 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
             h.cbMipImprovingSolution.subscribe(_cb)
         except AttributeError:  # older highspy without the callback API
             pass
-    h.run()
+    threads_kept = True
+    if h.run() == highspy.HighsStatus.kError and h.getModelStatus() == highspy.HighsModelStatus.kNotset:
+        # HiGHS keeps one thread scheduler per process, sized by its first solve; asking for
+        # another thread count later makes run() fail before solving, so use the one there is
+        threads_kept = False
+        h.setOptionValue("threads", 0)
+        h.run()
     if isinstance(accepted, dict):
         # never asked for: presolve or the root closed the model before any search, so
         # there was nothing to reject (the start passed the numpy check above)
@@ -134,7 +141,8 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
     if not math.isfinite(bound):
         bound = -math.inf
     return {"status": status, "x": x, "objective": float(info.objective_function_value) if has_sol else math.inf,
-            "bound": bound, "start_accepted": accepted, "time": time.perf_counter() - t0}
+            "bound": bound, "start_accepted": accepted, "time": time.perf_counter() - t0,
+            "threads_honoured": threads_kept}
 
 
 def _integral_bound(bound: float) -> int:
