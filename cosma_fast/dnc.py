@@ -380,6 +380,18 @@ def splice(plan: Plan, windows: list[tuple[int, int, dict]]) -> Plan:
 
 
 # ---------------------------------------------------------------------------- driver
+def _reset_highs_scheduler() -> None:
+    """Process-pool initializer: drop the HiGHS thread scheduler inherited through ``fork``.
+
+    A forked worker inherits the parent's scheduler (started by any earlier solve in the
+    parent) but not its threads, and its first solve then hangs; a fresh scheduler is
+    started on the worker's first solve instead.
+    """
+    import highspy
+
+    highspy.Highs.resetGlobalScheduler(False)
+
+
 class _Inline(Executor):
     """Runs each call at submit time (one worker: no pool to start)."""
 
@@ -464,7 +476,7 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     if executor is None:
         executor = _Inline()
         if workers > 1 and graph.n_ops > seg_ops:
-            own_pool = executor = ProcessPoolExecutor(max_workers=workers)
+            own_pool = executor = ProcessPoolExecutor(max_workers=workers, initializer=_reset_highs_scheduler)
     done: set[tuple] = set()  # sub-problems already solved without improvement
     idle = 0
     try:

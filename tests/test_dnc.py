@@ -186,6 +186,26 @@ def test_executor_does_not_change_result(dask_executor):
     cf.validate(g, dasked.plan, cap)
 
 
+def test_default_pool_after_a_multithreaded_solve_in_this_process():
+    """Forked pool workers inherit HiGHS's thread scheduler but not its threads; before the
+    pool's initializer reset it, their first window solve hung."""
+    import highspy
+
+    from cosma_fast.ilp import run_highs
+    from cosma_fast.ilp.model import build_model
+
+    g = _chain_graph(40, seed=3)
+    cap = cf.budgets(g).m_h
+    highspy.Highs.resetGlobalScheduler(True)  # nothing else solves now: start one with 2 threads
+    assert run_highs(build_model(_chain_graph(6), cap), threads=2)["threads_honoured"]
+    kw = {"segment_ops": 6, "extra": {"start_plan": trivial_plan(g)}}
+    ref = dnc.solve_dnc(g, cap, _opts(**kw))
+    pooled = dnc.solve_dnc(g, cap, _opts(segment_ops=6, extra={"start_plan": trivial_plan(g), "workers": 2}))
+    assert ref.info["windows_accepted"] > 1
+    assert np.array_equal(pooled.plan.schedule, ref.plan.schedule)
+    assert [r["saved"] for r in pooled.info["rounds"]] == [r["saved"] for r in ref.info["rounds"]]
+
+
 # ---------------------------------------------------------------------------- auto
 def _heuristic_traffic(g, cap):
     """Traffic of the heuristic's plan, or None if that plan does not validate (its bug, not ours)."""
