@@ -76,7 +76,8 @@ from .solve import MethodOutput, SolveOptions
 from .trivial import trivial_plan
 from .validate import validate
 
-__all__ = ["solve_dnc", "solve_auto", "window_problem", "solve_window", "splice", "DEFAULT_SEGMENT_OPS"]
+__all__ = ["solve_dnc", "solve_auto", "reset_highs_scheduler", "window_problem", "solve_window", "splice",
+           "DEFAULT_SEGMENT_OPS"]
 
 #: operators per window when ``segment_ops`` is not given (small enough for the ILP)
 DEFAULT_SEGMENT_OPS = 16
@@ -380,7 +381,7 @@ def splice(plan: Plan, windows: list[tuple[int, int, dict]]) -> Plan:
 
 
 # ---------------------------------------------------------------------------- driver
-def _reset_highs_scheduler() -> None:
+def reset_highs_scheduler() -> None:
     """Process-pool initializer: drop the HiGHS thread scheduler inherited through ``fork``.
 
     A forked worker inherits the parent's scheduler (started by any earlier solve in the
@@ -476,7 +477,7 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     if executor is None:
         executor = _Inline()
         if workers > 1 and graph.n_ops > seg_ops:
-            own_pool = executor = ProcessPoolExecutor(max_workers=workers, initializer=_reset_highs_scheduler)
+            own_pool = executor = ProcessPoolExecutor(max_workers=workers, initializer=reset_highs_scheduler)
     done: set[tuple] = set()  # sub-problems already solved without improvement
     idle = 0
     try:
