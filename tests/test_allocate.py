@@ -72,6 +72,31 @@ def test_zero_slack_instances_up_to_30_buffers_are_always_solved(seed, n, guillo
     check_packing(lo, up, sz, a.offsets, 48)
 
 
+@settings(max_examples=25)
+@given(st.integers(0, 10**6), st.integers(5, 60), st.booleans())
+def test_continuation_chains_hold_in_the_known_packing(seed, n, guillotine):
+    # a merge claims every packing gives the chained buffers one offset: the generator's packing must agree
+    from cosma_fast.allocate import _continuation_chains
+
+    lo, up, sz, known = zero_slack_instance(n, 48, 32, seed=seed, guillotine=guillotine)
+    chain, c_lo, c_hi, c_size, _ = _continuation_chains(lo, up, sz, np.full(len(sz), -1, np.int64), 48)
+    for c in range(c_size.size):
+        members = np.flatnonzero(chain == c)
+        assert (known[members] == known[members[0]]).all() and (sz[members] == c_size[c]).all()
+        assert lo[members].min() == c_lo[c] and up[members].max() == c_hi[c]
+
+
+def test_continuation_needs_full_sections():
+    # b starts where a ends, but one byte is free at that instant, so b may move (c alive throughout)
+    from cosma_fast.allocate import _continuation_chains
+
+    lo, hi, size = np.array([0, 1, 0]), np.array([1, 2, 2]), np.array([1, 1, 1])
+    chain = _continuation_chains(lo, hi, size, np.full(3, -1, np.int64), 3)[0]
+    assert len(set(chain)) == 3
+    chain = _continuation_chains(lo, hi, size, np.full(3, -1, np.int64), 2)[0]
+    assert chain[0] == chain[1] != chain[2]
+
+
 def small_instance(data, max_n=6):
     """A few buffers with short lifetimes and small sizes (for brute force)."""
     n = data.draw(st.integers(1, max_n))
