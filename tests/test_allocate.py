@@ -128,6 +128,41 @@ def test_search_alone_agrees_with_brute_force(data):
 
 @settings(max_examples=40)
 @given(st.data())
+def test_probing_agrees_with_brute_force(data):
+    # tiny restart budgets and immediate probing, so probes answer (and refute) on small instances
+    from cosma_fast.allocate import _ProbingSearch, _sections
+    from cosma_fast.kernels.allocate import FOUND, NODE_LIMIT, NOT_FOUND
+
+    lower, upper, size = small_instance(data, max_n=7)
+    cap = max_live(lower, upper, size) + data.draw(st.integers(-1, 1))
+    lo, hi, _ = _sections(np.array(lower), np.array(upper))
+    n = len(size)
+    search = _ProbingSearch(np.array(size, np.int64), lo, hi, np.full(n, -1, np.int64), cap, 1, None, 0, 1)
+    status = NODE_LIMIT
+    while status == NODE_LIMIT:
+        status, off = search.step()
+    expected = brute_force_packable(lower, upper, size, cap)
+    assert status == (FOUND if expected else NOT_FOUND)
+    if expected:
+        check_packing(lower, upper, size, off, cap)
+
+
+@settings(max_examples=25)
+@given(st.integers(0, 10**6), st.integers(5, 60), st.booleans(), st.integers(-1, 59))
+def test_probed_section_has_a_buffer_at_the_bottom_of_the_known_packing(seed, n, guillotine, pin):
+    from cosma_fast.allocate import _probe_buffers
+
+    lo, up, sz, known = zero_slack_instance(n, 48, 32, seed=seed, guillotine=guillotine)
+    fixed = np.full(len(sz), -1, np.int64)
+    if 0 <= pin < len(sz):
+        fixed[pin] = known[pin]
+    probes = _probe_buffers(sz, lo, up, fixed, 48)
+    if probes.size or pin < 0:  # without pins some section is full and unpinned
+        assert (known[probes] == 0).sum() == 1 and fixed[probes].max() < 0
+
+
+@settings(max_examples=40)
+@given(st.data())
 def test_agrees_with_brute_force(data):
     n = data.draw(st.integers(1, 6))
     lower = data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
