@@ -149,62 +149,212 @@ def _greedy(size, lo, hi, ov_ptr, ov_idx, fixed_off, alignment):
 
 
 def _search_partition(members, size, lo, hi, fixed_off, capacity, alignment, deadline):
-    """Run the skyline search on one independent part with restarts until it answers.
+    """Search one independent part after merging continuations (:func:`_continuation_chains`).
+
+    Returns ``(status, offsets of members, nodes, memo hits)``.
+    """
+    chain, c_lo, c_hi, c_size, c_fixed = _continuation_chains(lo[members], hi[members], size[members],
+                                                              fixed_off[members], capacity)
+    c_lo, c_hi, _ = _sections(c_lo, c_hi)
+    status, off, nodes, hits = _search_restarts(c_size, c_lo, c_hi, c_fixed, capacity, alignment, deadline)
+    return status, off[chain], nodes, hits
+
+
+def _tight_points(lo, hi, size, capacity):
+    """Time points with full sections (no slack) on both sides: a list of ``(enders, starters)``, the
+    buffers whose lifetime ends and starts there. At such a point the bytes of the buffers that end are
+    exactly the bytes of the buffers that start (both are the bytes free of the buffers crossing it)."""
+    s0 = lo.min()
+    n_sec = int(hi.max() - s0)
+    delta = np.zeros(n_sec + 1, np.int64)
+    np.add.at(delta, lo - s0, size)
+    np.subtract.at(delta, hi - s0, size)
+    full = np.cumsum(delta)[:n_sec] == capacity
+    enders = [[] for _ in range(n_sec + 1)]
+    starters = [[] for _ in range(n_sec + 1)]
+    for i in range(size.size):
+        enders[hi[i] - s0].append(i)
+        starters[lo[i] - s0].append(i)
+    return [(enders[t], starters[t]) for t in range(1, n_sec) if full[t - 1] and full[t]]
+
+
+def _continuation_chains(lo, hi, size, fixed_off, capacity):
+    """Merge buffers that must continue one another into single buffers.
+
+    Where exactly one buffer ``a`` ends and one buffer ``b`` starts at a tight point
+    (:func:`_tight_points`), ``b`` has ``a``'s bytes: its size and offset. Chains of such free
+    buffers become one buffer living over their union. Returns ``(chain, lo, hi, size, fixed_off)``:
+    ``chain[i]`` is the merged buffer holding buffer ``i``, then the merged buffers.
+    """
+    n = size.size
+    successor = np.full(n, -1, np.int64)
+    for enders, starters in _tight_points(lo, hi, size, capacity):
+        if len(enders) == 1 and len(starters) == 1 and fixed_off[enders[0]] < 0 and fixed_off[starters[0]] < 0:
+            successor[enders[0]] = starters[0]
+    is_next = np.zeros(n, bool)
+    is_next[successor[successor >= 0]] = True
+    chain = np.full(n, -1, np.int64)
+    heads = np.flatnonzero(~is_next)
+    tail_hi = np.empty(heads.size, np.int64)
+    for c, i in enumerate(heads):
+        while i >= 0:
+            chain[i] = c
+            tail_hi[c] = hi[i]
+            i = successor[i]
+    return chain, lo[heads], tail_hi, size[heads], fixed_off[heads]
+
+
+def _search_restarts(size, lo, hi, fixed_off, capacity, alignment, deadline):
+    """Run :class:`_ProbingSearch` on one independent part until it answers.
+
+    Returns ``(status, offsets, nodes, memo hits)``.
+    """
+    from .kernels.allocate import NODE_LIMIT
+
+    search = _ProbingSearch(size, lo, hi, fixed_off, capacity, alignment, deadline, PROBE_AFTER,
+                            max(2 * size.size, 500))
+    while True:
+        status, off = search.step()
+        if status != NODE_LIMIT:
+            return status, off, search.nodes, search.hits
+
+
+PROBE_AFTER = 50_000  # nodes of plain restarts before probing (most instances are solved well before)
+
+
+class _ProbingSearch:
+    """Restarts of the skyline search (:class:`_Restarts`) that start probing the bottom of a full
+    section once they have spent ``probe_after`` nodes (restart budgets are multiples of ``base`` nodes).
+
+    In a section with no slack some buffer alive there sits at offset 0; each probe pins one of
+    them there and is itself a probing search, stepped round robin with the plain restarts
+    (failed-literal probing: a probe proven infeasible is dropped, and when all are, the instance
+    is infeasible).
+    """
+
+    def __init__(self, size, lo, hi, fixed_off, capacity, alignment, deadline, probe_after, base):
+        self.args = (size, lo, hi, fixed_off, capacity, alignment, deadline)
+        self.probe_after, self.base = probe_after, base
+        self.plain = _Restarts(*self.args, base)
+        self.probes = None  # None: not probing yet
+        self.retired_nodes = self.retired_hits = 0
+        self.refutable = False  # probing started with at least one probe
+
+    @property
+    def nodes(self):
+        return self.plain.nodes + self.retired_nodes + sum(p.nodes for p in self.probes or [])
+
+    @property
+    def hits(self):
+        return self.plain.hits + self.retired_hits + sum(p.hits for p in self.probes or [])
+
+    def step(self):
+        """One plain restart and one step of every probe; returns ``(status, offsets)`` (status
+        NODE_LIMIT: not answered yet)."""
+        from .kernels.allocate import FOUND, NODE_LIMIT, NOT_FOUND, TIMEOUT
+
+        status, off = self.plain.step()
+        if status != NODE_LIMIT:
+            return status, off
+        if self.probes is None and self.plain.nodes >= self.probe_after:
+            size, lo, hi, fixed_off, capacity = self.args[:5]
+            self.probes = []
+            for b in _probe_buffers(size, lo, hi, fixed_off, capacity):
+                pinned = fixed_off.copy()
+                pinned[b] = 0
+                self.probes.append(_ProbingSearch(size, lo, hi, pinned, *self.args[4:], self.probe_after, self.base))
+            self.refutable = bool(self.probes)
+        for probe in list(self.probes or []):
+            status, off = probe.step()
+            if status in (FOUND, TIMEOUT):
+                return status, off
+            if status == NOT_FOUND:  # this buffer is not at the bottom of the probed section
+                self.probes.remove(probe)
+                self.retired_nodes += probe.nodes
+                self.retired_hits += probe.hits
+        if self.probes == [] and self.refutable:
+            return NOT_FOUND, off
+        return NODE_LIMIT, off
+
+
+def _probe_buffers(size, lo, hi, fixed_off, capacity):
+    """The buffers alive in the full section without pinned buffers that has the fewest buffers (one of
+    them is at offset 0 in every packing); none when there is no such section."""
+    n_sec = int(hi.max())
+    delta = np.zeros(n_sec + 1, np.int64)
+    np.add.at(delta, lo, size)
+    np.subtract.at(delta, hi, size)
+    count = np.zeros(n_sec + 1, np.int64)
+    np.add.at(count, lo, 1)
+    np.subtract.at(count, hi, 1)
+    pinned = np.zeros(n_sec + 1, np.int64)
+    np.add.at(pinned, lo[fixed_off >= 0], 1)
+    np.subtract.at(pinned, hi[fixed_off >= 0], 1)
+    full = np.flatnonzero((np.cumsum(delta)[:n_sec] == capacity) & (np.cumsum(pinned)[:n_sec] == 0))
+    if full.size == 0:
+        return np.zeros(0, np.int64)
+    s = full[np.argmin(np.cumsum(count)[full])]
+    return np.flatnonzero((lo <= s) & (hi > s))
+
+
+class _Restarts:
+    """Restarts of the skyline search on one instance; :meth:`step` runs the next one.
 
     Restart ``k`` gets a node budget of ``luby(k)`` times a base and a static branching order
     (the tie-break among equally snug candidates): MiniMalloc's width-then-area order (Moffitt,
     ASPLOS 2023), size descending, size ascending, then seeded random orders; the search's
     tree sizes are heavy-tailed in this order, and the memo of dead states is shared by all
-    restarts. Returns ``(status, offsets of members, nodes, memo hits)``.
+    restarts. Odd restarts search the time-reversed instance (same packings, another search order).
     """
-    from .kernels.allocate import FOUND, NOT_FOUND, TIMEOUT, search_packing
 
-    s0 = lo[members].min()
-    n_sec = int(hi[members].max() - s0)
-    p_lo = lo[members] - s0
-    p_hi = hi[members] - s0
-    p_size = size[members]
-    p_fixed = fixed_off[members]
-    n = members.size
-    width = p_hi - p_lo
-    idx = np.arange(n)
-    fixed_orders = [np.lexsort((idx, -p_size * width, -width)), np.lexsort((idx, -p_size)),
-                    np.lexsort((idx, p_size))]
-    rng = np.random.default_rng(0)
-    # pinned buffers alive with each buffer
-    pinned = np.flatnonzero(p_fixed >= 0)
-    fx_lists = [pinned[(p_lo[pinned] < p_hi[i]) & (p_hi[pinned] > p_lo[i]) & (pinned != i)] for i in range(n)]
-    fx_ptr = np.zeros(n + 1, np.int64)
-    fx_ptr[1:] = np.cumsum([len(x) for x in fx_lists])
-    fx_idx = np.concatenate(fx_lists + [np.zeros(0, np.int64)]).astype(np.int64)
-    # (section, buffer) pairs of every lifetime; per order they are sorted into per-section lists
-    ent_buf = np.repeat(idx, width)
-    ent_sec = np.concatenate([np.arange(a, b) for a, b in zip(p_lo, p_hi)])
-    sec_ptr = np.zeros(n_sec + 1, np.int64)
-    sec_ptr[1:] = np.cumsum(np.bincount(ent_sec, minlength=n_sec))
-    # odd restarts search the time-reversed instance (same packings, another search order)
-    rev_ptr = np.concatenate([[0], np.cumsum(np.diff(sec_ptr)[::-1])])
-    sides = ((p_lo, p_hi, ent_sec, sec_ptr), (n_sec - p_hi, n_sec - p_lo, n_sec - 1 - ent_sec, rev_ptr))
-    total_nodes = total_hits = 0
-    slots = 1 << min(20, max(10, int(1024 * n).bit_length()))
-    memo = [np.zeros(slots, np.uint64) for _ in sides]  # dead part states, shared by the restarts
-    base = max(2 * n, 500)
-    k = 0
-    while True:
-        order = fixed_orders[k // 2] if k // 2 < len(fixed_orders) else rng.permutation(n)
-        rank = np.empty(n, np.int64)
-        rank[order] = idx
-        b_lo, b_hi, b_sec, b_ptr = sides[k % 2]
-        sec_idx = ent_buf[np.lexsort((rank[ent_buf], b_sec))].astype(np.int64)
-        twin = _twins(order, b_lo, b_hi, p_size, p_fixed)
-        status, off, nodes, hits = search_packing(p_size, b_lo, b_hi, n_sec, b_ptr.astype(np.int64), sec_idx, twin,
-                                                  p_fixed, fx_ptr, fx_idx, capacity, alignment, base * _luby(k // 2),
-                                                  deadline if deadline is not None else 0.0, memo[k % 2])
-        total_nodes += int(nodes)
-        total_hits += int(hits)
-        if status in (FOUND, NOT_FOUND, TIMEOUT):
-            return status, off, total_nodes, total_hits
-        k += 1
+    def __init__(self, size, lo, hi, fixed_off, capacity, alignment, deadline, base):
+        n_sec = int(hi.max())  # sections are compressed: the part starts at section 0
+        n = size.size
+        width = hi - lo
+        self.idx = np.arange(n)
+        self.fixed_orders = [np.lexsort((self.idx, -size * width, -width)), np.lexsort((self.idx, -size)),
+                             np.lexsort((self.idx, size))]
+        self.rng = np.random.default_rng(0)
+        # pinned buffers alive with each buffer
+        pinned = np.flatnonzero(fixed_off >= 0)
+        fx_lists = [pinned[(lo[pinned] < hi[i]) & (hi[pinned] > lo[i]) & (pinned != i)] for i in range(n)]
+        self.fx_ptr = np.zeros(n + 1, np.int64)
+        self.fx_ptr[1:] = np.cumsum([len(x) for x in fx_lists])
+        self.fx_idx = np.concatenate(fx_lists + [np.zeros(0, np.int64)]).astype(np.int64)
+        # (section, buffer) pairs of every lifetime; per order they are sorted into per-section lists
+        self.ent_buf = np.repeat(self.idx, width)
+        ent_sec = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)])
+        sec_ptr = np.zeros(n_sec + 1, np.int64)
+        sec_ptr[1:] = np.cumsum(np.bincount(ent_sec, minlength=n_sec))
+        rev_ptr = np.concatenate([[0], np.cumsum(np.diff(sec_ptr)[::-1])])
+        self.sides = ((lo, hi, ent_sec, sec_ptr), (n_sec - hi, n_sec - lo, n_sec - 1 - ent_sec, rev_ptr))
+        slots = 1 << min(20, max(10, int(1024 * n).bit_length()))
+        self.memo = [np.zeros(slots, np.uint64) for _ in self.sides]  # dead part states, shared by the restarts
+        self.base = base
+        self.size, self.fixed_off, self.n_sec = size, fixed_off, n_sec
+        self.capacity, self.alignment = capacity, alignment
+        self.deadline = deadline if deadline is not None else 0.0
+        self.k = self.nodes = self.hits = 0
+
+    def step(self):
+        """Run the next restart; returns ``(status, offsets)`` (status NODE_LIMIT: not answered yet)."""
+        from .kernels.allocate import search_packing
+
+        k = self.k
+        self.k += 1
+        order = self.fixed_orders[k // 2] if k // 2 < len(self.fixed_orders) else self.rng.permutation(self.idx.size)
+        rank = np.empty(self.idx.size, np.int64)
+        rank[order] = self.idx
+        b_lo, b_hi, b_sec, b_ptr = self.sides[k % 2]
+        sec_idx = self.ent_buf[np.lexsort((rank[self.ent_buf], b_sec))].astype(np.int64)
+        twin = _twins(order, b_lo, b_hi, self.size, self.fixed_off)
+        status, off, nodes, hits = search_packing(self.size, b_lo, b_hi, self.n_sec, b_ptr.astype(np.int64), sec_idx,
+                                                  twin, self.fixed_off, self.fx_ptr, self.fx_idx, self.capacity,
+                                                  self.alignment, self.base * _luby(k // 2), self.deadline,
+                                                  self.memo[k % 2])
+        self.nodes += int(nodes)
+        self.hits += int(hits)
+        return status, off
 
 
 def _luby(k):

@@ -72,6 +72,31 @@ def test_zero_slack_instances_up_to_30_buffers_are_always_solved(seed, n, guillo
     check_packing(lo, up, sz, a.offsets, 48)
 
 
+@settings(max_examples=25)
+@given(st.integers(0, 10**6), st.integers(5, 60), st.booleans())
+def test_continuation_chains_hold_in_the_known_packing(seed, n, guillotine):
+    # a merge claims every packing gives the chained buffers one offset: the generator's packing must agree
+    from cosma_fast.allocate import _continuation_chains
+
+    lo, up, sz, known = zero_slack_instance(n, 48, 32, seed=seed, guillotine=guillotine)
+    chain, c_lo, c_hi, c_size, _ = _continuation_chains(lo, up, sz, np.full(len(sz), -1, np.int64), 48)
+    for c in range(c_size.size):
+        members = np.flatnonzero(chain == c)
+        assert (known[members] == known[members[0]]).all() and (sz[members] == c_size[c]).all()
+        assert lo[members].min() == c_lo[c] and up[members].max() == c_hi[c]
+
+
+def test_continuation_needs_full_sections():
+    # b starts where a ends, but one byte is free at that instant, so b may move (c alive throughout)
+    from cosma_fast.allocate import _continuation_chains
+
+    lo, hi, size = np.array([0, 1, 0]), np.array([1, 2, 2]), np.array([1, 1, 1])
+    chain = _continuation_chains(lo, hi, size, np.full(3, -1, np.int64), 3)[0]
+    assert len(set(chain)) == 3
+    chain = _continuation_chains(lo, hi, size, np.full(3, -1, np.int64), 2)[0]
+    assert chain[0] == chain[1] != chain[2]
+
+
 def small_instance(data, max_n=6):
     """A few buffers with short lifetimes and small sizes (for brute force)."""
     n = data.draw(st.integers(1, max_n))
@@ -99,6 +124,41 @@ def test_search_alone_agrees_with_brute_force(data):
     assert status == (FOUND if expected else NOT_FOUND)
     if expected:
         check_packing(lower, upper, size, off, cap, alignment)
+
+
+@settings(max_examples=40)
+@given(st.data())
+def test_probing_agrees_with_brute_force(data):
+    # tiny restart budgets and immediate probing, so probes answer (and refute) on small instances
+    from cosma_fast.allocate import _ProbingSearch, _sections
+    from cosma_fast.kernels.allocate import FOUND, NODE_LIMIT, NOT_FOUND
+
+    lower, upper, size = small_instance(data, max_n=7)
+    cap = max_live(lower, upper, size) + data.draw(st.integers(-1, 1))
+    lo, hi, _ = _sections(np.array(lower), np.array(upper))
+    n = len(size)
+    search = _ProbingSearch(np.array(size, np.int64), lo, hi, np.full(n, -1, np.int64), cap, 1, None, 0, 1)
+    status = NODE_LIMIT
+    while status == NODE_LIMIT:
+        status, off = search.step()
+    expected = brute_force_packable(lower, upper, size, cap)
+    assert status == (FOUND if expected else NOT_FOUND)
+    if expected:
+        check_packing(lower, upper, size, off, cap)
+
+
+@settings(max_examples=25)
+@given(st.integers(0, 10**6), st.integers(5, 60), st.booleans(), st.integers(-1, 59))
+def test_probed_section_has_a_buffer_at_the_bottom_of_the_known_packing(seed, n, guillotine, pin):
+    from cosma_fast.allocate import _probe_buffers
+
+    lo, up, sz, known = zero_slack_instance(n, 48, 32, seed=seed, guillotine=guillotine)
+    fixed = np.full(len(sz), -1, np.int64)
+    if 0 <= pin < len(sz):
+        fixed[pin] = known[pin]
+    probes = _probe_buffers(sz, lo, up, fixed, 48)
+    if probes.size or pin < 0:  # without pins some section is full and unpinned
+        assert (known[probes] == 0).sum() == 1 and fixed[probes].max() < 0
 
 
 @settings(max_examples=40)
