@@ -3,11 +3,14 @@
 Every buffer ``i`` lives during the half-open interval ``[lower[i], upper[i])`` and
 needs ``size[i]`` contiguous bytes; two buffers alive at the same time must not
 overlap in address. :func:`allocate` first tries greedy placements (several
-orders, first-fit and best-fit); if none fits ``capacity`` it runs the exact
-MiniMalloc-style branch-and-bound of :mod:`cosma_fast.kernels.allocate`
-(Moffitt, "MiniMalloc: A Lightweight Memory Allocator for Hardware-Accelerated
-Machine Learning", ASPLOS 2023), which stops at the first packing within
-``capacity``, proves that none exists, or runs out of time.
+orders, first-fit and best-fit); if none fits ``capacity`` it runs two exact
+searches on each independent part of the lifetime axis: MiniMalloc's canonical
+branch-and-bound (:mod:`cosma_fast.kernels.canonical`; Moffitt, "MiniMalloc: A
+Lightweight Memory Allocator for Hardware-Accelerated Machine Learning", ASPLOS
+2023) for a fixed node budget, which settles instances with slack, then the skyline
+search of :mod:`cosma_fast.kernels.allocate`, strong on zero-slack packings. Both
+stop at the first packing within ``capacity``, a proof that none exists, or the
+time limit.
 
 CSV files follow the public allocation benchmarks: header ``id,lower,upper,size``
 (half-open lifetimes); :func:`write_csv` adds an ``offset`` column.
@@ -149,15 +152,92 @@ def _greedy(size, lo, hi, ov_ptr, ov_idx, fixed_off, alignment):
 
 
 def _search_partition(members, size, lo, hi, fixed_off, capacity, alignment, deadline):
-    """Search one independent part after merging continuations (:func:`_continuation_chains`).
+    """Search one independent part: MiniMalloc's canonical search within ``CANONICAL_NODES``
+    nodes, then the skyline search after merging continuations (:func:`_continuation_chains`).
 
     Returns ``(status, offsets of members, nodes, memo hits)``.
     """
+    from .kernels.allocate import NODE_LIMIT
+
+    status, off, nodes = _canonical_partition(members, size, lo, hi, fixed_off, capacity, alignment, deadline)
+    if status != NODE_LIMIT:  # packed, proven impossible, or out of time
+        return status, off, nodes, 0
     chain, c_lo, c_hi, c_size, c_fixed = _continuation_chains(lo[members], hi[members], size[members],
                                                               fixed_off[members], capacity)
     c_lo, c_hi, _ = _sections(c_lo, c_hi)
-    status, off, nodes, hits = _search_restarts(c_size, c_lo, c_hi, c_fixed, capacity, alignment, deadline)
-    return status, off[chain], nodes, hits
+    status, off2, nodes2, hits = _search_restarts(c_size, c_lo, c_hi, c_fixed, capacity, alignment, deadline)
+    return status, None if off2 is None else off2[chain], nodes + nodes2, hits
+
+
+#: nodes of MiniMalloc's canonical search per part before the skyline search takes over
+CANONICAL_NODES = 20_000
+
+
+def _canonical_partition(members, size, lo, hi, fixed_off, capacity, alignment, deadline):
+    """MiniMalloc's canonical branch-and-bound on one part, within ``CANONICAL_NODES`` nodes.
+
+    Restarts cycle through MiniMalloc's static preorders (T = max section total over the
+    lifetime, W = width, A = area) with doubling node limits. It settles instances with
+    slack that the skyline search wanders on; the node budget (not time) keeps the result
+    deterministic. Returns ``(status, offsets of members or None, nodes)``; status
+    ``NODE_LIMIT`` when the budget ran out.
+    """
+    from .kernels.allocate import FOUND, NODE_LIMIT, overlap_csr
+    from .kernels.canonical import canonical_search
+
+    free = members[fixed_off[members] < 0]
+    pinned = members[fixed_off[members] >= 0]
+    if free.size == 0:
+        return FOUND, fixed_off[members].copy(), 0
+    s0 = lo[members].min()
+    n_sec = int(hi[members].max() - s0)
+    flo, fhi, fsize = lo[free] - s0, hi[free] - s0, size[free]
+    tot = np.zeros(n_sec + 1, np.int64)
+    np.add.at(tot, flo, fsize)
+    np.add.at(tot, fhi, -fsize)
+    tot = np.cumsum(tot)[:n_sec]
+    keys = {"T": np.array([tot[a:b].max() for a, b in zip(flo, fhi)], np.int64), "W": fhi - flo,
+            "A": fsize * (fhi - flo)}
+    # pinned obstacles of each free buffer, sorted by offset
+    fx_lists = []
+    for i in free:
+        ov = pinned[(lo[pinned] < hi[i]) & (hi[pinned] > lo[i])]
+        fx_lists.append(ov[np.argsort(fixed_off[ov], kind="stable")])
+    fx_ptr = np.zeros(free.size + 1, np.int64)
+    fx_ptr[1:] = np.cumsum([len(x) for x in fx_lists])
+    fx_all = np.concatenate(fx_lists + [np.zeros(0, np.int64)]).astype(np.int64)
+    fx_off = fixed_off[fx_all].astype(np.int64)
+    fx_end = fx_off + size[fx_all]
+    node_limit, spent = max(4 * free.size, 64), 0
+    while spent < CANONICAL_NODES:
+        for name in ("TWA", "WAT", "TAW"):
+            order = np.lexsort(tuple([np.arange(free.size)] + [-keys[c] for c in reversed(name)]))
+            p_lo, p_hi, p_size = flo[order], fhi[order], fsize[order]
+            p_fx_ptr = np.zeros(free.size + 1, np.int64)
+            p_fx_ptr[1:] = np.cumsum(np.diff(fx_ptr)[order])
+            p_fx = np.concatenate([np.arange(fx_ptr[k], fx_ptr[k + 1]) for k in order]).astype(np.int64)
+            counts = np.bincount(np.concatenate([np.arange(a, b) for a, b in zip(p_lo, p_hi)]), minlength=n_sec)
+            sec_ptr = np.zeros(n_sec + 1, np.int64)
+            sec_ptr[1:] = np.cumsum(counts)
+            sec_idx = np.empty(sec_ptr[-1], np.int64)
+            fill = sec_ptr[:-1].copy()
+            for k, (a, b) in enumerate(zip(p_lo, p_hi)):
+                sec_idx[fill[a:b]] = k
+                fill[a:b] += 1
+            ov_ptr, ov_idx = overlap_csr(p_lo, p_hi)
+            limit = min(node_limit, CANONICAL_NODES - spent)
+            status, off, nodes = canonical_search(p_size, p_lo, p_hi, n_sec, sec_ptr, sec_idx, ov_ptr, ov_idx,
+                                                  p_fx_ptr, fx_off[p_fx], fx_end[p_fx], capacity, alignment,
+                                                  limit, deadline if deadline is not None else 0.0)
+            spent += int(nodes)
+            if status == FOUND:
+                res = fixed_off[members].copy()
+                res[np.searchsorted(members, free[order])] = off
+                return status, res, spent
+            if status != NODE_LIMIT or spent >= CANONICAL_NODES:
+                return status, None, spent
+        node_limit *= 2
+    return NODE_LIMIT, None, spent
 
 
 def _tight_points(lo, hi, size, capacity):

@@ -109,8 +109,8 @@ def small_instance(data, max_n=6):
 @settings(max_examples=40)
 @given(st.data())
 def test_search_alone_agrees_with_brute_force(data):
-    # the greedy placement would answer most feasible cases; this calls the exact search directly
-    from cosma_fast.allocate import _search_partition, _sections
+    # the greedy placement would answer most feasible cases; this calls each exact search directly
+    from cosma_fast.allocate import _canonical_partition, _search_restarts, _sections
     from cosma_fast.kernels.allocate import FOUND, NOT_FOUND
 
     lower, upper, size = small_instance(data)
@@ -118,12 +118,14 @@ def test_search_alone_agrees_with_brute_force(data):
     cap = max_live(lower, upper, size) + data.draw(st.integers(-1, 2))
     lo, hi, _ = _sections(np.array(lower), np.array(upper))
     n = len(size)
-    status, off, _, _ = _search_partition(np.arange(n), np.array(size, np.int64), lo, hi, np.full(n, -1, np.int64),
-                                          cap, alignment, None)
+    sizes, free = np.array(size, np.int64), np.full(n, -1, np.int64)
     expected = brute_force_packable(lower, upper, size, cap, alignment=alignment)
-    assert status == (FOUND if expected else NOT_FOUND)
-    if expected:
-        check_packing(lower, upper, size, off, cap, alignment)
+    skyline_status, skyline_off, _, _ = _search_restarts(sizes, lo, hi, free, cap, alignment, None)
+    canonical_status, canonical_off, _ = _canonical_partition(np.arange(n), sizes, lo, hi, free, cap, alignment, None)
+    for status, off in ((skyline_status, skyline_off), (canonical_status, canonical_off)):
+        assert status == (FOUND if expected else NOT_FOUND)
+        if expected:
+            check_packing(lower, upper, size, off, cap, alignment)
 
 
 @settings(max_examples=40)

@@ -17,7 +17,7 @@ import importlib
 import numpy as np
 
 #: kernel modules that define a ``warmup()`` function
-KERNEL_MODULES = ("simulate", "peak", "schedule", "replace", "allocate", "partition")
+KERNEL_MODULES = ("simulate", "peak", "schedule", "replace", "allocate", "canonical", "partition")
 
 
 def warmup() -> None:
