@@ -741,6 +741,14 @@ def _split_part(off, sec_lo, sec_hi, by_lo, lo_ptr, lo_r, hi_r, cross, live, par
             live[sec_hi[i]] -= 1
     if not any_left:
         return 0
+    return _live_runs(cross, live, lo_r, hi_r, part_lo, part_hi, pp)
+
+
+@njit(cache=True)
+def _live_runs(cross, live, lo_r, hi_r, part_lo, part_hi, pp):
+    """Write the maximal runs of sections in ``[lo_r, hi_r)`` that hold unplaced buffers and
+    are not crossed at their ends (``cross``/``live``: difference arrays of crossings and of
+    live buffers) to ``part_lo/part_hi[pp:]``; returns how many."""
     k = 0
     c = 0
     lv = 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, objmode
 
-from .allocate import FOUND, NODE_LIMIT, NOT_FOUND, TIMEOUT, _align_up, _perf_counter
+from .allocate import FOUND, NODE_LIMIT, NOT_FOUND, TIMEOUT, _align_up, _live_runs, _perf_counter
 
 __all__ = ["canonical_search", "warmup"]
 
@@ -328,25 +328,7 @@ def _split_part(off, sec_lo, sec_hi, lo_r, hi_r, cross, live, part_lo, part_hi, 
             live[sec_hi[i]] -= 1
     if not any_left:
         return 0
-    k = 0
-    c = 0
-    lv = 0
-    start = -1
-    for s in range(lo_r, hi_r):
-        c += cross[s]
-        lv += live[s]
-        if start >= 0 and c == 0:
-            part_lo[pp + k] = start
-            part_hi[pp + k] = s
-            k += 1
-            start = -1
-        if start < 0 and lv > 0:
-            start = s
-    if start >= 0:
-        part_lo[pp + k] = start
-        part_hi[pp + k] = hi_r
-        k += 1
-    return k
+    return _live_runs(cross, live, lo_r, hi_r, part_lo, part_hi, pp)
 
 
 @njit(cache=True)
