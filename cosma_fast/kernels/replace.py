@@ -178,6 +178,21 @@ def _pref_evictable(res, nres, addr, size, pin, placed, i, p, s, capacity, align
 
 
 @njit(cache=True)
+def _write_back_and_evict(v, res, nres, addr, size, offchip, s_st, n_st, s_ev, n_ev, traffic):
+    """Evict resident ``v``, storing it first when it has no off-chip copy; returns
+    ``(nres, n_st, n_ev, traffic)``."""
+    if not offchip[v]:
+        s_st[n_st] = v
+        n_st += 1
+        offchip[v] = True
+        traffic += size[v]
+    s_ev[n_ev] = v
+    n_ev += 1
+    nres = _remove(res, nres, addr, v)
+    return nres, n_st, n_ev, traffic
+
+
+@njit(cache=True)
 def _evict_range(t, lo, hi, res, nres, addr, size, offchip, s_st, n_st, s_ev, n_ev, traffic):
     """Evict ``t`` (when resident; -1 for none) and every resident overlapping ``[lo, hi)``,
     writing back the dirty ones; returns ``(nres, n_st, n_ev, traffic)``."""
@@ -185,14 +200,8 @@ def _evict_range(t, lo, hi, res, nres, addr, size, offchip, s_st, n_st, s_ev, n_
     while k < nres:
         v = res[k]
         if v == t or (addr[v] < hi and addr[v] + size[v] > lo):
-            if not offchip[v]:
-                s_st[n_st] = v
-                n_st += 1
-                offchip[v] = True
-                traffic += size[v]
-            s_ev[n_ev] = v
-            n_ev += 1
-            nres = _remove(res, nres, addr, v)
+            nres, n_st, n_ev, traffic = _write_back_and_evict(v, res, nres, addr, size, offchip, s_st, n_st,
+                                                              s_ev, n_ev, traffic)
             continue
         k += 1
     return nres, n_st, n_ev, traffic
@@ -611,14 +620,8 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                     if bj >= 0:
                         for _ in range(bj, bk):
                             v = res[bj]
-                            if not offchip[v]:
-                                s_st[n_st] = v
-                                n_st += 1
-                                offchip[v] = True
-                                traffic += size[v]
-                            s_ev[n_ev] = v
-                            n_ev += 1
-                            nres = _remove(res, nres, addr, v)
+                            nres, n_st, n_ev, traffic = _write_back_and_evict(v, res, nres, addr, size, offchip,
+                                                                              s_st, n_st, s_ev, n_ev, traffic)
                             if pin[v] == i:
                                 req[nreq] = v
                                 nreq += 1
@@ -638,14 +641,8 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                                 bv = v
                         if bv < 0:
                             break
-                        if not offchip[bv]:
-                            s_st[n_st] = bv
-                            n_st += 1
-                            offchip[bv] = True
-                            traffic += size[bv]
-                        s_ev[n_ev] = bv
-                        n_ev += 1
-                        nres = _remove(res, nres, addr, bv)
+                        nres, n_st, n_ev, traffic = _write_back_and_evict(bv, res, nres, addr, size, offchip,
+                                                                          s_st, n_st, s_ev, n_ev, traffic)
                         a = _place(res, nres, addr, size, last, capacity, alignment, t, i, mode, pref)
             if a < 0:
                 fail = True
