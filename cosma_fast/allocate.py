@@ -208,27 +208,27 @@ def _canonical_partition(members, size, lo, hi, fixed_off, capacity, alignment, 
     fx_all = np.concatenate(fx_lists + [np.zeros(0, np.int64)]).astype(np.int64)
     fx_off = fixed_off[fx_all].astype(np.int64)
     fx_end = fx_off + size[fx_all]
+    # one renumbered instance per preorder, built once and searched with doubling node limits
+    instances = []
+    for name in ("TWA", "WAT", "TAW"):
+        order = np.lexsort(tuple([np.arange(free.size)] + [-keys[c] for c in reversed(name)]))
+        p_lo, p_hi, p_size = flo[order], fhi[order], fsize[order]
+        p_fx_ptr = np.zeros(free.size + 1, np.int64)
+        p_fx_ptr[1:] = np.cumsum(np.diff(fx_ptr)[order])
+        p_fx = np.concatenate([np.arange(fx_ptr[k], fx_ptr[k + 1]) for k in order]).astype(np.int64)
+        # buffers of each section, ascending (CSR)
+        ent_sec = np.concatenate([np.arange(a, b) for a, b in zip(p_lo, p_hi)])
+        sec_ptr = np.zeros(n_sec + 1, np.int64)
+        sec_ptr[1:] = np.cumsum(np.bincount(ent_sec, minlength=n_sec))
+        sec_idx = np.repeat(np.arange(free.size), p_hi - p_lo)[np.argsort(ent_sec, kind="stable")].astype(np.int64)
+        ov_ptr, ov_idx = overlap_csr(p_lo, p_hi)
+        instances.append((order, (p_size, p_lo, p_hi, n_sec, sec_ptr, sec_idx, ov_ptr, ov_idx, p_fx_ptr,
+                                  fx_off[p_fx], fx_end[p_fx], capacity, alignment)))
     node_limit, spent = max(4 * free.size, 64), 0
     while spent < CANONICAL_NODES:
-        for name in ("TWA", "WAT", "TAW"):
-            order = np.lexsort(tuple([np.arange(free.size)] + [-keys[c] for c in reversed(name)]))
-            p_lo, p_hi, p_size = flo[order], fhi[order], fsize[order]
-            p_fx_ptr = np.zeros(free.size + 1, np.int64)
-            p_fx_ptr[1:] = np.cumsum(np.diff(fx_ptr)[order])
-            p_fx = np.concatenate([np.arange(fx_ptr[k], fx_ptr[k + 1]) for k in order]).astype(np.int64)
-            counts = np.bincount(np.concatenate([np.arange(a, b) for a, b in zip(p_lo, p_hi)]), minlength=n_sec)
-            sec_ptr = np.zeros(n_sec + 1, np.int64)
-            sec_ptr[1:] = np.cumsum(counts)
-            sec_idx = np.empty(sec_ptr[-1], np.int64)
-            fill = sec_ptr[:-1].copy()
-            for k, (a, b) in enumerate(zip(p_lo, p_hi)):
-                sec_idx[fill[a:b]] = k
-                fill[a:b] += 1
-            ov_ptr, ov_idx = overlap_csr(p_lo, p_hi)
+        for order, instance in instances:
             limit = min(node_limit, CANONICAL_NODES - spent)
-            status, off, nodes = canonical_search(p_size, p_lo, p_hi, n_sec, sec_ptr, sec_idx, ov_ptr, ov_idx,
-                                                  p_fx_ptr, fx_off[p_fx], fx_end[p_fx], capacity, alignment,
-                                                  limit, deadline if deadline is not None else 0.0)
+            status, off, nodes = canonical_search(*instance, limit, deadline if deadline is not None else 0.0)
             spent += int(nodes)
             if status == FOUND:
                 res = fixed_off[members].copy()

@@ -157,12 +157,7 @@ def canonical_search(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr,
                 for s in range(sec_lo[b], sec_hi[b]):
                     total[s] += size[b]
                 off[b] = -1
-            while tp > tstart[d]:
-                tp -= 1
-                if tr_kind[tp] == 0:
-                    minoff[tr_idx[tp]] = tr_val[tp]
-                else:
-                    floor[tr_idx[tp]] = tr_val[tp]
+            tp = _undo(tr_kind, tr_idx, tr_val, tp, tstart[d], minoff, floor)
             cur[d] += 1
             continue
         b = cand[cbase[d] + cur[d]]
@@ -232,12 +227,7 @@ def canonical_search(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr,
         if not ok:
             for s in range(sec_lo[b], sec_hi[b]):
                 total[s] += size[b]
-            while tp > tstart[d]:
-                tp -= 1
-                if tr_kind[tp] == 0:
-                    minoff[tr_idx[tp]] = tr_val[tp]
-                else:
-                    floor[tr_idx[tp]] = tr_val[tp]
+            tp = _undo(tr_kind, tr_idx, tr_val, tp, tstart[d], minoff, floor)
             off[b] = -1
             cur[d] += 1
             continue
@@ -329,6 +319,19 @@ def _split_part(off, sec_lo, sec_hi, lo_r, hi_r, cross, live, part_lo, part_hi, 
     if not any_left:
         return 0
     return _live_runs(cross, live, lo_r, hi_r, part_lo, part_hi, pp)
+
+
+@njit(cache=True)
+def _undo(tr_kind, tr_idx, tr_val, tp, stop, minoff, floor):
+    """Restore the offset bounds (kind 0) and section floors (kind 1) recorded on the trail
+    after position ``stop``; returns ``stop``."""
+    while tp > stop:
+        tp -= 1
+        if tr_kind[tp] == 0:
+            minoff[tr_idx[tp]] = tr_val[tp]
+        else:
+            floor[tr_idx[tp]] = tr_val[tp]
+    return tp
 
 
 @njit(cache=True)
