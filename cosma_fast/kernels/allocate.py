@@ -435,12 +435,38 @@ def _fit_score(c, m, run_lo, run_hi, lo_r, hi_r, floor, size, sec_lo, sec_hi, al
 
 
 @njit(cache=True)
+def _rests_flat(c, level, floor, sec_lo, sec_hi):
+    """True when every section of ``c`` has its floor at ``level`` (``c`` can be placed there and keep a skyline)."""
+    for t in range(sec_lo[c], sec_hi[c]):
+        if floor[t] != level:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _in_pit(t, lo_r, hi_r, floor, remaining):
+    """True when the run of sections around ``t`` with ``t``'s floor has no neighbour with a lower floor
+    (sections without unplaced bytes count as walls): a buffer resting at that floor in ``t`` then lies
+    inside the run, so branching there keeps the search complete even above the lowest level."""
+    f = floor[t]
+    a = t
+    while a > lo_r and remaining[a - 1] > 0 and floor[a - 1] == f:
+        a -= 1
+    b = t + 1
+    while b < hi_r and remaining[b] > 0 and floor[b] == f:
+        b += 1
+    return not ((a > lo_r and remaining[a - 1] > 0 and floor[a - 1] < f)
+                or (b < hi_r and remaining[b] > 0 and floor[b] < f))
+
+
+@njit(cache=True)
 def _open_node(node, d, lo_r, hi_r, floor, closed, remaining, bound, count, by_lo, lo_ptr, sec_ptr, sec_idx, size,
                sec_lo, sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity, alignment, cand):
     """Set up depth ``d`` to branch on the point of part ``[lo_r, hi_r)`` that fewest buffers can cover
-    (first fail), among the open sections at the lowest level ``m``: in a packing, the byte at a
-    section's floor is either wasted or the bottom of a buffer, which then sits at ``m`` (its offset
-    bound) with no closed section under it. An unplaced pinned buffer at ``m`` is placed first."""
+    (first fail): an open section at the lowest level ``m``, or a section in a pit (:func:`_in_pit`) that
+    cannot waste a byte. In a packing, the byte at such a section's floor is either wasted (only at
+    ``m``) or the bottom of some unplaced buffer, which then sits at that floor (its offset bound) inside
+    the pit, with no closed section under it. An unplaced pinned buffer at ``m`` is placed first."""
     m = _lowest_open_point(floor, closed, remaining, lo_r, hi_r)[1]
     node[d, LEVEL] = m
     node[d, RLO] = lo_r
@@ -457,18 +483,29 @@ def _open_node(node, d, lo_r, hi_r, floor, closed, remaining, bound, count, by_l
                 node[d, PT] = sec_lo[c]
                 break
             continue
-        if (bound[c] != m or m + size[c] > capacity or _waits_for_twin(c, twin, off)
-                or _collides_with_pinned(c, m, size, fx_ptr, fx_idx, fixed_off, off)
-                or _span_closed(c, sec_lo, sec_hi, closed)):
+        lv = bound[c]
+        if (lv + size[c] > capacity or _waits_for_twin(c, twin, off)
+                or _collides_with_pinned(c, lv, size, fx_ptr, fx_idx, fixed_off, off)
+                or _span_closed(c, sec_lo, sec_hi, closed) or not _rests_flat(c, lv, floor, sec_lo, sec_hi)):
             continue
         for t in range(sec_lo[c], sec_hi[c]):
             count[t] += 1
     if node[d, FORCED] < 0:
         best = np.int64(-1)
+        best_low = False
         for t in range(lo_r, hi_r):
-            if remaining[t] > 0 and floor[t] == m and not closed[t] and (best < 0 or count[t] < best):
+            if remaining[t] == 0 or closed[t] or (best >= 0 and count[t] > best):
+                continue
+            low = floor[t] == m
+            if best >= 0 and count[t] == best and (best_low or not low):
+                continue  # ties go to the lowest level, then to the leftmost section
+            if low or (_waste_exceeds_slack(remaining[t], floor[t] + alignment, capacity)
+                       and _in_pit(t, lo_r, hi_r, floor, remaining)):
                 best = count[t]
+                best_low = low
                 node[d, PT] = t
+        m = floor[node[d, PT]]
+        node[d, LEVEL] = m
     t = node[d, PT]
     run_lo = t
     while run_lo > lo_r and remaining[run_lo - 1] > 0 and floor[run_lo - 1] == m and not closed[run_lo - 1]:
