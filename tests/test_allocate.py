@@ -128,6 +128,43 @@ def test_search_alone_agrees_with_brute_force(data):
             check_packing(lower, upper, size, off, cap, alignment)
 
 
+@settings(max_examples=25)
+@given(st.integers(0, 10**6), st.integers(5, 40), st.booleans())
+def test_skyline_search_alone_packs_zero_slack_instances(seed, n, guillotine):
+    # every section is full, so the search branches in pits above the lowest level; a wrong pit (a run with
+    # a lower neighbour) loses packings, and the search would wrongly report none
+    from cosma_fast.allocate import _search_restarts, _sections
+    from cosma_fast.kernels.allocate import FOUND
+
+    lo, up, sz, _ = zero_slack_instance(n, 48, 32, seed=seed, guillotine=guillotine)
+    sec_lo, sec_hi, _ = _sections(lo, up)
+    status, off, _, _ = _search_restarts(sz.astype(np.int64), sec_lo, sec_hi, np.full(n, -1, np.int64), 48, 1, None)
+    assert status == FOUND
+    check_packing(lo, up, sz, off, 48)
+
+
+@settings(max_examples=40)
+@given(st.data())
+def test_skyline_search_alone_agrees_with_brute_force_near_zero_slack(data):
+    # a zero-slack instance with one buffer grown or shrunk by a byte: full sections (pits) and infeasible cases
+    from cosma_fast.allocate import _search_restarts, _sections
+    from cosma_fast.kernels.allocate import FOUND, NOT_FOUND
+
+    n = data.draw(st.integers(3, 8))
+    seed, guillotine = data.draw(st.integers(0, 10**6)), data.draw(st.booleans())
+    lo, up, sz, _ = zero_slack_instance(n, 6, 6, seed=seed, guillotine=guillotine)
+    k = data.draw(st.integers(0, len(sz) - 1))
+    sz = sz.copy()
+    sz[k] = max(1, sz[k] + data.draw(st.sampled_from([-1, 0, 1])))
+    sec_lo, sec_hi, _ = _sections(lo, up)
+    status, off, _, _ = _search_restarts(sz.astype(np.int64), sec_lo, sec_hi, np.full(len(sz), -1, np.int64), 6, 1,
+                                         None)
+    expected = brute_force_packable(list(lo), list(up), list(sz), 6)
+    assert status == (FOUND if expected else NOT_FOUND)
+    if expected:
+        check_packing(lo, up, sz, off, 6)
+
+
 @settings(max_examples=40)
 @given(st.data())
 def test_probing_agrees_with_brute_force(data):
