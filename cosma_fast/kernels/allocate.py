@@ -409,15 +409,6 @@ def _can_cover_point(b, m, run_lo, run_hi, forced, size, sec_lo, sec_hi, fixed_o
 
 
 @njit(cache=True)
-def _span_closed(c, sec_lo, sec_hi, closed):
-    """True when some section of buffer ``c`` is closed (the byte at its floor is known to be wasted)."""
-    for t in range(sec_lo[c], sec_hi[c]):
-        if closed[t]:
-            return True
-    return False
-
-
-@njit(cache=True)
 def _fit_score(c, m, run_lo, run_hi, lo_r, hi_r, floor, size, sec_lo, sec_hi, alignment):
     """How snugly ``c`` at level ``m`` fits its run: +2 per run end it reaches, +1 per neighbour whose floor
     its top meets (buffers that fill a gap exactly are the likely ones in a tight packing)."""
@@ -435,35 +426,42 @@ def _fit_score(c, m, run_lo, run_hi, lo_r, hi_r, floor, size, sec_lo, sec_hi, al
 
 
 @njit(cache=True)
-def _rests_flat(c, level, floor, sec_lo, sec_hi):
-    """True when every section of ``c`` has its floor at ``level`` (``c`` can be placed there and keep a skyline)."""
+def _rests_flat(c, level, floor, closed, sec_lo, sec_hi):
+    """True when every section of ``c`` has its floor at ``level``, none closed (``c`` can be placed there and
+    keep a skyline)."""
     for t in range(sec_lo[c], sec_hi[c]):
-        if floor[t] != level:
+        if floor[t] != level or closed[t]:
             return False
     return True
 
 
 @njit(cache=True)
-def _in_pit(t, lo_r, hi_r, floor, remaining):
-    """True when the run of sections around ``t`` with ``t``'s floor has no neighbour with a lower floor
-    (sections without unplaced bytes count as walls): a buffer resting at that floor in ``t`` then lies
-    inside the run, so branching there keeps the search complete even above the lowest level."""
-    f = floor[t]
-    a = t
-    while a > lo_r and remaining[a - 1] > 0 and floor[a - 1] == f:
-        a -= 1
-    b = t + 1
-    while b < hi_r and remaining[b] > 0 and floor[b] == f:
-        b += 1
-    return not ((a > lo_r and remaining[a - 1] > 0 and floor[a - 1] < f)
-                or (b < hi_r and remaining[b] > 0 and floor[b] < f))
+def _mark_pits(lo_r, hi_r, floor, remaining, pit):
+    """``pit[t] = 1`` for the sections of ``[lo_r, hi_r)`` whose run of equal floors has no neighbour with a lower
+    floor (sections without unplaced bytes count as walls): a buffer resting at that floor there lies inside the
+    run, so branching there keeps the search complete even above the lowest level."""
+    a = lo_r
+    while a < hi_r:
+        if remaining[a] == 0:
+            pit[a] = 0
+            a += 1
+            continue
+        f = floor[a]
+        b = a + 1
+        while b < hi_r and remaining[b] > 0 and floor[b] == f:
+            b += 1
+        low_left = a > lo_r and remaining[a - 1] > 0 and floor[a - 1] < f
+        low_right = b < hi_r and remaining[b] > 0 and floor[b] < f
+        for t in range(a, b):
+            pit[t] = 0 if low_left or low_right else 1
+        a = b
 
 
 @njit(cache=True)
-def _open_node(node, d, lo_r, hi_r, floor, closed, remaining, bound, count, by_lo, lo_ptr, sec_ptr, sec_idx, size,
+def _open_node(node, d, lo_r, hi_r, floor, closed, remaining, bound, count, pit, by_lo, lo_ptr, sec_ptr, sec_idx, size,
                sec_lo, sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity, alignment, cand):
     """Set up depth ``d`` to branch on the point of part ``[lo_r, hi_r)`` that fewest buffers can cover
-    (first fail): an open section at the lowest level ``m``, or a section in a pit (:func:`_in_pit`) that
+    (first fail): an open section at the lowest level ``m``, or a section in a pit (:func:`_mark_pits`) that
     cannot waste a byte. In a packing, the byte at such a section's floor is either wasted (only at
     ``m``) or the bottom of some unplaced buffer, which then sits at that floor (its offset bound) inside
     the pit, with no closed section under it. An unplaced pinned buffer at ``m`` is placed first."""
@@ -474,6 +472,7 @@ def _open_node(node, d, lo_r, hi_r, floor, closed, remaining, bound, count, by_l
     node[d, FORCED] = -1
     for t in range(lo_r, hi_r):
         count[t] = 0
+    _mark_pits(lo_r, hi_r, floor, remaining, pit)
     for c in by_lo[lo_ptr[lo_r]:lo_ptr[hi_r]]:
         if off[c] >= 0:
             continue
@@ -484,9 +483,9 @@ def _open_node(node, d, lo_r, hi_r, floor, closed, remaining, bound, count, by_l
                 break
             continue
         lv = bound[c]
-        if (lv + size[c] > capacity or _waits_for_twin(c, twin, off)
+        if (not pit[sec_lo[c]] or floor[sec_lo[c]] != lv or lv + size[c] > capacity or _waits_for_twin(c, twin, off)
                 or _collides_with_pinned(c, lv, size, fx_ptr, fx_idx, fixed_off, off)
-                or _span_closed(c, sec_lo, sec_hi, closed) or not _rests_flat(c, lv, floor, sec_lo, sec_hi)):
+                or not _rests_flat(c, lv, floor, closed, sec_lo, sec_hi)):
             continue
         for t in range(sec_lo[c], sec_hi[c]):
             count[t] += 1
@@ -499,8 +498,7 @@ def _open_node(node, d, lo_r, hi_r, floor, closed, remaining, bound, count, by_l
             low = floor[t] == m
             if best >= 0 and count[t] == best and (best_low or not low):
                 continue  # ties go to the lowest level, then to the leftmost section
-            if low or (_waste_exceeds_slack(remaining[t], floor[t] + alignment, capacity)
-                       and _in_pit(t, lo_r, hi_r, floor, remaining)):
+            if low or (pit[t] and _waste_exceeds_slack(remaining[t], floor[t] + alignment, capacity)):
                 best = count[t]
                 best_low = low
                 node[d, PT] = t
@@ -616,12 +614,13 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
     pp = 1
     d = 0
     count = np.zeros(n_sections, np.int64)
+    pit = np.zeros(n_sections, np.int64)
     reach = np.zeros(n_sections + 1, np.int64)
     ctr[NLEV] = 0
     cand = np.empty((4 * n + 16, 2), np.int64)  # candidate stack: per depth the options of its point
     node[0, CUR] = 0
-    cand = _open_node(node, d, 0, n_sections, floor, closed, remaining, bound, count, by_lo, lo_ptr, sec_ptr, sec_idx,
-                      size, sec_lo, sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity, alignment, cand)
+    cand = _open_node(node, d, 0, n_sections, floor, closed, remaining, bound, count, pit, by_lo, lo_ptr, sec_ptr,
+                      sec_idx, size, sec_lo, sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity, alignment, cand)
     placed = 0
     nodes = np.int64(0)
     memo_hits = np.int64(0)
@@ -732,7 +731,7 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
         if nd == node.shape[0]:
             node = _grown(node)
         node[nd, CUR] = node[d, CEND] + 1
-        cand = _open_node(node, nd, new_lo, new_hi, floor, closed, remaining, bound, count, by_lo, lo_ptr, sec_ptr,
+        cand = _open_node(node, nd, new_lo, new_hi, floor, closed, remaining, bound, count, pit, by_lo, lo_ptr, sec_ptr,
                           sec_idx, size, sec_lo, sec_hi, fixed_off, off, twin, fx_ptr, fx_idx, capacity, alignment,
                           cand)
         if _memo_has(memo, _part_key(floor, closed, remaining, off, by_lo, lo_ptr, new_lo, new_hi)):
