@@ -8,7 +8,8 @@ The exact search (:func:`search_packing`) follows MiniMalloc (Moffitt,
 "MiniMalloc: A Lightweight Memory Allocator for Hardware-Accelerated Machine
 Learning", ASPLOS 2023): a depth-first search over *canonical* packings, here
 kept as a skyline (per section the floor below which every byte is used or
-wasted) that grows from its lowest point, with inference on the cross-sections
+wasted) that grows from its lowest point or from a pit of sections that cannot
+waste a byte, with inference on the cross-sections
 (offset bounds, waste against slack, exact tiling of a level), symmetry breaking
 between identical buffers, decomposition of the lifetime axis where no unplaced
 buffer crosses, and a memo of dead part states. Whole independent parts are
@@ -542,8 +543,12 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
     State: per section its *floor* (every byte below is used or wasted, every byte above is free)
     and whether the byte at the floor is *closed* (known to be wasted). At the lowest floor, the
     byte at a section's floor is either the bottom of some unplaced buffer -- which then lies
-    inside the run of sections open at that level -- or wasted; each node branches on this for
-    the section with the fewest candidate buffers. When every section at the lowest floor is
+    inside the run of sections open at that level -- or wasted. The same holds above the lowest
+    floor in a *pit* (a run of equal floors with no lower neighbour) for a section that cannot
+    waste a byte: its floor byte is the bottom of a buffer resting flat in the pit. Each node
+    branches on this for the section, at the lowest floor or in such a pit, with the fewest
+    candidate buffers (first fail anywhere on the skyline, so a constrained region is not left
+    until everything below it is packed). When every section at the lowest floor is
     closed, they are wasted up to the next level where a buffer can start (every packing can be
     pushed down until each buffer rests on another one, so this loses none). This is MiniMalloc's
     canonical search (Moffitt, ASPLOS 2023) seen section by section. Inference: a buffer lies
