@@ -146,7 +146,8 @@ def test_skyline_search_alone_packs_zero_slack_instances(seed, n, guillotine):
 @settings(max_examples=40)
 @given(st.data())
 def test_skyline_search_alone_agrees_with_brute_force_near_zero_slack(data):
-    # a zero-slack instance with one buffer grown or shrunk by a byte: full sections (pits) and infeasible cases
+    # a zero-slack instance with one buffer grown or shrunk by a byte, and maybe one pinned buffer: full
+    # sections (pits above the lowest level) and infeasible cases
     from cosma_fast.allocate import _search_restarts, _sections
     from cosma_fast.kernels.allocate import FOUND, NOT_FOUND
 
@@ -156,13 +157,18 @@ def test_skyline_search_alone_agrees_with_brute_force_near_zero_slack(data):
     k = data.draw(st.integers(0, len(sz) - 1))
     sz = sz.copy()
     sz[k] = max(1, sz[k] + data.draw(st.sampled_from([-1, 0, 1])))
+    fixed = np.full(len(sz), -1, np.int64)
+    pin = data.draw(st.integers(-1, len(sz) - 1))
+    if pin >= 0 and sz[pin] <= 6:
+        fixed[pin] = data.draw(st.integers(0, 6 - sz[pin]))
     sec_lo, sec_hi, _ = _sections(lo, up)
-    status, off, _, _ = _search_restarts(sz.astype(np.int64), sec_lo, sec_hi, np.full(len(sz), -1, np.int64), 6, 1,
-                                         None)
-    expected = brute_force_packable(list(lo), list(up), list(sz), 6)
+    status, off, _, _ = _search_restarts(sz.astype(np.int64), sec_lo, sec_hi, fixed, 6, 1, None)
+    pinned = {int(i): int(fixed[i]) for i in np.flatnonzero(fixed >= 0)}
+    expected = brute_force_packable(list(lo), list(up), list(sz), 6, fixed=pinned)
     assert status == (FOUND if expected else NOT_FOUND)
     if expected:
         check_packing(lo, up, sz, off, 6)
+        assert all(off[i] == o for i, o in pinned.items())
 
 
 @settings(max_examples=40)
