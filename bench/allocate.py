@@ -4,7 +4,11 @@
    guillotine and non-guillotine cuts) solved at capacity == max live.
 2. A DNN-like lifetime set of 20,000+ buffers: greedy height vs max live.
 
-Run: python bench/allocate.py [--quick]
+Run: python bench/allocate.py [--quick] [--shuffle SEED]
+
+The generator lists buffers in the order it cut them, so ties broken by buffer id can leak
+the known packing; ``--shuffle SEED`` renumbers the buffers of every instance with a seeded
+permutation to measure the search without that help.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--time-limit", type=float, default=10.0)
+    ap.add_argument("--shuffle", type=int, default=None, metavar="SEED",
+                    help="renumber each instance's buffers with a permutation drawn from SEED")
     args = ap.parse_args()
     t = time.perf_counter()
     warmup()
@@ -64,6 +70,9 @@ def main():
                 cap = 1 << 20
                 lo, up, sz, _ = zero_slack_instance(n, 1024, 1024, seed=seed, guillotine=guillotine)
                 lo, up, sz = lo * 1024, up * 1024, sz * 1024
+                if args.shuffle is not None:
+                    perm = np.random.default_rng([args.shuffle, n, seed]).permutation(len(sz))
+                    lo, up, sz = lo[perm], up[perm], sz[perm]
                 a = cf.allocate(lo, up, sz, cap, time_limit=args.time_limit)
                 if a.fits:
                     check(lo, up, sz, a.offsets, cap)
