@@ -98,12 +98,15 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
     Returns the decoded plan ("optimal" when HiGHS proved it) or, when HiGHS found
     nothing in time, the starting plan with the dual bound.
     """
-    from . import _integral_bound, _start_plan, run_highs
+    from . import _integral_bound, _skip_when_start_meets_bound, _start_plan, run_highs
 
     g = graph
     compulsory = g.compulsory()
     start_plan = _start_plan(g, capacity, opts)
     start_cost = validate(g, start_plan, capacity, opts.alignment).traffic
+    other, skipped = _skip_when_start_meets_bound(g, capacity, opts, start_plan, start_cost)
+    if skipped is not None:
+        return skipped
     model, acol = build_cosma_model(g, capacity, opts.schedule, opts.alignment)
     start = None
     if opts.extra.get("warm_start", True):
@@ -133,7 +136,8 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
         if res["status"] == "optimal" and opts.mip_gap == 0:
             lower = c - compulsory
     nc = cost - compulsory
-    lower = min(lower, nc)
+    info["other_lower_bound"] = other
+    lower = min(max(lower, other), nc)
     return MethodOutput(plan=plan, lower_bound=int(lower), status="optimal" if lower >= nc else "feasible",
                         info=info)
 
