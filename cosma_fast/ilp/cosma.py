@@ -5,7 +5,8 @@ at every step, kept while it stays resident, and every pair of tensors that can 
 resident together at a step gets an order binary with big-M (``M = C``) non-overlap
 constraints. Exact for the whole problem in one solve, but its LP relaxation is weak
 (the address rows are slack at fractional residency); kept for comparison with the
-decomposed formulation (``formulation="cosma"``).
+decomposed formulation (``formulation="cosma"``). It is built on the same replacement
+model (with all its valid rows), so a comparison measures the price of the addresses.
 """
 
 from __future__ import annotations

@@ -6,15 +6,26 @@ Steps ``i = 0..n-1`` x tensors. Columns:
   fixed to its position in fixed-schedule mode);
 - ``r[t, i]``: tensor ``t`` is resident while step ``i`` runs (only inside the window
   where some operator touching ``t`` can run);
-- ``l[t, i]``: ``t`` is loaded at step ``i``;
+- ``l[t, i]``: ``t`` is loaded at step ``i`` (only where a reader of ``t`` can run, see
+  "just in time" below);
 - ``w[t]``: intermediate ``t`` is written back once, right after it is created (storing
   later costs the same and only delays the off-chip copy, so this loses nothing).
 
 Rows: one operator per step and one step per operator; precedence in cumulative form
 (``sum_{j<=k} x[o,j] <= sum_{j<k} x[p,j]``); residency only by continuing, loading or
-creating; every operand resident while its operator runs; a load of an intermediate
-needs its write-back and its producer done; liveness (no residency where no remaining
-operator reads the tensor, which loses nothing); capacity per step.
+creating; every operand resident while its operator runs, one row per tensor and step
+(``r[t,i] >= sum of x[o,i]`` over the operators touching ``t``: at most one runs); a load
+of an intermediate needs its write-back and its producer done; an input or weight is
+loaded by the time each reader runs; capacity per step.
+
+Whole-graph models (no :class:`Boundary`) are restricted without loss to plans whose
+residency runs go from use to use: a load happens at a step where a reader runs, and a
+run ends at a step where an operator touching the tensor runs (moving a load later or
+an eviction earlier frees space and costs nothing; :func:`cosma_fast.ilp.decode.encode_plan`
+trims any valid plan to this form). This implies liveness (no residency once no
+remaining operator reads the tensor), which window models state as rows instead.
+Measured with HiGHS, threads=1, no start (same optima): layered14 at M_R 13.1 -> 3.2 s,
+randwire16 at M_R 20.3 -> 9.3 s; the LP bound was below the compulsory bytes before.
 
 Without addresses this is a relaxation of the COSMA problem (Li, Gupta, Malik,
 arXiv 2311.18246): its optimum is a lower bound, and a plan whose residency intervals
