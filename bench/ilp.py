@@ -29,14 +29,14 @@ def graphs(quick: bool):
 
 
 def comparison_graphs(quick: bool):
-    """Graphs of 8-17 ops from three families on which the decomposed model proves the optimum
+    """Graphs of 8-19 ops from three families on which the decomposed model proves the optimum
     and HiGHS has to search (the start does not meet the peak bound at M_R or M_H)."""
     gs = [("residual3", G.residual(3)), ("residual5", G.residual(5)), ("residual6", G.residual(6)),
           ("layered8", G.random_layered(8)), ("layered10", G.random_layered(10)),
           ("layered10s1", G.random_layered(10, seed=1)), ("layered12", G.random_layered(12)),
-          ("layered14", G.random_layered(14)), ("randwire8", G.randwire(8)), ("randwire10", G.randwire(10)),
-          ("randwire12", G.randwire(12)), ("randwire12s1", G.randwire(12, seed=1)),
-          ("randwire14", G.randwire(14)), ("randwire16", G.randwire(16))]
+          ("layered14", G.random_layered(14)), ("layered16", G.random_layered(16)), ("randwire8", G.randwire(8)),
+          ("randwire10", G.randwire(10)), ("randwire12", G.randwire(12)), ("randwire12s1", G.randwire(12, seed=1)),
+          ("randwire14", G.randwire(14)), ("randwire16", G.randwire(16)), ("randwire18", G.randwire(18))]
     return gs[:4] if quick else gs
 
 
