@@ -370,3 +370,51 @@ def test_a_second_thread_count_in_one_process_still_solves():
     assert all(r["status"] == "optimal" for r in runs)
     assert len({round(r["objective"], 6) for r in runs}) == 1
     assert not all(r["threads_honoured"] for r in runs[1:])  # 1 and 2 cannot both match
+
+
+@settings(max_examples=20)
+@given(data=st.data())
+def test_valid_plans_encode_to_feasible_points_of_the_model(data):
+    """Loads just in time and residency runs ending at a use are WLOG rows of the model:
+    every valid plan (trimmed by encode_plan) is still a feasible point costing no more."""
+    from cosma_fast.ilp import build_model
+    from cosma_fast.ilp.decode import encode_plan
+    g = data.draw(dags(max_ops=7, max_size=20))
+    cap = data.draw(capacities(g))
+    plan = cf.solve(g, cap, method=data.draw(st.sampled_from(["heuristic", "baseline"]))).plan
+    for schedule in (None, plan.schedule):
+        model = build_model(g, cap, schedule)
+        v = encode_plan(model, plan)
+        assert model.check(v)
+        assert round(float(v @ model.cost)) <= cf.validate(g, plan, cap).traffic
+
+
+@settings(max_examples=20)
+@given(g=dags(max_ops=7, max_size=20))
+def test_a_plan_that_prefetches_everything_encodes_trimmed(g):
+    """A plan loading every input at step 0 and evicting nothing breaks the just-in-time
+    rows as it stands; encode_plan trims it to a feasible point of the same cost."""
+    from cosma_fast.ilp import build_model
+    from cosma_fast.ilp.decode import encode_plan
+    from cosma_fast.plan import Plan, Step
+    addr = 0
+    steps = []
+    for o in range(g.n_ops):
+        st = Step(o)
+        if o == 0:
+            for t in range(g.n_tensors):
+                if g.tensor_kind[t] != INTERMEDIATE and len(g.consumers_of(t)):
+                    st.loads.append((t, addr))
+                    addr += int(g.tensor_size[t])
+        for t in g.outputs_of(o).tolist():
+            st.allocs.append((t, addr))
+            addr += int(g.tensor_size[t])
+        steps.append(st)
+    finals = [t for t in range(g.n_tensors) if g.tensor_is_output[t] and g.tensor_kind[t] == INTERMEDIATE]
+    plan = Plan(steps, finals)
+    cap = max(addr, 1)
+    traffic = cf.validate(g, plan, cap).traffic
+    model = build_model(g, cap)
+    v = encode_plan(model, plan)
+    assert model.check(v)
+    assert round(float(v @ model.cost)) <= traffic

@@ -5,7 +5,8 @@ at every step, kept while it stays resident, and every pair of tensors that can 
 resident together at a step gets an order binary with big-M (``M = C``) non-overlap
 constraints. Exact for the whole problem in one solve, but its LP relaxation is weak
 (the address rows are slack at fractional residency); kept for comparison with the
-decomposed formulation (``formulation="cosma"``).
+decomposed formulation (``formulation="cosma"``). It is built on the same replacement
+model (with all its valid rows), so a comparison measures the price of the addresses.
 """
 
 from __future__ import annotations
@@ -98,13 +99,17 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
     Returns the decoded plan ("optimal" when HiGHS proved it) or, when HiGHS found
     nothing in time, the starting plan with the dual bound.
     """
-    from . import _integral_bound, _start_plan, run_highs
+    from . import _integral_bound, _skip_when_start_meets_bound, _start_plan, _with_objective_cut, run_highs
 
     g = graph
     compulsory = g.compulsory()
     start_plan = _start_plan(g, capacity, opts)
     start_cost = validate(g, start_plan, capacity, opts.alignment).traffic
+    other, skipped = _skip_when_start_meets_bound(g, capacity, opts, start_plan, start_cost)
+    if skipped is not None:
+        return skipped
     model, acol = build_cosma_model(g, capacity, opts.schedule, opts.alignment)
+    model = _with_objective_cut(model, compulsory + other, opts)  # the same row as the decomposed model
     start = None
     if opts.extra.get("warm_start", True):
         try:
@@ -133,7 +138,8 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
         if res["status"] == "optimal" and opts.mip_gap == 0:
             lower = c - compulsory
     nc = cost - compulsory
-    lower = min(lower, nc)
+    info["other_lower_bound"] = other
+    lower = min(max(lower, other), nc)
     return MethodOutput(plan=plan, lower_bound=int(lower), status="optimal" if lower >= nc else "feasible",
                         info=info)
 

@@ -164,7 +164,30 @@ def encode_plan(model: ReplacementModel, plan: Plan) -> np.ndarray:
         res[t] &= steps <= last
         if p < 0:
             res[t] &= steps >= (pos[c].min() if len(c) else n)
+    _runs_from_use_to_use(g, pos, res)
     return encode_residency(model, order, res, stored | g.tensor_is_output)
+
+
+def _runs_from_use_to_use(g: Graph, pos: np.ndarray, res: np.ndarray) -> None:
+    """Trim every residency run of ``res`` in place to start at its creation or first read
+    and end at its last use (the model's just-in-time rows; it costs nothing and frees space)."""
+    n = res.shape[1]
+    for t in range(g.n_tensors):
+        if not res[t].any():
+            continue
+        read = np.zeros(n, dtype=bool)
+        read[pos[g.consumers_of(t)]] = True
+        created = np.zeros(n, dtype=bool)
+        if g.tensor_producer[t] >= 0:
+            created[pos[g.tensor_producer[t]]] = True
+        _, starts, ends = residency_buffers(res[t][None, :])
+        res[t] = False
+        for a, b in zip(starts, ends):
+            first = a if created[a] else a + int(np.argmax(read[a:b + 1]))
+            if not (created[first] or read[first]):
+                continue  # loaded and never read before eviction
+            used = np.flatnonzero((read | created)[first:b + 1])
+            res[t, first:first + used[-1] + 1] = True
 
 
 def encode_residency(model: ReplacementModel, order, R: np.ndarray, stored: np.ndarray,
