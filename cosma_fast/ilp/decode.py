@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..allocate import allocate
 from ..graph import INTERMEDIATE, Graph
 from ..plan import Plan, Step
 from .model import ReplacementModel
@@ -39,56 +40,21 @@ def residency_buffers(R: np.ndarray):
     return np.array(ts, dtype=np.int64), np.array(a, dtype=np.int64), np.array(b, dtype=np.int64)
 
 
-def _first_fit(lower, upper, size, capacity, order, alignment):
-    """Place buffers in ``order`` at the lowest aligned address free over their lifetime."""
-    off = np.full(len(size), -1, dtype=np.int64)
-    placed: list[int] = []
-    for k in order:
-        busy = sorted((off[j], off[j] + size[j]) for j in placed
-                      if lower[j] <= upper[k] and lower[k] <= upper[j])
-        a = 0
-        for s, e in busy:
-            if a + size[k] <= s:
-                break
-            a = max(a, -(-e // alignment) * alignment)
-        if a + size[k] > capacity:
-            return None
-        off[k] = a
-        placed.append(k)
-    return off
-
-
 def pack_buffers(lower, upper, size, capacity, alignment=1, time_limit=None):
-    """Offsets for buffers alive over steps ``[lower, upper]`` (inclusive) within ``capacity``.
-
-    Uses :func:`cosma_fast.allocate` when available, else first-fit in a few orders.
-    Returns the offsets or None when no packing was found (not a proof that none exists).
+    """Offsets for buffers alive over steps ``[lower, upper]`` (inclusive) within ``capacity``,
+    from :func:`cosma_fast.allocate` (greedy, then its exact search for at most ``time_limit``
+    seconds, 10 s when None). Returns the offsets, independently re-checked, or None when no
+    packing was found in time (not a proof that none exists).
     """
     lower, upper, size = (np.asarray(x, dtype=np.int64) for x in (lower, upper, size))
     if len(size) == 0:
         return np.zeros(0, dtype=np.int64)
-    if True:
-        try:
-            from ..allocate import allocate
-        except ImportError:
-            allocate = None
-        if allocate is not None:
-            try:
-                tl = 10.0 if time_limit is None else max(0.05, min(10.0, time_limit))
-                res = allocate(lower, upper + 1, size, capacity, time_limit=tl, alignment=alignment)
-                offs = getattr(res, "offsets", None)
-                if offs is not None and _check_packing(lower, upper, size, capacity, np.asarray(offs), alignment):
-                    return np.asarray(offs, dtype=np.int64)
-            except Exception:  # noqa: BLE001 - fall back to our own packing
-                pass
-    length = upper - lower + 1
-    orders = [np.lexsort((lower, -size)), np.lexsort((-size, lower)),
-              np.lexsort((lower, -size * length)), np.lexsort((-length, -size))]
-    for order in orders:
-        off = _first_fit(lower, upper, size, capacity, order, alignment)
-        if off is not None:
-            return off
-    return None
+    tl = 10.0 if time_limit is None else max(0.05, min(10.0, time_limit))
+    res = allocate(lower, upper + 1, size, capacity, time_limit=tl, alignment=alignment)
+    off = np.asarray(res.offsets, dtype=np.int64)
+    if not res.fits or not _check_packing(lower, upper, size, capacity, off, alignment):
+        return None
+    return off
 
 
 def _check_packing(lower, upper, size, capacity, off, alignment=1) -> bool:
