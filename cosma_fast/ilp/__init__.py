@@ -321,15 +321,20 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
 
 
 def _other_bounds(g: Graph, capacity: int, opts: SolveOptions) -> int:
-    """Proven bounds from :mod:`cosma_fast.schedule` (peak live minus capacity), 0 if missing."""
+    """Proven bounds without the model: the larger of :mod:`cosma_fast.schedule`'s (peak live
+    minus capacity) and :func:`cosma_fast.bounds.spill_cover_bound`, 0 if missing."""
+    from ..bounds import spill_cover_bound
+
+    rem = opts.remaining()
+    share = 1.0 if rem is None else min(1.0, rem)
+    cover = spill_cover_bound(g, capacity, opts.schedule, time_limit=share)
     try:
         from ..schedule import lower_bound, schedule_lower_bound
         if opts.schedule is not None:
-            return int(schedule_lower_bound(g, opts.schedule, capacity))
-        rem = opts.remaining()
-        return int(lower_bound(g, capacity, time_limit=1.0 if rem is None else min(1.0, rem)))
+            return max(cover, int(schedule_lower_bound(g, opts.schedule, capacity)))
+        return max(cover, int(lower_bound(g, capacity, time_limit=share)))
     except (ImportError, CosmaError):
-        return 0
+        return cover
 
 
 def _append_row(model: ReplacementModel, cols, vals, lower) -> ReplacementModel:
