@@ -27,6 +27,7 @@ from ..plan import Plan
 from ..solve import MethodOutput, SolveOptions
 from ..trivial import trivial_plan
 from ..validate import validate
+from .cuts import spill_cover_rows
 from .decode import build_plan, decode_residency, encode_plan, pack_buffers, residency_buffers
 from .model import ReplacementModel, build_model, op_windows
 
@@ -263,6 +264,7 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
                 "other_lower_bound": other, "ilp_status": "skipped: start meets the lower bound"}
         return MethodOutput(plan=start_plan, lower_bound=int(nc), status="optimal", message="", info=info)
     model = build_model(g, capacity, opts.schedule)
+    model = _append_rows(model, *spill_cover_rows(model, opts.schedule))
     # An objective cut row (cost >= compulsory + other) is valid but slows HiGHS (layered10
     # at M_R: 0.93 s with it, 0.16 s without), so it is opt-in; the bound is used below anyway.
     if other > 0 and opts.extra.get("objective_cut", False):
@@ -340,9 +342,16 @@ def _other_bounds(g: Graph, capacity: int, opts: SolveOptions) -> int:
 def _append_row(model: ReplacementModel, cols, vals, lower) -> ReplacementModel:
     import scipy.sparse as sp
     row = sp.csr_matrix((vals, (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, model.n_cols))
-    model.A = sp.vstack([model.A, row], format="csr")
-    model.row_lower = np.append(model.row_lower, lower)
-    model.row_upper = np.append(model.row_upper, np.inf)
+    return _append_rows(model, row, np.array([float(lower)]))
+
+
+def _append_rows(model: ReplacementModel, rows, lower: np.ndarray) -> ReplacementModel:
+    """``model`` with the rows ``rows @ v >= lower`` added."""
+    import scipy.sparse as sp
+    if rows.shape[0]:
+        model.A = sp.vstack([model.A, rows], format="csr")
+        model.row_lower = np.append(model.row_lower, lower)
+        model.row_upper = np.append(model.row_upper, np.full(len(lower), np.inf))
     return model
 
 
