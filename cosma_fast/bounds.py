@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from .budgets import check_capacity
 from .graph import INTERMEDIATE, Graph
 
 __all__ = ["ancestors", "forced_live", "spill_costs", "spill_cover_bound"]
@@ -112,8 +113,9 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
     (once per tensor), which is non-compulsory unless ``t`` is a graph output. Distinct
     tensors are distinct traffic, so the plan's non-compulsory bytes are at least
     ``sum_t cost_t z_t`` >= the optimum. Addresses are ignored, which only weakens the
-    bound.
+    bound. Raises :class:`cosma_fast.InfeasibleError` below ``M_R`` (no plan exists).
     """
+    check_capacity(graph, capacity)
     F = forced_live(graph, schedule)
     size = graph.tensor_size.astype(np.int64)
     need = graph.op_bytes() + F.astype(np.int64) @ size - int(capacity)

@@ -121,3 +121,9 @@ def test_spill_cover_rows_hold_at_a_valid_plan():
     assert A[1, model.wcol[a]] == 10 and A[0, model.lcol[a][model.lcol[a] >= 0]].min() == 10
     v = encode_plan(model, cf.solve(g, m_r(g), method="heuristic").plan)
     assert np.all(A @ v >= lower)
+
+
+def test_capacity_below_m_r_is_a_clear_error():
+    g = skip_graph()
+    with pytest.raises(cf.InfeasibleError, match="op"):
+        spill_cover_bound(g, m_r(g) - 1)
