@@ -1,13 +1,17 @@
 """Benchmark of the exact ILP (cosma_fast.ilp) on generated graphs.
 
 Usage: python bench/ilp.py [time_limit_seconds] [--threads N] [--quick]
+       python bench/ilp.py [time_limit_seconds] --large [--sizes 50,100,200] [--families chain,randwire]
 
 Part 1: the decomposed formulation at M_R, M_H, M_P: solve time, status,
 non-compulsory bytes, proven bound, gap, whether the warm start was accepted.
 Part 2: decomposed vs formulation="cosma" on graphs where the decomposed model proves the
-optimum: both times and statuses, same optimum, ratio per row and the median ratio.
-Prints a table; numbers are wall seconds on whatever machine runs it. Part 2 alone:
+optimum: both times and statuses, same optimum, ratio per row and the median ratio. Part 2 alone:
 python -c "import sys; sys.path.insert(0, 'bench'); import ilp; ilp.compare_formulations(60, 1, False)"
+``--large`` (instead of parts 1-2): issue 4's scale target, every generator family at about
+50, 100 and 200 operators, M_R/M_H/M_P, time_limit 60 s by default; a summary line gives
+the proven count and the median time.
+Prints a table; numbers are wall seconds on whatever machine runs it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 
 import cosma_fast as cf
 from cosma_fast import generators as G
+from cosma_fast.kernels import warmup
 
 
 def graphs(quick: bool):
@@ -75,14 +80,55 @@ def compare_formulations(tl: float, threads, quick: bool):
           f"rows >= 10x: {sum(r >= 10 for r in ratios)}/{len(ratios)}")
 
 
+def large_graphs(sizes, families):
+    """About ``n`` operators from each generator family (never more than ``n``)."""
+    make = {"chain": lambda n: G.chain(n), "residual": lambda n: G.residual(n // 3),
+            "dense": lambda n: G.dense_blocks(max(1, n // 6), 5), "inception": lambda n: G.inception(max(1, n // 10)),
+            "unet": lambda n: G.unet(max(1, n // 4)), "layered": lambda n: G.random_layered(n),
+            "randwire": lambda n: G.randwire(n - 1)}
+    for fam in families:
+        for n in sizes:
+            yield f"{fam}{n}", make[fam](n)
+
+
 def row(name, g, tier, cap, r, t):
     print(f"{name:12s} {g.n_ops:4d} {tier:4s} {cap:9d} {r.status:9s} {r.non_compulsory:9d} {r.lower_bound:9d} "
           f"{r.gap:6.3f} {t:7.2f} {str(r.info.get('start_accepted')):6s} {r.info.get('rounds', '-')}", flush=True)
 
 
+def _arg(argv, flag, default):
+    return argv[argv.index(flag) + 1] if flag in argv else default
+
+
+def large(tl, threads, sizes, families):
+    warmup()  # numba compilation is not solve time
+    print(f"# large generated graphs, decomposed ILP, time_limit={tl}s, threads={threads}")
+    print(f"{'graph':12s} {'ops':>4s} tier {'capacity':>9s} {'status':9s} {'non_comp':>9s} {'bound':>9s} "
+          f"{'gap':>6s} {'time_s':>7s} start  rounds")
+    times, opt = [], 0
+    for name, g in large_graphs(sizes, families):
+        b = cf.budgets(g, time_limit=5.0)
+        for tier in ("M_R", "M_H", "M_P"):
+            t0 = time.perf_counter()
+            r = cf.solve(g, b[tier], method="ilp", time_limit=tl, threads=threads)
+            t = time.perf_counter() - t0
+            times.append(t)
+            opt += r.status == "optimal"
+            row(name, g, tier, b[tier], r, t)
+    print(f"# proven optimal {opt}/{len(times)}; median time {statistics.median(times):.2f}s; "
+          f"max {max(times):.2f}s")
+
+
 def main(argv):
-    tl = float(argv[0]) if argv and not argv[0].startswith("--") else 20.0
-    threads = int(argv[argv.index("--threads") + 1]) if "--threads" in argv else None
+    tl = float(argv[0]) if argv and not argv[0].startswith("--") else None
+    threads = int(_arg(argv, "--threads", 0)) or None
+    if "--large" in argv:
+        tl = tl or 60.0
+        sizes = [int(x) for x in _arg(argv, "--sizes", "50,100,200").split(",")]
+        families = _arg(argv, "--families", "chain,residual,dense,inception,unet,layered,randwire").split(",")
+        large(tl, threads, sizes, families)
+        return
+    tl = tl or 20.0
     quick = "--quick" in argv
     print(f"# decomposed ILP, time_limit={tl}s, threads={threads}")
     print(f"{'graph':12s} {'ops':>4s} tier {'capacity':>9s} {'status':9s} {'non_comp':>9s} {'bound':>9s} "

@@ -99,7 +99,7 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
     Returns the decoded plan ("optimal" when HiGHS proved it) or, when HiGHS found
     nothing in time, the starting plan with the dual bound.
     """
-    from . import _integral_bound, _skip_when_start_meets_bound, _start_plan, _with_objective_cut, run_highs
+    from . import _integral_bound, _skip_when_start_meets_bound, _start_plan, _with_valid_cuts, run_highs
 
     g = graph
     compulsory = g.compulsory()
@@ -109,7 +109,7 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
     if skipped is not None:
         return skipped
     model, acol = build_cosma_model(g, capacity, opts.schedule, opts.alignment)
-    model = _with_objective_cut(model, compulsory + other, opts)  # the same row as the decomposed model
+    model = _with_valid_cuts(model, compulsory + other, opts)  # the same rows as the decomposed model
     start = None
     if opts.extra.get("warm_start", True):
         try:

@@ -1,0 +1,145 @@
+"""Schedule-independent lower bounds on non-compulsory traffic (DESIGN.md section 2).
+
+* :func:`forced_live`: for every operator ``o``, the tensors that are live across ``o``
+  in *every* schedule although ``o`` does not touch them.
+* :func:`spill_costs`: the non-compulsory bytes a tensor costs as soon as it is off chip
+  across one such operator.
+* :func:`spill_cover_bound`: a covering ILP over those facts, whose optimum (or any dual
+  bound of it) is a lower bound on the non-compulsory bytes of every plan.
+
+These complement :func:`cosma_fast.schedule.lower_bound` (``M_P - C``, peak live of the
+best schedule): that one counts every live byte but each only once, this one counts only
+bytes live in every schedule but charges an intermediate's write-back as well as its
+reload. Both are valid; callers take the larger. The reasoning is the "capacity forces
+spills" argument of COSMA's replacement model (Li, Gupta, Malik, arXiv 2311.18246,
+section 4) lifted out of the time index: the operator's step is unknown, but what must be
+live at it is not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .budgets import check_capacity
+from .graph import INTERMEDIATE, Graph
+
+__all__ = ["ancestors", "forced_live", "spill_costs", "spill_cover_bound"]
+
+
+def ancestors(graph: Graph) -> np.ndarray:
+    """Boolean ``(n_ops, n_ops)`` matrix: ``[o, q]`` is True when ``q`` must run before ``o``."""
+    n = graph.n_ops
+    anc = np.zeros((n, n), dtype=bool)
+    for o in range(n):  # operators are stored in a topological order
+        for t in graph.inputs_of(o):
+            p = graph.tensor_producer[t]
+            if p >= 0:
+                anc[o] |= anc[p]
+                anc[o, p] = True
+    return anc
+
+
+def forced_live(graph: Graph, schedule=None) -> np.ndarray:
+    """Boolean ``(n_ops, n_tensors)`` matrix: ``[o, t]`` is True when, in every schedule
+    (or in ``schedule`` when given), ``t`` has been resident before ``o``'s step and is read
+    after it, and ``o`` does not touch ``t``.
+
+    That holds when some operator touching ``t`` (its producer or a reader) is an ancestor
+    of ``o``, and some reader of ``t`` is a descendant of ``o``: ancestors run before ``o``
+    and descendants after it in every topological order, and an operator's operands are
+    resident while it runs. With a fixed ``schedule``, "before" and "after" are its order.
+    """
+    g = graph
+    n, nt = g.n_ops, g.n_tensors
+    if schedule is None:
+        anc = ancestors(g).astype(np.int32)
+    else:
+        pos = np.empty(n, dtype=np.int64)
+        pos[np.asarray(schedule, dtype=np.int64)] = np.arange(n)
+        anc = (pos[None, :] < pos[:, None]).astype(np.int32)
+    touch = np.zeros((nt, n), dtype=np.int32)
+    read = np.zeros((nt, n), dtype=np.int32)
+    for t in range(nt):
+        c = g.consumers_of(t)
+        read[t, c] = 1
+        touch[t, c] = 1
+        if g.tensor_producer[t] >= 0:
+            touch[t, g.tensor_producer[t]] = 1
+    operand = np.zeros((n, nt), dtype=bool)
+    for o in range(n):
+        operand[o, g.inputs_of(o)] = True
+        operand[o, g.outputs_of(o)] = True
+    before = (anc @ touch.T) > 0
+    after = (anc.T @ read.T) > 0
+    return before & after & ~operand
+
+
+def spill_costs(graph: Graph) -> np.ndarray:
+    """Non-compulsory bytes of a tensor that is off chip across an operator of
+    :func:`forced_live`: twice its size for an intermediate that is not a graph output
+    (a write-back and a reload), its size otherwise (a second load of an input or weight,
+    or a reload of an output whose one write-back is compulsory)."""
+    g = graph
+    twice = (g.tensor_kind == INTERMEDIATE) & ~g.tensor_is_output
+    return g.tensor_size.astype(np.int64) * np.where(twice, 2, 1)
+
+
+def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit: float | None = 1.0) -> int:
+    """A lower bound on the non-compulsory bytes of every plan of ``graph`` within ``capacity``
+    (that runs ``schedule``, when given).
+
+    The bound is the optimum of the covering problem
+
+        minimise   sum_t cost_t z_t          (cost_t from :func:`spill_costs`)
+        subject to sum_{t in F_o} size_t z_t >= need_o   for every operator o,
+                   z_t in {0, 1},
+
+    with ``F_o`` the tensors :func:`forced_live` across ``o`` and
+    ``need_o = bytes(o) + size(F_o) - capacity`` (operands of ``o`` plus ``F_o``, minus
+    ``capacity``). HiGHS (through :func:`scipy.optimize.milp`) solves it; when
+    ``time_limit`` stops it first, its dual bound is used, which is still valid.
+
+    Why it is sound. Take any valid plan and let ``z_t = 1`` for the tensors that are off
+    chip at the step of some operator ``o`` with ``t`` in ``F_o``. (1) The constraints
+    hold: at ``o``'s step, ``o``'s operands and the resident part of ``F_o`` fit in
+    ``capacity``, so the tensors of ``F_o`` off chip there weigh at least ``need_o``.
+    (2) Each such ``t`` costs the plan at least ``cost_t`` non-compulsory bytes: ``t`` is
+    read by a descendant of ``o``, after ``o``'s step, so it is loaded again after ``o``.
+    For an input or weight that load is not its first one (it was resident at an
+    ancestor's step, before ``o``), and ``compulsory`` counts one load. For an intermediate
+    every load is non-compulsory, and it needs an off-chip copy, i.e. a write-back of ``t``
+    (once per tensor), which is non-compulsory unless ``t`` is a graph output. Distinct
+    tensors are distinct traffic, so the plan's non-compulsory bytes are at least
+    ``sum_t cost_t z_t`` >= the optimum. Addresses are ignored, which only weakens the
+    bound. Raises :class:`cosma_fast.InfeasibleError` below ``M_R`` (no plan exists).
+    """
+    check_capacity(graph, capacity)
+    F = forced_live(graph, schedule)
+    size = graph.tensor_size.astype(np.int64)
+    need = graph.op_bytes() + F.astype(np.int64) @ size - int(capacity)
+    rows = need > 0
+    if not rows.any():
+        return 0
+    cols = F[rows].any(axis=0)
+    A = F[np.ix_(rows, cols)] * size[cols].astype(float)
+    return _cover_optimum(A, need[rows].astype(float), spill_costs(graph)[cols].astype(float), time_limit)
+
+
+def _cover_optimum(A: np.ndarray, need: np.ndarray, cost: np.ndarray, time_limit: float | None) -> int:
+    """Proven lower bound of ``min cost.z  s.t.  A z >= need, z binary`` (rounded up: costs are bytes)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    options = {"disp": False}
+    if time_limit is not None:
+        options["time_limit"] = max(float(time_limit), 0.01)
+    res = milp(cost, constraints=LinearConstraint(A, need, np.inf), integrality=np.ones(len(cost)),
+               bounds=Bounds(0, 1), options=options)
+    if res.status == 0:
+        bound = float(res.fun)
+    else:  # stopped early (or no proof at all): the dual bound, 0 when there is none
+        bound = float(getattr(res, "mip_dual_bound", 0.0) or 0.0)
+        if not math.isfinite(bound):
+            return 0
+    return max(0, int(math.ceil(bound - 1e-6 - 1e-9 * abs(bound))))
