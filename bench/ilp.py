@@ -100,13 +100,13 @@ def _arg(argv, flag, default):
     return argv[argv.index(flag) + 1] if flag in argv else default
 
 
-def large(tl, threads, sizes, families):
-    warmup()  # numba compilation is not solve time
-    print(f"# large generated graphs, decomposed ILP, time_limit={tl}s, threads={threads}")
+def solve_table(title, named_graphs, tl, threads):
+    """One row per graph and tier (M_R, M_H, M_P) and a summary line: proven count, median, max."""
+    print(f"# {title}, time_limit={tl}s, threads={threads}")
     print(f"{'graph':12s} {'ops':>4s} tier {'capacity':>9s} {'status':9s} {'non_comp':>9s} {'bound':>9s} "
           f"{'gap':>6s} {'time_s':>7s} start  rounds")
     times, opt = [], 0
-    for name, g in large_graphs(sizes, families):
+    for name, g in named_graphs:
         b = cf.budgets(g, time_limit=5.0)
         for tier in ("M_R", "M_H", "M_P"):
             t0 = time.perf_counter()
@@ -123,28 +123,14 @@ def main(argv):
     tl = float(argv[0]) if argv and not argv[0].startswith("--") else None
     threads = int(_arg(argv, "--threads", 0)) or None
     if "--large" in argv:
-        tl = tl or 60.0
         sizes = [int(x) for x in _arg(argv, "--sizes", "50,100,200").split(",")]
         families = _arg(argv, "--families", "chain,residual,dense,inception,unet,layered,randwire").split(",")
-        large(tl, threads, sizes, families)
+        warmup()  # numba compilation is not solve time
+        solve_table("large generated graphs, decomposed ILP", large_graphs(sizes, families), tl or 60.0, threads)
         return
     tl = tl or 20.0
     quick = "--quick" in argv
-    print(f"# decomposed ILP, time_limit={tl}s, threads={threads}")
-    print(f"{'graph':12s} {'ops':>4s} tier {'capacity':>9s} {'status':9s} {'non_comp':>9s} {'bound':>9s} "
-          f"{'gap':>6s} {'time_s':>7s} start  rounds")
-    times, opt = [], 0
-    for name, g in graphs(quick):
-        b = cf.budgets(g, time_limit=5.0)
-        for tier in ("M_R", "M_H", "M_P"):
-            t0 = time.perf_counter()
-            r = cf.solve(g, b[tier], method="ilp", time_limit=tl, threads=threads)
-            t = time.perf_counter() - t0
-            times.append(t)
-            opt += r.status == "optimal"
-            row(name, g, tier, b[tier], r, t)
-    print(f"# proven optimal {opt}/{len(times)}; median time {statistics.median(times):.2f}s; "
-          f"max {max(times):.2f}s")
+    solve_table("decomposed ILP", graphs(quick), tl, threads)
     compare_formulations(tl, threads, quick)
 
 
