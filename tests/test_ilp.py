@@ -149,6 +149,25 @@ def test_time_limited_run_returns_valid_plan_and_bound():
     assert "start_accepted" in r.info
 
 
+def test_a_model_too_slow_to_build_gives_the_start_plan_and_its_bound(monkeypatch):
+    g = chain_with_skips(14)
+    from cosma_fast import ilp
+    from cosma_fast.ilp.model import ModelBuildTimeout, build_model
+    with pytest.raises(cf.SolverError):  # a deadline already passed stops the build
+        build_model(g, m_r(g), deadline=0.0)
+    assert issubclass(ModelBuildTimeout, cf.CosmaError)
+
+    def too_slow(*args, deadline=None, **kw):
+        assert deadline is not None  # a time limit gives the build a deadline
+        raise ModelBuildTimeout("too slow")
+
+    monkeypatch.setattr(ilp, "build_model", too_slow)
+    r = cf.solve(g, m_r(g), method="ilp", time_limit=30, skip_when_bound_met=False)
+    cf.validate(g, r.plan, m_r(g))
+    assert r.info["rounds"] == 0 and r.info["ilp_status"].startswith("skipped")
+    assert 0 <= r.lower_bound <= r.non_compulsory == r.info["start_non_compulsory"]
+
+
 def test_warm_start_is_accepted():
     g = chain_with_skips(8)
     r = cf.solve(g, m_r(g), method="ilp", skip_when_bound_met=False)

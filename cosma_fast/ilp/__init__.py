@@ -29,7 +29,7 @@ from ..trivial import trivial_plan
 from ..validate import validate
 from .cuts import spill_cover_rows
 from .decode import build_plan, decode_residency, encode_plan, pack_buffers, residency_buffers
-from .model import ReplacementModel, build_model, op_windows
+from .model import ModelBuildTimeout, ReplacementModel, build_model, op_windows
 
 __all__ = ["solve_ilp", "min_peak_ilp", "build_model", "op_windows", "run_highs"]
 
@@ -259,17 +259,27 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     other, skipped = _skip_when_start_meets_bound(g, capacity, opts, start_plan, start_cost)
     if skipped is not None:
         return skipped
-    model = _with_valid_cuts(build_model(g, capacity, opts.schedule), compulsory + other, opts)
+    info = {"start_accepted": False, "start_non_compulsory": start_cost - compulsory, "rounds": 0, "packed": False}
+    rem = opts.remaining()
     try:
-        start = encode_plan(model, start_plan)
+        # a quarter of the time left at most: converting the rows and HiGHS (whose presolve
+        # does not watch the clock) need the rest
+        model = build_model(g, capacity, opts.schedule,
+                            deadline=None if rem is None else time.perf_counter() + 0.25 * rem)
+    except ModelBuildTimeout:
+        model = None
+        info["ilp_status"] = "skipped: the model was not built within a quarter of the time left"
+    if model is not None:
+        model = _with_valid_cuts(model, compulsory + other, opts)
+        info.update(model_cols=int(model.n_cols), model_rows=int(model.A.shape[0]))
+    try:
+        start = None if model is None else encode_plan(model, start_plan)
     except ValueError:
         start = None
-    info = {"model_cols": int(model.n_cols), "model_rows": int(model.A.shape[0]), "start_accepted": False,
-            "start_non_compulsory": start_cost - compulsory, "rounds": 0, "packed": False}
     best_plan, best_cost = start_plan, start_cost
     lower = 0
     proven = False
-    for rnd in range(_NO_GOOD_ROUNDS + 1):
+    for rnd in range(_NO_GOOD_ROUNDS + 1 if model is not None else 0):
         if opts.remaining() is not None and opts.remaining() <= 0:
             # HiGHS's presolve does not watch the clock: a 200-op model given 0.01 s ran 18 s
             info["ilp_status"] = info.get("ilp_status", "skipped: no time left after building the model")
