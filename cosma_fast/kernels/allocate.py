@@ -246,6 +246,51 @@ def _level_tileable(level, lo_r, hi_r, floor, closed, remaining, bound, reach, b
 
 
 @njit(cache=True)
+def _stack_overflows(t, floor, sec_ptr, sec_idx, off, size, fixed_off, bound, capacity, rel):
+    """True when section ``t``'s unplaced buffers, each at or above its offset bound, cannot all fit below
+    the capacity: stacking them from the floor in order of bound gives the lowest top (one machine with
+    release times), so a higher top leaves no room."""
+    k = 0
+    for q in range(sec_ptr[t], sec_ptr[t + 1]):
+        c = sec_idx[q]
+        if off[c] < 0:
+            r = fixed_off[c] if fixed_off[c] >= 0 else bound[c]
+            j = k
+            while j > 0 and rel[j - 1, 0] > r:  # insertion sort by bound
+                rel[j, 0] = rel[j - 1, 0]
+                rel[j, 1] = rel[j - 1, 1]
+                j -= 1
+            rel[j, 0] = r
+            rel[j, 1] = size[c]
+            k += 1
+    top = floor[t]
+    for j in range(k):
+        top = max(top, rel[j, 0]) + rel[j, 1]
+    return top > capacity
+
+
+@njit(cache=True)
+def _changed_stacks_fit(trail, start, stop, stamp, seen, floor, remaining, sec_lo, sec_hi, sec_ptr, sec_idx, off, size,
+                        fixed_off, bound, capacity, rel):
+    """False when a section that can still waste, and whose floor or whose buffers' bounds changed since
+    trail entry ``start``, overflows (:func:`_stack_overflows`); ``seen`` stamps the sections checked."""
+    for e in range(start, stop):
+        kind = trail[e, 0]
+        if kind == CLOSED:
+            continue
+        a = trail[e, 1] if kind == FLOOR else sec_lo[trail[e, 1]]
+        b = a + 1 if kind == FLOOR else sec_hi[trail[e, 1]]
+        for t in range(a, b):
+            # sections that cannot waste are skipped: there propagation and the level tiling test prune
+            # nearly the same states (zero-slack bench: node counts within 0.1% with them) at less cost
+            if seen[t] != stamp and floor[t] + remaining[t] < capacity:
+                seen[t] = stamp
+                if _stack_overflows(t, floor, sec_ptr, sec_idx, off, size, fixed_off, bound, capacity, rel):
+                    return False
+    return True
+
+
+@njit(cache=True)
 def _mark(s, marks, marked, ctr):
     """Add section ``s`` to the sections whose floor must be re-checked."""
     if not marked[s]:
@@ -620,6 +665,8 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
     d = 0
     count = np.zeros(n_sections, np.int64)
     pit = np.zeros(n_sections, np.int64)
+    rel = np.empty((n + 1, 2), np.int64)
+    seen = np.full(n_sections, -1, np.int64)
     reach = np.zeros(n_sections + 1, np.int64)
     ctr[NLEV] = 0
     cand = np.empty((4 * n + 16, 2), np.int64)  # candidate stack: per depth the options of its point
@@ -704,6 +751,8 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
             ok = ok and _level_tileable(ctr[k], new_lo, new_hi, floor, closed, remaining, bound, reach, by_lo, lo_ptr,
                                         sec_hi, off, fixed_off, capacity, alignment)
         ctr[NLEV] = 0
+        ok = ok and _changed_stacks_fit(trail, node[d, TSTART], ctr[TP], nodes, seen, floor, remaining, sec_lo,
+                                        sec_hi, sec_ptr, sec_idx, off, size, fixed_off, bound, capacity, rel)
         if not ok:
             _drop_pending(queue, queued, marks, marked, ctr)
             placed -= _take_back(b, size, sec_lo, sec_hi, remaining, off)
