@@ -667,6 +667,8 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
     pit = np.zeros(n_sections, np.int64)
     rel = np.empty((n + 1, 2), np.int64)
     seen = np.full(n_sections, -1, np.int64)
+    # sections never gain slack, so without any at the start the stack rule never applies
+    has_slack = ((remaining > 0) & (remaining < capacity)).any()
     reach = np.zeros(n_sections + 1, np.int64)
     ctr[NLEV] = 0
     cand = np.empty((4 * n + 16, 2), np.int64)  # candidate stack: per depth the options of its point
@@ -751,8 +753,9 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
             ok = ok and _level_tileable(ctr[k], new_lo, new_hi, floor, closed, remaining, bound, reach, by_lo, lo_ptr,
                                         sec_hi, off, fixed_off, capacity, alignment)
         ctr[NLEV] = 0
-        ok = ok and _changed_stacks_fit(trail, node[d, TSTART], ctr[TP], nodes, seen, floor, remaining, sec_lo,
-                                        sec_hi, sec_ptr, sec_idx, off, size, fixed_off, bound, capacity, rel)
+        if ok and has_slack:
+            ok = _changed_stacks_fit(trail, node[d, TSTART], ctr[TP], nodes, seen, floor, remaining, sec_lo, sec_hi,
+                                     sec_ptr, sec_idx, off, size, fixed_off, bound, capacity, rel)
         if not ok:
             _drop_pending(queue, queued, marks, marked, ctr)
             placed -= _take_back(b, size, sec_lo, sec_hi, remaining, off)
