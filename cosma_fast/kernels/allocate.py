@@ -10,7 +10,8 @@ Learning", ASPLOS 2023): a depth-first search over *canonical* packings, here
 kept as a skyline (per section the floor below which every byte is used or
 wasted) that grows from its lowest point or from a pit of sections that cannot
 waste a byte, with inference on the cross-sections
-(offset bounds, waste against slack, exact tiling of a level), symmetry breaking
+(offset bounds, waste against slack, exact tiling of a level, a section's unplaced
+buffers stacked from their bounds within the capacity), symmetry breaking
 between identical buffers, decomposition of the lifetime axis where no unplaced
 buffer crosses, and a memo of dead part states. Whole independent parts are
 split off by the caller with :func:`lifetime_partitions`.
@@ -270,10 +271,10 @@ def _stack_overflows(t, floor, sec_ptr, sec_idx, off, size, fixed_off, bound, ca
 
 
 @njit(cache=True)
-def _changed_stacks_fit(trail, start, stop, stamp, seen, floor, remaining, sec_lo, sec_hi, sec_ptr, sec_idx, off, size,
-                        fixed_off, bound, capacity, rel):
-    """False when a section that can still waste, and whose floor or whose buffers' bounds changed since
-    trail entry ``start``, overflows (:func:`_stack_overflows`); ``seen`` stamps the sections checked."""
+def _changed_stacks_fit(trail, start, stop, stamp, seen, floor, sec_lo, sec_hi, sec_ptr, sec_idx, off, size, fixed_off,
+                        bound, capacity, rel):
+    """False when a section whose floor or whose buffers' bounds changed since trail entry ``start``
+    overflows (:func:`_stack_overflows`); ``seen`` stamps the sections already checked."""
     for e in range(start, stop):
         kind = trail[e, 0]
         if kind == CLOSED:
@@ -281,9 +282,7 @@ def _changed_stacks_fit(trail, start, stop, stamp, seen, floor, remaining, sec_l
         a = trail[e, 1] if kind == FLOOR else sec_lo[trail[e, 1]]
         b = a + 1 if kind == FLOOR else sec_hi[trail[e, 1]]
         for t in range(a, b):
-            # sections that cannot waste are skipped: there propagation and the level tiling test prune
-            # nearly the same states (zero-slack bench: node counts within 0.1% with them) at less cost
-            if seen[t] != stamp and floor[t] + remaining[t] < capacity:
+            if seen[t] != stamp:
                 seen[t] = stamp
                 if _stack_overflows(t, floor, sec_ptr, sec_idx, off, size, fixed_off, bound, capacity, rel):
                     return False
@@ -599,7 +598,8 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
     canonical search (Moffitt, ASPLOS 2023) seen section by section. Inference: a buffer lies
     above the floors of its sections and a section's floor rises to the lowest such bound of its
     unplaced buffers; a section's unplaced bytes must fit above its floor (so zero-slack sections
-    never waste); identical buffers go in order; the part is split where no unplaced buffer
+    never waste), and also when each starts at or above its bound (when some section has slack);
+    identical buffers go in order; the part is split where no unplaced buffer
     crosses and the parts are solved one after another; part states proven dead are memoised by
     skyline and unplaced set, so rearrangements with the same skyline are not searched again.
 
@@ -754,8 +754,8 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
                                         sec_hi, off, fixed_off, capacity, alignment)
         ctr[NLEV] = 0
         if ok and has_slack:
-            ok = _changed_stacks_fit(trail, node[d, TSTART], ctr[TP], nodes, seen, floor, remaining, sec_lo, sec_hi,
-                                     sec_ptr, sec_idx, off, size, fixed_off, bound, capacity, rel)
+            ok = _changed_stacks_fit(trail, node[d, TSTART], ctr[TP], nodes, seen, floor, sec_lo, sec_hi, sec_ptr,
+                                     sec_idx, off, size, fixed_off, bound, capacity, rel)
         if not ok:
             _drop_pending(queue, queued, marks, marked, ctr)
             placed -= _take_back(b, size, sec_lo, sec_hi, remaining, off)
