@@ -10,7 +10,8 @@ Learning", ASPLOS 2023): a depth-first search over *canonical* packings, here
 kept as a skyline (per section the floor below which every byte is used or
 wasted) that grows from its lowest point or from a pit of sections that cannot
 waste a byte, with inference on the cross-sections
-(offset bounds, waste against slack, exact tiling of a level), symmetry breaking
+(offset bounds, waste against slack, exact tiling of a level, a section's unplaced
+buffers stacked from their bounds within the capacity), symmetry breaking
 between identical buffers, decomposition of the lifetime axis where no unplaced
 buffer crosses, and a memo of dead part states. Whole independent parts are
 split off by the caller with :func:`lifetime_partitions`.
@@ -243,6 +244,49 @@ def _level_tileable(level, lo_r, hi_r, floor, closed, remaining, bound, reach, b
             if off[c] < 0 and (bound[c] == level if fixed_off[c] < 0 else fixed_off[c] == level):
                 reach[sec_hi[c]] = 1
     return reach[hi_r] == 1
+
+
+@njit(cache=True)
+def _stack_overflows(t, floor, sec_ptr, sec_idx, off, size, fixed_off, bound, capacity, rel):
+    """True when section ``t``'s unplaced buffers, each at or above its offset bound, cannot all fit below
+    the capacity: stacking them from the floor in order of bound gives the lowest top (one machine with
+    release times), so a higher top leaves no room."""
+    k = 0
+    for q in range(sec_ptr[t], sec_ptr[t + 1]):
+        c = sec_idx[q]
+        if off[c] < 0:
+            r = fixed_off[c] if fixed_off[c] >= 0 else bound[c]
+            j = k
+            while j > 0 and rel[j - 1, 0] > r:  # insertion sort by bound
+                rel[j, 0] = rel[j - 1, 0]
+                rel[j, 1] = rel[j - 1, 1]
+                j -= 1
+            rel[j, 0] = r
+            rel[j, 1] = size[c]
+            k += 1
+    top = floor[t]
+    for j in range(k):
+        top = max(top, rel[j, 0]) + rel[j, 1]
+    return top > capacity
+
+
+@njit(cache=True)
+def _changed_stacks_fit(trail, start, stop, stamp, seen, floor, sec_lo, sec_hi, sec_ptr, sec_idx, off, size, fixed_off,
+                        bound, capacity, rel):
+    """False when a section whose floor or whose buffers' bounds changed since trail entry ``start``
+    overflows (:func:`_stack_overflows`); ``seen`` stamps the sections already checked."""
+    for e in range(start, stop):
+        kind = trail[e, 0]
+        if kind == CLOSED:
+            continue
+        a = trail[e, 1] if kind == FLOOR else sec_lo[trail[e, 1]]
+        b = a + 1 if kind == FLOOR else sec_hi[trail[e, 1]]
+        for t in range(a, b):
+            if seen[t] != stamp:
+                seen[t] = stamp
+                if _stack_overflows(t, floor, sec_ptr, sec_idx, off, size, fixed_off, bound, capacity, rel):
+                    return False
+    return True
 
 
 @njit(cache=True)
@@ -554,7 +598,8 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
     canonical search (Moffitt, ASPLOS 2023) seen section by section. Inference: a buffer lies
     above the floors of its sections and a section's floor rises to the lowest such bound of its
     unplaced buffers; a section's unplaced bytes must fit above its floor (so zero-slack sections
-    never waste); identical buffers go in order; the part is split where no unplaced buffer
+    never waste), and also when each starts at or above its bound (when some section has slack);
+    identical buffers go in order; the part is split where no unplaced buffer
     crosses and the parts are solved one after another; part states proven dead are memoised by
     skyline and unplaced set, so rearrangements with the same skyline are not searched again.
 
@@ -620,6 +665,10 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
     d = 0
     count = np.zeros(n_sections, np.int64)
     pit = np.zeros(n_sections, np.int64)
+    rel = np.empty((n + 1, 2), np.int64)
+    seen = np.full(n_sections, -1, np.int64)
+    # sections never gain slack, so without any at the start the stack rule never applies
+    has_slack = ((remaining > 0) & (remaining < capacity)).any()
     reach = np.zeros(n_sections + 1, np.int64)
     ctr[NLEV] = 0
     cand = np.empty((4 * n + 16, 2), np.int64)  # candidate stack: per depth the options of its point
@@ -704,6 +753,9 @@ def search_packing(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, twin, fix
             ok = ok and _level_tileable(ctr[k], new_lo, new_hi, floor, closed, remaining, bound, reach, by_lo, lo_ptr,
                                         sec_hi, off, fixed_off, capacity, alignment)
         ctr[NLEV] = 0
+        if ok and has_slack:
+            ok = _changed_stacks_fit(trail, node[d, TSTART], ctr[TP], nodes, seen, floor, sec_lo, sec_hi, sec_ptr,
+                                     sec_idx, off, size, fixed_off, bound, capacity, rel)
         if not ok:
             _drop_pending(queue, queued, marks, marked, ctr)
             placed -= _take_back(b, size, sec_lo, sec_hi, remaining, off)
