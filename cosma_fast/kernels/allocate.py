@@ -264,6 +264,8 @@ def _stack_overflows(t, floor, sec_ptr, sec_idx, off, size, fixed_off, bound, ca
             rel[j, 0] = r
             rel[j, 1] = size[c]
             k += 1
+    if k == 0:
+        return False  # nothing left to place (an aligned floor may sit above the capacity)
     top = floor[t]
     for j in range(k):
         top = max(top, rel[j, 0]) + rel[j, 1]
