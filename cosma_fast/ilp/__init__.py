@@ -199,7 +199,7 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> 
             continue
         seen.add(key)
         rem = opts.remaining()
-        share = 5.0 if rem is None else 0.1 * rem
+        share = 5.0 if rem is None else 0.25 * rem
         if share < 0.05:
             break
         extra = dict(opts.extra, _no_heuristic=True,
