@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, objmode
 
-from .allocate import FOUND, NODE_LIMIT, NOT_FOUND, TIMEOUT, _align_up, _live_runs, _perf_counter
+from .allocate import FOUND, NODE_LIMIT, NOT_FOUND, TIMEOUT, _align_up, _perf_counter, _split_part
 
 __all__ = ["canonical_search", "warmup"]
 
@@ -110,6 +110,8 @@ def canonical_search(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr,
     part_hi = np.zeros(2 * n_sections + 2, np.int64)
     cross = np.zeros(n_sections + 1, np.int64)
     live = np.zeros(n_sections + 1, np.int64)
+    by_lo = np.argsort(sec_lo, kind="mergesort")  # buffers by first section, for the part split
+    lo_ptr = np.searchsorted(sec_lo[by_lo], np.arange(n_sections + 1))
     # undo trail: kind 0 = minoff[idx], kind 1 = floor[idx]
     cap_trail = 16 * n + 64
     tr_kind = np.empty(cap_trail, np.int8)
@@ -238,7 +240,7 @@ def canonical_search(size, sec_lo, sec_hi, n_sections, sec_ptr, sec_idx, ov_ptr,
         hi_r = rng_hi[d]
         new_lo = lo_r
         new_hi = hi_r
-        n_left = _split_part(off, sec_lo, sec_hi, lo_r, hi_r, cross, live, part_lo, part_hi, pp)
+        n_left = _split_part(off, sec_lo, sec_hi, by_lo, lo_ptr, lo_r, hi_r, cross, live, part_lo, part_hi, pp)
         if n_left == 0:
             # this part is complete: move on to the next part of the innermost decomposition
             while True:
@@ -299,26 +301,6 @@ def _order_candidates(off, minoff, size, sec_lo, lo_r, hi_r, keys, work, cand, b
             mh = h
     min_h[depth] = mh
     return k
-
-
-@njit(cache=True)
-def _split_part(off, sec_lo, sec_hi, lo_r, hi_r, cross, live, part_lo, part_hi, pp):
-    """Split sections [lo_r, hi_r) where no unplaced buffer crosses; write the non-empty parts at
-    ``part_lo/part_hi[pp:]`` and return how many there are (0: no unplaced buffer is left)."""
-    for s in range(lo_r, hi_r + 1):
-        cross[s] = 0
-        live[s] = 0
-    any_left = False
-    for i in range(off.shape[0]):
-        if off[i] < 0 and lo_r <= sec_lo[i] < hi_r:
-            any_left = True
-            cross[sec_lo[i] + 1] += 1
-            cross[sec_hi[i]] -= 1
-            live[sec_lo[i]] += 1
-            live[sec_hi[i]] -= 1
-    if not any_left:
-        return 0
-    return _live_runs(cross, live, lo_r, hi_r, part_lo, part_hi, pp)
 
 
 @njit(cache=True)
