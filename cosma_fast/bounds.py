@@ -140,6 +140,11 @@ def _cover_optimum(A: np.ndarray, need: np.ndarray, cost: np.ndarray, time_limit
         bound = float(res.fun)
     else:  # stopped early (or no proof at all): the dual bound, 0 when there is none
         bound = float(getattr(res, "mip_dual_bound", 0.0) or 0.0)
-        if not math.isfinite(bound):
-            return 0
-    return max(0, int(math.ceil(bound - 1e-6 - 1e-9 * abs(bound))))
+    return max(0, integral_bound(bound))
+
+
+def integral_bound(bound: float) -> int:
+    """A solver's dual bound on whole bytes, rounded up with a tolerance (0 when not finite)."""
+    if not math.isfinite(bound):
+        return 0
+    return int(math.ceil(bound - 1e-6 - 1e-9 * abs(bound)))

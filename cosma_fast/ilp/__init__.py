@@ -21,9 +21,11 @@ import time
 
 import numpy as np
 
+from ..bounds import integral_bound, spill_cover_bound
 from ..errors import CosmaError, OptionError, SolverError
 from ..graph import Graph
 from ..plan import Plan
+from ..schedule import lower_bound, min_peak_schedule, schedule_lower_bound
 from ..solve import MethodOutput, SolveOptions
 from ..trivial import trivial_plan
 from ..validate import validate
@@ -146,13 +148,6 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
             "threads_honoured": threads_kept}
 
 
-def _integral_bound(bound: float) -> int:
-    """Objectives are whole bytes: round a dual bound up, with a tolerance."""
-    if not math.isfinite(bound):
-        return 0
-    return int(math.ceil(bound - 1e-6 - 1e-9 * abs(bound)))
-
-
 def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> Plan:
     """The heuristic's plan when that module is available and valid, else the trivial plan."""
     candidates = list(opts.extra.get("_start_plans", []))
@@ -185,11 +180,10 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> 
 
     schedules = [start.schedule, np.arange(graph.n_ops)]
     try:
-        from ..schedule import min_peak_schedule
         rem = opts.remaining()
         schedules.insert(1, np.asarray(min_peak_schedule(graph, time_limit=1.0 if rem is None
                                                          else max(0.05, min(1.0, 0.05 * rem)))[0]))
-    except (ImportError, CosmaError):
+    except CosmaError:
         pass
     plans = [start]
     seen = set()
@@ -269,17 +263,18 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     except ModelBuildTimeout:
         model = None
         info["ilp_status"] = "skipped: the model was not built within a quarter of the time left"
+    start = None
     if model is not None:
         model = _with_valid_cuts(model, compulsory + other, opts)
         info.update(model_cols=int(model.n_cols), model_rows=int(model.A.shape[0]))
-    try:
-        start = None if model is None else encode_plan(model, start_plan)
-    except ValueError:
-        start = None
+        try:
+            start = encode_plan(model, start_plan)
+        except ValueError:
+            pass
     best_plan, best_cost = start_plan, start_cost
     lower = 0
     proven = False
-    for rnd in range(_NO_GOOD_ROUNDS + 1 if model is not None else 0):
+    for rnd in range(0 if model is None else _NO_GOOD_ROUNDS + 1):
         if opts.remaining() is not None and opts.remaining() <= 0:
             # HiGHS's presolve does not watch the clock: a 200-op model given 0.01 s ran 18 s
             info["ilp_status"] = info.get("ilp_status", "skipped: no time left after building the model")
@@ -293,7 +288,7 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
             info["dual_bound"] = res["bound"]
             info["ilp_status"] = res["status"]
             # only the first round is a relaxation of the full problem: its bound is proven
-            lower = max(0, _integral_bound(res["bound"]) - compulsory)
+            lower = max(0, integral_bound(res["bound"]) - compulsory)
         if res["x"] is None:
             break
         order, R, stored = decode_residency(model, res["x"])
@@ -344,17 +339,14 @@ def _skip_when_start_meets_bound(g: Graph, capacity: int, opts: SolveOptions, st
 def _other_bounds(g: Graph, capacity: int, opts: SolveOptions) -> int:
     """Proven bounds without the model: the larger of :mod:`cosma_fast.schedule`'s (peak live
     minus capacity) and :func:`cosma_fast.bounds.spill_cover_bound`, 0 if missing."""
-    from ..bounds import spill_cover_bound
-
     rem = opts.remaining()
-    share = 1.0 if rem is None else min(1.0, rem)
+    peak_time = 1.0 if rem is None else min(1.0, rem)  # taken before the cover bound spends any
     cover = spill_cover_bound(g, capacity, opts.schedule, time_limit=1.0 if rem is None else min(1.0, 0.1 * rem))
     try:
-        from ..schedule import lower_bound, schedule_lower_bound
         if opts.schedule is not None:
             return max(cover, int(schedule_lower_bound(g, opts.schedule, capacity)))
-        return max(cover, int(lower_bound(g, capacity, time_limit=share)))
-    except (ImportError, CosmaError):
+        return max(cover, int(lower_bound(g, capacity, time_limit=peak_time)))
+    except CosmaError:
         return cover
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ..bounds import integral_bound
 from ..errors import CosmaError, SolverError
 from ..graph import Graph
 from ..solve import MethodOutput, SolveOptions
@@ -99,7 +100,7 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
     Returns the decoded plan ("optimal" when HiGHS proved it) or, when HiGHS found
     nothing in time, the starting plan with the dual bound.
     """
-    from . import _integral_bound, _skip_when_start_meets_bound, _start_plan, _with_valid_cuts, run_highs
+    from . import _skip_when_start_meets_bound, _start_plan, _with_valid_cuts, run_highs
 
     g = graph
     compulsory = g.compulsory()
@@ -121,7 +122,7 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
     info = {"model_cols": int(model.n_cols), "model_rows": int(model.A.shape[0]),
             "start_accepted": res["start_accepted"], "ilp_status": res["status"], "dual_bound": res["bound"],
             "formulation": "cosma"}
-    lower = max(0, _integral_bound(res["bound"]) - compulsory)
+    lower = max(0, integral_bound(res["bound"]) - compulsory)
     plan, cost = start_plan, start_cost
     if res["x"] is not None:
         v = res["x"]

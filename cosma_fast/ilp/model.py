@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..bounds import ancestors
 from ..errors import SolverError
 from ..graph import INTERMEDIATE, Graph
 
@@ -63,27 +64,8 @@ def op_windows(graph: Graph, schedule=None) -> tuple[np.ndarray, np.ndarray]:
         pos = np.empty(n, dtype=np.int64)
         pos[np.asarray(schedule, dtype=np.int64)] = np.arange(n)
         return pos, pos.copy()
-    preds = [set() for _ in range(n)]
-    for o in range(n):
-        for t in graph.inputs_of(o):
-            p = graph.tensor_producer[t]
-            if p >= 0:
-                preds[o].add(int(p))
-    anc = [0] * n  # bitsets of ancestors (ops are in topological order)
-    for o in range(n):
-        a = 0
-        for p in preds[o]:
-            a |= anc[p] | (1 << p)
-        anc[o] = a
-    n_desc = np.zeros(n, dtype=np.int64)
-    for o in range(n):
-        a = anc[o]
-        while a:
-            low = a & -a
-            n_desc[low.bit_length() - 1] += 1
-            a ^= low
-    asap = np.array([bin(a).count("1") for a in anc], dtype=np.int64)
-    return asap, (n - 1 - n_desc).astype(np.int64)
+    anc = ancestors(graph)
+    return anc.sum(axis=1).astype(np.int64), (n - 1 - anc.sum(axis=0)).astype(np.int64)
 
 
 @dataclass
