@@ -100,7 +100,7 @@ def test_ilp_with_spill_cover_rows_keeps_the_brute_force_optimum(n, seed, tier):
     cap = cf.budgets(g)[tier]
     assert spill_cover_rows(build_model(g, cap))[0].shape[0] > 0
     # HiGHS must solve the model with the rows (no skip when the start meets the bound)
-    r = cf.solve(g, cap, method="ilp", skip_when_bound_met=False)
+    r = cf.solve(g, cap, method="ilp", skip_when_bound_met=False, order_search=False)
     brute = brute_force_non_compulsory(g, cap)
     # the model's own optimum (not the reported bound, which is capped by the plan) is the
     # address-free optimum: rows that cut it off would raise it or make the model infeasible

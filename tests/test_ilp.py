@@ -162,7 +162,7 @@ def test_a_model_too_slow_to_build_gives_the_start_plan_and_its_bound(monkeypatc
         raise ModelBuildTimeout("too slow")
 
     monkeypatch.setattr(ilp, "build_model", too_slow)
-    r = cf.solve(g, m_r(g), method="ilp", time_limit=30, skip_when_bound_met=False)
+    r = cf.solve(g, m_r(g), method="ilp", time_limit=30, skip_when_bound_met=False, order_search=False)
     cf.validate(g, r.plan, m_r(g))
     assert r.info["rounds"] == 0 and r.info["ilp_status"].startswith("skipped")
     assert 0 <= r.lower_bound <= r.non_compulsory == r.info["start_non_compulsory"]
@@ -170,7 +170,7 @@ def test_a_model_too_slow_to_build_gives_the_start_plan_and_its_bound(monkeypatc
 
 def test_warm_start_is_accepted():
     g = chain_with_skips(8)
-    r = cf.solve(g, m_r(g), method="ilp", skip_when_bound_met=False)
+    r = cf.solve(g, m_r(g), method="ilp", skip_when_bound_met=False, order_search=False)
     assert r.info["start_accepted"] is True
     assert r.status == "optimal"
     # by default HiGHS is skipped when the start already meets a proven bound

@@ -32,10 +32,13 @@ from ..validate import validate
 from .cuts import spill_cover_rows
 from .decode import build_plan, decode_residency, encode_plan, pack_buffers, residency_buffers
 from .model import ModelBuildTimeout, ReplacementModel, build_model, op_windows
+from .orders import order_search
 
 __all__ = ["solve_ilp", "min_peak_ilp", "build_model", "op_windows", "run_highs"]
 
 _NO_GOOD_ROUNDS = 3
+ORDER_SEARCH_NODES = 20_000  # order search budget when there is no time limit
+ORDER_SEARCH_SHARE = 0.75  # of the time left; the time-indexed model gets the rest
 
 
 def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=None,
@@ -140,7 +143,9 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
         status = "infeasible"
     else:
         status = "feasible" if has_sol else "unknown"
-    bound = float(info.mip_dual_bound) if status != "optimal" else float(info.objective_function_value)
+    # HiGHS says "optimal" once the gap is within mip_rel_gap: only at gap 0 is the objective a bound
+    exact = status == "optimal" and float(mip_gap) == 0.0
+    bound = float(info.objective_function_value) if exact else float(info.mip_dual_bound)
     if not math.isfinite(bound):
         bound = -math.inf
     return {"status": status, "x": x, "objective": float(info.objective_function_value) if has_sol else math.inf,
@@ -254,6 +259,15 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     if skipped is not None:
         return skipped
     info = {"start_accepted": False, "start_non_compulsory": start_cost - compulsory, "rounds": 0, "packed": False}
+    if opts.schedule is None and opts.extra.get("order_search", True):
+        start_plan, start_cost, other = _search_orders(g, capacity, opts, start_plan, start_cost, other, info)
+        nc = start_cost - compulsory
+        if nc <= other:
+            return _proven(g, start_plan, start_cost, other, info)
+        if nc - other <= opts.mip_gap * nc:  # close enough for the caller: no model needed
+            info.update(other_lower_bound=int(other), ilp_status="skipped: the order search met mip_gap")
+            return MethodOutput(plan=start_plan, lower_bound=int(other), status="feasible", info=info,
+                                message=f"best plan {nc} non-compulsory bytes, proven lower bound {other}")
     rem = opts.remaining()
     try:
         # a quarter of the time left at most: converting the rows and HiGHS (whose presolve
@@ -319,6 +333,48 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     msg = "" if status == "optimal" else (
         f"best plan {nc} non-compulsory bytes, proven lower bound {lower}")
     return MethodOutput(plan=best_plan, lower_bound=int(lower), status=status, message=msg, info=info)
+
+
+def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int,
+                   other: int, info: dict) -> tuple[Plan, int, int]:
+    """(best plan, its traffic, proven lower bound) after :func:`cosma_fast.ilp.orders.order_search`.
+
+    The search gets ``ORDER_SEARCH_SHARE`` of the time left (``ORDER_SEARCH_NODES`` bounds without a time
+    limit); its best order, when better than the start's, is realised by the exact
+    fixed-schedule model (replacement and addresses), which attains the order's value
+    unless its residency does not pack. Its lower bound holds for every order."""
+    rem = opts.remaining()
+    compulsory = g.compulsory()
+    report = None
+    if opts.progress is not None:
+        def report(d):  # in traffic bytes, like HiGHS's reports
+            inc, bound = d["incumbent"] + compulsory, d["bound"] + compulsory
+            opts.progress({"incumbent": inc, "bound": bound, "gap": (inc - bound) / max(inc, 1),
+                           "time": time.perf_counter() - opts.start_time})
+    res = order_search(g, capacity, start_schedule=start_plan.schedule, upper=start_cost - compulsory,
+                       time_limit=None if rem is None else ORDER_SEARCH_SHARE * rem,
+                       max_nodes=ORDER_SEARCH_NODES if rem is None else None, mip_gap=opts.mip_gap,
+                       progress=report)
+    info.update(order_nodes=res.nodes, order_value=res.value, order_lower_bound=res.lower_bound,
+                order_proven=res.proven, order_time=res.time)
+    if res.value is not None and res.value + compulsory < start_cost:
+        import dataclasses
+
+        extra = dict(opts.extra, _no_heuristic=True, _start_plans=[])
+        sub = dataclasses.replace(opts, schedule=np.asarray(res.schedule, dtype=np.int64), extra=extra,
+                                  start_time=time.perf_counter(), time_limit=opts.remaining(), progress=None)
+        plan = solve_ilp(g, capacity, sub).plan
+        cost = validate(g, plan, capacity, opts.alignment).traffic
+        if cost < start_cost:
+            start_plan, start_cost = plan, cost
+    return start_plan, start_cost, max(other, res.lower_bound)
+
+
+def _proven(g: Graph, plan: Plan, cost: int, lower: int, info: dict) -> MethodOutput:
+    """``plan`` as an optimal output: its non-compulsory bytes meet the proven ``lower``."""
+    nc = cost - g.compulsory()
+    info.update(packed=True, other_lower_bound=int(lower), ilp_status="skipped: the order search proved the bound")
+    return MethodOutput(plan=plan, lower_bound=int(nc), status="optimal", message="", info=info)
 
 
 def _skip_when_start_meets_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan,

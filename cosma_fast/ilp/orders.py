@@ -1,0 +1,338 @@
+"""Branch and bound over operator orders, bounded by the segment-cover problem.
+
+The address-free problem (the relaxation :mod:`cosma_fast.ilp.model` solves) has an exact
+combinatorial form once the order of the operators is known: a tensor ``t`` is *live
+across* operator ``o`` when an operator touching ``t`` runs before ``o`` and a reader of
+``t`` runs after it, and ``o`` does not touch ``t``. At ``o``'s step the live tensors that
+stay resident and ``o``'s operands fit in the capacity, so the tensors off chip there weigh
+at least ``need_o = bytes(o) + live(o) - capacity``. A tensor off chip across ``o`` is
+loaded again between ``o`` and its next reader; off-chip operators separated by a reader
+need distinct loads; an intermediate that is loaded again was written back once. The
+*segment cover* problem
+
+    minimise   sum_t size_t * (L_t + s_t)        (s_t only for non-output intermediates)
+    subject to sum_t size_t * off[t, o] >= need_o              for every operator o
+               s_t >= off[t, o],  L_t >= h[t, o] >= off[t, o]
+               h[t, o2] >= h[t, o1] + off[t, o2]    when o1 < c < o2 for a reader c of t
+               off binary
+
+is therefore a lower bound on the non-compulsory bytes of every plan whose order extends a
+*partial* order ``P`` when "before" means "before in ``P``" (live-across sets only grow as
+``P`` is refined), and for a total order it is exact: an optimal ``off`` is realised by
+evicting each tensor after its last use before an off-chip segment and loading it just in
+time, one load per segment (:func:`cosma_fast.bounds.spill_cover_bound` is the version
+without segments on the graph's own partial order).
+
+:func:`order_search` refines the graph's partial order two ways at a time (``a`` before
+``b`` or after), best bound first, closing a node as soon as one of its linear extensions
+costs its bound. The time-indexed LP spreads each operator over its window and sees little
+capacity pressure; this bound sees the exact pressure of every decided order. This is our
+decomposition of the COSMA problem (Li, Gupta, Malik, arXiv 2311.18246): order search,
+then replacement by the segment cover, then addresses by :func:`cosma_fast.allocate`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..bounds import ancestors, integral_bound
+from ..graph import INTERMEDIATE, Graph
+
+__all__ = ["OrderSearchResult", "order_search", "segment_cover"]
+
+
+@dataclass
+class OrderSearchResult:
+    """``schedule`` (best order found), ``value`` (address-free non-compulsory bytes of a
+    plan of that order, or the caller's ``upper`` for the start; None when neither is
+    known), ``lower_bound`` (proven for every order), ``proven`` (``lower_bound == value``),
+    ``nodes`` (bounds computed), ``time`` (seconds)."""
+
+    schedule: np.ndarray
+    value: int
+    lower_bound: int
+    proven: bool
+    nodes: int
+    time: float
+
+
+class _Incidence:
+    """The graph's tensor/operator incidence as dense float32 matrices (matmul-friendly)."""
+
+    def __init__(self, g: Graph):
+        n, nt = g.n_ops, g.n_tensors
+        self.touch = np.zeros((nt, n), dtype=np.float32)
+        self.read = np.zeros((nt, n), dtype=np.float32)
+        for t in range(nt):
+            c = g.consumers_of(t)
+            self.read[t, c] = 1
+            self.touch[t, c] = 1
+            if g.tensor_producer[t] >= 0:
+                self.touch[t, g.tensor_producer[t]] = 1
+        self.operand = np.zeros((n, nt), dtype=bool)
+        for o in range(n):
+            self.operand[o, g.inputs_of(o)] = True
+            self.operand[o, g.outputs_of(o)] = True
+        self.readers = [np.flatnonzero(self.read[t]) for t in range(nt)]
+        self.size = g.tensor_size.astype(np.int64)
+        self.op_bytes = g.op_bytes().astype(np.int64)
+        self.twice = (g.tensor_kind == INTERMEDIATE) & ~g.tensor_is_output
+
+    def live_across(self, before: np.ndarray) -> np.ndarray:
+        """``(n_ops, n_tensors)``: ``t`` live across ``o`` under ``before[o, q]`` (q before o)."""
+        b = before.astype(np.float32)
+        return ((b @ self.touch.T) > 0) & ((b.T @ self.read.T) > 0) & ~self.operand
+
+
+def segment_cover(g: Graph, capacity: int, before: np.ndarray, *, time_limit: float | None = None,
+                  _inc: _Incidence | None = None) -> tuple[int, float]:
+    """``(bound, found)``: the segment-cover problem (module docstring) for the partial order
+    ``before`` (``before[o, q]`` True when ``q`` runs before ``o``; transitively closed).
+
+    ``bound`` is a lower bound on the non-compulsory bytes of every plan whose order extends
+    ``before``: the optimum, or HiGHS's dual bound when ``time_limit`` stops it first.
+    ``found`` is the best solution's objective (``inf`` when none); ``found == bound`` when
+    solved. For a total order both are exact: the optimum is the order's least address-free
+    non-compulsory bytes, and every solution is a plan of that order (``found`` is an
+    upper bound on it)."""
+    inc = _inc or _Incidence(g)
+    F = inc.live_across(before)
+    need = inc.op_bytes + F.astype(np.int64) @ inc.size - int(capacity)
+    ops = np.flatnonzero(need > 0)
+    if not len(ops):
+        return 0, 0.0
+    F = F & (need > 0)[:, None]  # off-chip variables only where the capacity binds
+    # columns: off[t, o] (binary) for every (t, o) with F, then h[t, o] for the same pairs,
+    # then L_t, then s_t for the tensors that owe a write-back
+    pair_t, pair_o = np.nonzero(F.T)  # grouped by tensor
+    ts = np.unique(pair_t)
+    m = len(pair_t)
+    off = np.arange(m)
+    h = m + off
+    lcol = np.full(g.n_tensors, -1, dtype=np.int64)
+    lcol[ts] = 2 * m + np.arange(len(ts))
+    scol = np.full(g.n_tensors, -1, dtype=np.int64)
+    tw = ts[inc.twice[ts]]
+    scol[tw] = 2 * m + len(ts) + np.arange(len(tw))
+    ncol = 2 * m + len(ts) + len(tw)
+    cost = np.zeros(ncol)
+    cost[lcol[ts]] = inc.size[ts]
+    cost[scol[tw]] = inc.size[tw]
+    r_rows, r_cols, r_vals, r_lo = [], [], [], []
+    nrow = 0
+    # cover: sum_t size_t off[t, o] >= need_o
+    cover_row = np.searchsorted(ops, pair_o)
+    r_rows.append(cover_row)
+    r_cols.append(off)
+    r_vals.append(inc.size[pair_t].astype(float))
+    r_lo.append(need[ops].astype(float))
+    nrow += len(ops)
+    # h >= off; L >= h; s >= off
+    for a, b in ((h, off), (lcol[pair_t], h)):
+        r_rows += [nrow + np.arange(m)] * 2
+        r_cols += [a, b]
+        r_vals += [np.ones(m), -np.ones(m)]
+        r_lo.append(np.zeros(m))
+        nrow += m
+    sw = np.flatnonzero(scol[pair_t] >= 0)
+    r_rows += [nrow + np.arange(len(sw))] * 2
+    r_cols += [scol[pair_t[sw]], off[sw]]
+    r_vals += [np.ones(len(sw)), -np.ones(len(sw))]
+    r_lo.append(np.zeros(len(sw)))
+    nrow += len(sw)
+    # chains: h[t, o2] >= h[t, o1] + off[t, o2] when a reader of t lies between o1 and o2
+    bf = before.astype(np.float32)
+    starts = np.searchsorted(pair_t, ts)
+    ends = np.searchsorted(pair_t, ts, side="right")
+    for t, a, b in zip(ts, starts, ends):
+        if b - a < 2:
+            continue
+        os_ = pair_o[a:b]
+        rd = inc.readers[t]
+        sep = (bf[np.ix_(rd, os_)].T @ bf[np.ix_(os_, rd)].T) > 0  # sep[i, j]: o_i < c < o_j
+        i, j = np.nonzero(sep)
+        k = len(i)
+        if not k:
+            continue
+        r = nrow + np.arange(k)
+        r_rows += [r, r, r]
+        r_cols += [h[a + j], h[a + i], off[a + j]]
+        r_vals += [np.ones(k), -np.ones(k), -np.ones(k)]
+        r_lo.append(np.zeros(k))
+        nrow += k
+    A = sp.csr_matrix((np.concatenate(r_vals), (np.concatenate(r_rows), np.concatenate(r_cols))),
+                      shape=(nrow, ncol))
+    upper = np.ones(ncol)
+    upper[m:] = np.inf
+    integrality = np.zeros(ncol)
+    integrality[:m] = 1
+    return _milp_bound(cost, A, np.concatenate(r_lo), upper, integrality, time_limit)
+
+
+def _milp_bound(cost, A, lower, upper, integrality, time_limit) -> tuple[int, float]:
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    options = {"disp": False}
+    if time_limit is not None:
+        options["time_limit"] = max(float(time_limit), 0.01)
+    res = milp(cost, constraints=LinearConstraint(A, lower, np.inf), integrality=integrality,
+               bounds=Bounds(0, upper), options=options)
+    found = float(res.fun) if res.x is not None else np.inf
+    if res.status == 0:
+        return max(0, integral_bound(found)), round(found)
+    dual = float(getattr(res, "mip_dual_bound", 0.0) or 0.0)
+    return max(0, integral_bound(dual)), round(found) if np.isfinite(found) else found
+
+
+def _add_order(before: np.ndarray, a: int, b: int) -> np.ndarray:
+    """``before`` with ``a`` before ``b`` added and closed transitively (a new array)."""
+    out = before.copy()
+    first = before[a].copy()
+    first[a] = True
+    then = before[:, b].copy()
+    then[b] = True
+    out[np.ix_(then, first)] = True
+    return out
+
+
+def _extension(before: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """The linear extension of ``before`` that runs the ready operator of least ``key`` first."""
+    n = len(key)
+    left = np.ones(n, dtype=bool)
+    order = np.empty(n, dtype=np.int64)
+    waiting = before.sum(axis=1)
+    for k in range(n):
+        ready = np.flatnonzero(left & (waiting == 0))
+        o = ready[np.argmin(key[ready])]
+        order[k] = o
+        left[o] = False
+        waiting -= before[:, o]
+    return order
+
+
+def _total(order: np.ndarray) -> np.ndarray:
+    pos = np.empty(len(order), dtype=np.int64)
+    pos[order] = np.arange(len(order))
+    return pos[None, :] < pos[:, None]
+
+
+def _candidate_pairs(inc: _Incidence, capacity: int, before: np.ndarray, order: np.ndarray,
+                     limit: int) -> list[tuple[int, int]]:
+    """Unordered pairs of ``before`` whose order in ``order`` makes a tensor live across an
+    operator where the capacity binds, heaviest first; the first unordered pair of
+    ``order`` when there is none."""
+    total = _total(order)
+    Fp = inc.live_across(before)
+    Ft = inc.live_across(total)
+    need = inc.op_bytes + Ft.astype(np.int64) @ inc.size - int(capacity)
+    new = Ft & ~Fp & (need > 0)[:, None]
+    weight: dict[tuple[int, int], int] = {}
+    for o, t in zip(*np.nonzero(new)):
+        ops = np.flatnonzero(inc.touch[t])
+        for a in ops[total[o, ops] & ~before[o, ops]]:   # a toucher moved before o
+            weight[(int(a), int(o))] = weight.get((int(a), int(o)), 0) + int(inc.size[t])
+        rd = inc.readers[t]
+        for c in rd[total[rd, o] & ~before[rd, o]]:        # a reader moved after o
+            weight[(int(o), int(c))] = weight.get((int(o), int(c)), 0) + int(inc.size[t])
+    pairs = sorted(weight, key=lambda p: -weight[p])[:limit]
+    if pairs:
+        return pairs
+    for i, a in enumerate(order):
+        for b in order[i + 1:]:
+            if not before[b, a]:
+                return [(int(a), int(b))]
+    return []
+
+
+def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int | None = None,
+                 time_limit: float | None = None, max_nodes: int | None = None,
+                 mip_gap: float = 0.0, strong: int = 4, node_time: float = 1.0,
+                 progress=None) -> OrderSearchResult:
+    """The order of least address-free non-compulsory bytes, by branch and bound on pairs
+    of operators (module docstring).
+
+    ``start_schedule`` (a valid order, e.g. the heuristic's) guides the search: each node
+    is completed by the linear extension closest to the best order so far, whose value
+    (a segment-cover solution) updates the incumbent. ``upper``: non-compulsory bytes of a known plan that runs
+    ``start_schedule`` (an upper bound on its value, used when that value is not computed
+    in time). ``strong``: candidate pairs whose two children are bounded before the
+    branching pair is chosen (the pair whose weaker child has the larger bound).
+    ``node_time``: seconds per segment-cover solve (a dual bound when it stops). Stops at
+    ``time_limit`` seconds, ``max_nodes`` bounds or a relative gap of ``mip_gap``, and
+    returns the best order found with the least bound of the open nodes (valid for every
+    order). ``progress`` is called with ``{"incumbent", "bound", "time"}`` (non-compulsory
+    bytes) when the best order improves.
+    """
+    t0 = time.perf_counter()
+    g = graph
+    n = g.n_ops
+    inc = _Incidence(g)
+    key = np.arange(n, dtype=np.int64)
+    if start_schedule is not None:
+        key[np.asarray(start_schedule, dtype=np.int64)] = np.arange(n)
+    nodes = 0
+
+    def left():
+        return None if time_limit is None else time_limit - (time.perf_counter() - t0)
+
+    def out_of_time():
+        return (time_limit is not None and left() <= 0) or (max_nodes is not None and nodes >= max_nodes)
+
+    def bound(before):
+        """(segment-cover bound, best solution found): see :func:`segment_cover`."""
+        nonlocal nodes
+        nodes += 1
+        rem = left()
+        return segment_cover(g, capacity, before, time_limit=node_time if rem is None else min(rem, node_time),
+                             _inc=inc)
+
+    root = ancestors(g)
+    best = _extension(root, key)
+    best_value = bound(_total(best))[1]
+    if upper is not None and upper < best_value:
+        best, best_value = np.asarray(start_schedule, dtype=np.int64), int(upper)
+    heap = [(bound(root)[0], 0, 0, root)]
+    counter = 1
+    while heap and not out_of_time():
+        lb, depth, _, before = heapq.heappop(heap)
+        if lb >= best_value:
+            continue
+        if lb >= (1.0 - mip_gap) * best_value:  # best first: no open node is below lb
+            heapq.heappush(heap, (lb, depth, counter, before))
+            break
+        order = _extension(before, key)
+        value = bound(_total(order))[1]
+        if value < best_value:
+            best, best_value = order, value
+            key = np.empty(n, dtype=np.int64)
+            key[order] = np.arange(n)
+            if progress is not None:
+                progress({"incumbent": int(value), "bound": int(lb), "time": time.perf_counter() - t0})
+        if value <= lb:
+            continue
+        kids = None
+        for a, b in _candidate_pairs(inc, capacity, before, order, strong):
+            if out_of_time():
+                break
+            pair = [(bound(c)[0], c) for c in (_add_order(before, a, b), _add_order(before, b, a))]
+            score = (min(pair[0][0], pair[1][0]), pair[0][0] + pair[1][0])
+            if kids is None or score > kids[0]:
+                kids = (score, pair)
+        if kids is None or out_of_time():
+            heapq.heappush(heap, (lb, depth, counter, before))  # not (fully) branched: still open
+            break
+        for b_kid, kid in kids[1]:
+            if b_kid < best_value:
+                heapq.heappush(heap, (b_kid, depth - 1, counter, kid))
+                counter += 1
+    lower = min([best_value] + [h[0] for h in heap])
+    value = int(best_value) if np.isfinite(best_value) else None
+    lower = int(lower) if np.isfinite(lower) else 0
+    return OrderSearchResult(schedule=np.asarray(best, dtype=np.int64), value=value, lower_bound=lower,
+                             proven=value is not None and lower >= value, nodes=nodes,
+                             time=time.perf_counter() - t0)
