@@ -10,7 +10,7 @@ from test_ilp import brute_force_non_compulsory, capacities
 
 import cosma_fast as cf
 from cosma_fast.bounds import ancestors
-from cosma_fast.ilp.orders import order_search, segment_cover
+from cosma_fast.ilp.orders import order_plan, order_search, segment_cover
 
 
 def topological(g: cf.Graph, priority) -> list[int]:
@@ -38,6 +38,10 @@ def test_segment_cover_of_a_total_order_is_its_exact_optimum(data):
     order = topological(g, data.draw(st.permutations(range(g.n_ops))))
     value, found = segment_cover(g, cap, total(order))
     assert value == found == brute_force_non_compulsory(g, cap, schedule=order)
+    plan = order_plan(g, cap, order)  # None only when the residency does not pack
+    if plan is not None:
+        assert list(plan.schedule) == order
+        assert cf.validate(g, plan, cap).traffic - g.compulsory() == value
 
 
 @settings(max_examples=30)
@@ -112,3 +116,19 @@ def test_a_mip_gap_stop_reports_a_valid_bound_with_either_search():
         cf.validate(g, r.plan, cap)
         assert r.lower_bound <= 8604 <= r.non_compulsory
         assert r.status == "feasible" or r.non_compulsory == 8604
+
+
+def test_window_search_improves_an_order_and_keeps_it_topological():
+    from cosma_fast import generators as G
+    from cosma_fast.ilp.orders import improve_order
+    g = G.random_layered(20)
+    cap = cf.budgets(g, time_limit=5.0)["M_H"]
+    start = np.arange(g.n_ops)  # the model order: a poor one here (19389 bytes)
+    value = segment_cover(g, cap, total(start))[0]
+    order, better = improve_order(g, cap, start, value, window=6, window_nodes=30)
+    assert sorted(order.tolist()) == list(range(g.n_ops))
+    pos = np.empty(g.n_ops, dtype=np.int64)
+    pos[order] = np.arange(g.n_ops)
+    assert all(pos[p] < pos[o] for o in range(g.n_ops) for p in np.flatnonzero(ancestors(g)[o]))
+    assert better < value
+    assert segment_cover(g, cap, total(order))[0] == better

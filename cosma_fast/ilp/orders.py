@@ -42,8 +42,9 @@ import scipy.sparse as sp
 
 from ..bounds import ancestors, integral_bound
 from ..graph import INTERMEDIATE, Graph
+from ..plan import Plan
 
-__all__ = ["OrderSearchResult", "order_search", "segment_cover"]
+__all__ = ["OrderSearchResult", "improve_order", "order_plan", "order_search", "segment_cover"]
 
 
 @dataclass
@@ -100,52 +101,101 @@ def segment_cover(g: Graph, capacity: int, before: np.ndarray, *, time_limit: fl
     solved. For a total order both are exact: the optimum is the order's least address-free
     non-compulsory bytes, and every solution is a plan of that order (``found`` is an
     upper bound on it)."""
-    inc = _inc or _Incidence(g)
+    return _segment_cover(g, capacity, before, time_limit, _inc or _Incidence(g))[:2]
+
+
+def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc: _Incidence):
+    """:func:`segment_cover` plus its best solution: ``(bound, found, off)`` with ``off`` a
+    boolean ``(n_ops, n_tensors)`` matrix (``t`` off chip across ``o``), None when no solution."""
     F = inc.live_across(before)
     need = inc.op_bytes + F.astype(np.int64) @ inc.size - int(capacity)
     ops = np.flatnonzero(need > 0)
     if not len(ops):
-        return 0, 0.0
+        return 0, 0.0, np.zeros_like(F)
     F = F & (need > 0)[:, None]  # off-chip variables only where the capacity binds
-    # columns: off[t, o] (binary) for every (t, o) with F, then h[t, o] for the same pairs,
-    # then L_t, then s_t for the tensors that owe a write-back
     pair_t, pair_o = np.nonzero(F.T)  # grouped by tensor
-    ts = np.unique(pair_t)
-    m = len(pair_t)
-    off = np.arange(m)
-    h = m + off
-    lcol = np.full(g.n_tensors, -1, dtype=np.int64)
-    lcol[ts] = 2 * m + np.arange(len(ts))
-    scol = np.full(g.n_tensors, -1, dtype=np.int64)
-    tw = ts[inc.twice[ts]]
-    scol[tw] = 2 * m + len(ts) + np.arange(len(tw))
-    ncol = 2 * m + len(ts) + len(tw)
-    cost = np.zeros(ncol)
-    cost[lcol[ts]] = inc.size[ts]
-    cost[scol[tw]] = inc.size[tw]
-    r_rows, r_cols, r_vals, r_lo = [], [], [], []
-    nrow = 0
+    n = g.n_ops
+    if before.sum() == n * (n - 1) // 2:  # a total order: its segments are known
+        # off chip anywhere in a segment between two touches costs one reload: WLOG off chip
+        # over the whole segment, so one binary per segment replaces its pairs
+        touched_before = (before.astype(np.float32) @ inc.touch.T).astype(np.int64)  # (n, nt)
+        key = pair_t * (n + 1) + touched_before[pair_o, pair_t]
+        seg, var_of_pair = np.unique(key, return_inverse=True)
+        seg_t = seg // (n + 1)
+        cost = inc.size[seg_t].astype(float)
+        binaries = len(seg)
+        rows = _Rows()
+        spilled_t, spilled = seg_t, np.arange(len(seg))
+    else:
+        m = len(pair_t)
+        var_of_pair = np.arange(m)
+        binaries = m
+        rows = _Rows()
+        cost = _segments_chained(inc, before, pair_t, pair_o, rows)
+        spilled_t, spilled = pair_t, np.arange(m)
     # cover: sum_t size_t off[t, o] >= need_o
-    cover_row = np.searchsorted(ops, pair_o)
-    r_rows.append(cover_row)
-    r_cols.append(off)
-    r_vals.append(inc.size[pair_t].astype(float))
-    r_lo.append(need[ops].astype(float))
-    nrow += len(ops)
-    # h >= off; L >= h; s >= off
-    for a, b in ((h, off), (lcol[pair_t], h)):
-        r_rows += [nrow + np.arange(m)] * 2
-        r_cols += [a, b]
-        r_vals += [np.ones(m), -np.ones(m)]
-        r_lo.append(np.zeros(m))
-        nrow += m
-    sw = np.flatnonzero(scol[pair_t] >= 0)
-    r_rows += [nrow + np.arange(len(sw))] * 2
-    r_cols += [scol[pair_t[sw]], off[sw]]
-    r_vals += [np.ones(len(sw)), -np.ones(len(sw))]
-    r_lo.append(np.zeros(len(sw)))
-    nrow += len(sw)
-    # chains: h[t, o2] >= h[t, o1] + off[t, o2] when a reader of t lies between o1 and o2
+    rows.add(np.searchsorted(ops, pair_o), var_of_pair, inc.size[pair_t].astype(float), need[ops].astype(float))
+    # write-back: s_t >= each 0/1 "spilled" column of t, for the tensors that owe one
+    owe = np.flatnonzero(inc.twice[spilled_t])
+    ts = np.unique(spilled_t[owe])
+    scol = len(cost) + np.arange(len(ts))
+    rows.add_ge(scol[np.searchsorted(ts, spilled_t[owe])], spilled[owe])
+    cost = np.concatenate([cost, inc.size[ts].astype(float)])
+    ncol = len(cost)
+    A, r_lo = rows.matrix(ncol)
+    upper = np.full(ncol, np.inf)
+    upper[:binaries] = 1
+    integrality = np.zeros(ncol)
+    integrality[:binaries] = 1
+    bound, found, x = _milp_bound(cost, A, r_lo, upper, integrality, time_limit)
+    if x is None:
+        return bound, found, None
+    off_chip = np.zeros_like(F)
+    sel = x[var_of_pair] > 0.5
+    off_chip[pair_o[sel], pair_t[sel]] = True
+    return bound, found, off_chip
+
+
+class _Rows:
+    """Rows ``A v >= lower`` collected as coordinate arrays."""
+
+    def __init__(self):
+        self.r, self.c, self.v, self.lo = [], [], [], []
+        self.n = 0
+
+    def add(self, row, col, val, lower):
+        """Entries (``row`` local to this block) and one lower bound per new row."""
+        self.r.append(self.n + np.asarray(row))
+        self.c.append(np.asarray(col))
+        self.v.append(np.asarray(val, dtype=float))
+        self.lo.append(np.asarray(lower, dtype=float))
+        self.n += len(lower)
+
+    def add_ge(self, big, small, extra=None):
+        """``big - small (- extra) >= 0``, elementwise over column arrays."""
+        k = len(big)
+        local = np.arange(k)
+        cols = [big, small] + ([extra] if extra is not None else [])
+        vals = [np.ones(k)] + [-np.ones(k)] * (len(cols) - 1)
+        self.add(np.concatenate([local] * len(cols)), np.concatenate(cols), np.concatenate(vals), np.zeros(k))
+
+    def matrix(self, ncol):
+        A = sp.csr_matrix((np.concatenate(self.v), (np.concatenate(self.r), np.concatenate(self.c))),
+                          shape=(self.n, ncol))
+        return A, np.concatenate(self.lo)
+
+
+def _segments_chained(inc, before, pair_t, pair_o, rows):
+    """Partial order: ``h[t, o] >= off[t, o]``, ``h[t, o2] >= h[t, o1] + off[t, o2]`` when a
+    reader of ``t`` runs between ``o1`` and ``o2`` (transitively reduced: longer chains
+    follow), and one reload count ``L_t >= h[t, o]`` per tensor, after the ``off`` columns
+    (one per pair). Returns the cost of every column so far."""
+    m = len(pair_t)
+    ts = np.unique(pair_t)
+    h = m + np.arange(m)
+    lcol = 2 * m + np.arange(len(ts))
+    rows.add_ge(h, np.arange(m))
+    rows.add_ge(lcol[np.searchsorted(ts, pair_t)], h)
     bf = before.astype(np.float32)
     starts = np.searchsorted(pair_t, ts)
     ends = np.searchsorted(pair_t, ts, side="right")
@@ -155,26 +205,18 @@ def segment_cover(g: Graph, capacity: int, before: np.ndarray, *, time_limit: fl
         os_ = pair_o[a:b]
         rd = inc.readers[t]
         sep = (bf[np.ix_(rd, os_)].T @ bf[np.ix_(os_, rd)].T) > 0  # sep[i, j]: o_i < c < o_j
-        i, j = np.nonzero(sep)
-        k = len(i)
-        if not k:
+        if not sep.any():
             continue
-        r = nrow + np.arange(k)
-        r_rows += [r, r, r]
-        r_cols += [h[a + j], h[a + i], off[a + j]]
-        r_vals += [np.ones(k), -np.ones(k), -np.ones(k)]
-        r_lo.append(np.zeros(k))
-        nrow += k
-    A = sp.csr_matrix((np.concatenate(r_vals), (np.concatenate(r_rows), np.concatenate(r_cols))),
-                      shape=(nrow, ncol))
-    upper = np.ones(ncol)
-    upper[m:] = np.inf
-    integrality = np.zeros(ncol)
-    integrality[:m] = 1
-    return _milp_bound(cost, A, np.concatenate(r_lo), upper, integrality, time_limit)
+        sep &= ~((sep.astype(np.float32) @ sep.astype(np.float32)) > 0)
+        i, j = np.nonzero(sep)
+        rows.add_ge(h[a + j], h[a + i], a + j)
+    cost = np.zeros(2 * m + len(ts))
+    cost[lcol] = inc.size[ts]
+    return cost
 
 
-def _milp_bound(cost, A, lower, upper, integrality, time_limit) -> tuple[int, float]:
+def _milp_bound(cost, A, lower, upper, integrality, time_limit):
+    """(bound, best objective found or inf, best solution or None) of a minimisation MILP."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     options = {"disp": False}
@@ -184,9 +226,9 @@ def _milp_bound(cost, A, lower, upper, integrality, time_limit) -> tuple[int, fl
                bounds=Bounds(0, upper), options=options)
     found = float(res.fun) if res.x is not None else np.inf
     if res.status == 0:
-        return max(0, integral_bound(found)), round(found)
+        return max(0, integral_bound(found)), round(found), res.x
     dual = float(getattr(res, "mip_dual_bound", 0.0) or 0.0)
-    return max(0, integral_bound(dual)), round(found) if np.isfinite(found) else found
+    return max(0, integral_bound(dual)), round(found) if np.isfinite(found) else found, res.x
 
 
 def _add_order(before: np.ndarray, a: int, b: int) -> np.ndarray:
@@ -251,8 +293,8 @@ def _candidate_pairs(inc: _Incidence, capacity: int, before: np.ndarray, order: 
 
 def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int | None = None,
                  time_limit: float | None = None, max_nodes: int | None = None,
-                 mip_gap: float = 0.0, strong: int = 4, node_time: float = 1.0,
-                 progress=None) -> OrderSearchResult:
+                 mip_gap: float = 0.0, strong: int = 4, node_time: float | None = None,
+                 progress=None, root: np.ndarray | None = None) -> OrderSearchResult:
     """The order of least address-free non-compulsory bytes, by branch and bound on pairs
     of operators (module docstring).
 
@@ -262,16 +304,21 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
     ``start_schedule`` (an upper bound on its value, used when that value is not computed
     in time). ``strong``: candidate pairs whose two children are bounded before the
     branching pair is chosen (the pair whose weaker child has the larger bound).
-    ``node_time``: seconds per segment-cover solve (a dual bound when it stops). Stops at
+    ``node_time``: seconds per segment-cover solve (a dual bound when it stops; default a
+    tenth of ``time_limit``, at least 1 s). Stops at
     ``time_limit`` seconds, ``max_nodes`` bounds or a relative gap of ``mip_gap``, and
     returns the best order found with the least bound of the open nodes (valid for every
     order). ``progress`` is called with ``{"incumbent", "bound", "time"}`` (non-compulsory
-    bytes) when the best order improves.
+    bytes) when the best order improves. ``root``: search only the orders extending this
+    partial order (transitively closed, refining the graph's); the lower bound then holds
+    for those orders only (see :func:`improve_order`).
     """
     t0 = time.perf_counter()
     g = graph
     n = g.n_ops
     inc = _Incidence(g)
+    if node_time is None:
+        node_time = 1.0 if time_limit is None else max(1.0, 0.1 * time_limit)
     key = np.arange(n, dtype=np.int64)
     if start_schedule is not None:
         key[np.asarray(start_schedule, dtype=np.int64)] = np.arange(n)
@@ -291,7 +338,8 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
         return segment_cover(g, capacity, before, time_limit=node_time if rem is None else min(rem, node_time),
                              _inc=inc)
 
-    root = ancestors(g)
+    if root is None:
+        root = ancestors(g)
     best = _extension(root, key)
     best_value = bound(_total(best))[1]
     if upper is not None and upper < best_value:
@@ -336,3 +384,76 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
     return OrderSearchResult(schedule=np.asarray(best, dtype=np.int64), value=value, lower_bound=lower,
                              proven=value is not None and lower >= value, nodes=nodes,
                              time=time.perf_counter() - t0)
+
+
+def improve_order(graph: Graph, capacity: int, schedule, value: int, *, window: int = 12,
+                  time_limit: float | None = None, window_nodes: int = 200,
+                  node_time: float | None = None) -> tuple[np.ndarray, int]:
+    """A better order than ``schedule`` (address-free non-compulsory bytes ``value``) by
+    large-neighbourhood search: the order is kept outside a window of ``window``
+    consecutive positions, and :func:`order_search` re-orders the window's operators
+    (``window_nodes`` bounds each). Windows slide by half their length, round after round,
+    until a round improves nothing or ``time_limit`` passes. Returns ``(order, value)``.
+    Graphs too large for :func:`order_search` to prove still get better orders this way."""
+    t0 = time.perf_counter()
+    g = graph
+    n = g.n_ops
+    anc = ancestors(g)
+    order = np.asarray(schedule, dtype=np.int64)
+    step = max(1, window // 2)
+    improved = True
+    while improved and n > 1:
+        improved = False
+        for s in range(0, max(1, n - step), step):
+            rem = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+            if rem is not None and rem <= 0:
+                return order, value
+            inside = order[s:s + window]
+            root = _total(order)
+            root[np.ix_(inside, inside)] = anc[np.ix_(inside, inside)]
+            res = order_search(g, capacity, start_schedule=order, upper=value, time_limit=rem,
+                               max_nodes=window_nodes, node_time=node_time, root=root)
+            if res.value is not None and res.value < value:
+                order, value, improved = res.schedule, res.value, True
+    return order, value
+
+
+def order_plan(graph: Graph, capacity: int, schedule, *, alignment: int = 1,
+               time_limit: float | None = None) -> Plan | None:
+    """A plan running ``schedule`` with the least address-free traffic of that order, or
+    None when the segment cover is not solved in ``time_limit`` or its residency does not
+    pack (the caller then needs the fixed-schedule model, which can trade bytes for a
+    packing).
+
+    Residency from the segment cover's solution: each tensor is resident from its first
+    touch to its last, except over every segment between two touches in which it is off
+    chip somewhere; it is evicted after the segment's first touch and loaded just before
+    its next reader. The buffers are packed by :func:`cosma_fast.allocate`.
+    """
+    from .decode import build_plan, pack_buffers, residency_buffers
+
+    t0 = time.perf_counter()
+    g = graph
+    n = g.n_ops
+    order = np.asarray(schedule, dtype=np.int64)
+    inc = _Incidence(g)
+    bound, found, off = _segment_cover(g, capacity, _total(order), time_limit, inc)
+    if off is None or found > bound:
+        return None
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n)
+    R = np.zeros((g.n_tensors, n), dtype=bool)
+    for t in range(g.n_tensors):
+        touched = np.sort(pos[np.flatnonzero(inc.touch[t])])
+        if not len(touched):
+            continue
+        R[t, touched[0]:touched[-1] + 1] = True
+        for i in np.flatnonzero(off[order, t]):  # steps where t is off chip
+            k = np.searchsorted(touched, i)
+            R[t, touched[k - 1] + 1:touched[k]] = False
+    bt, ba, bb = residency_buffers(R)
+    rem = None if time_limit is None else max(0.05, time_limit - (time.perf_counter() - t0))
+    offsets = pack_buffers(ba, bb, g.tensor_size[bt], capacity, alignment, time_limit=rem)
+    if offsets is None:
+        return None
+    return build_plan(g, order, R, None, bt, ba, offsets)
