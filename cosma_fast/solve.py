@@ -37,6 +37,14 @@ METHODS: dict[str, str] = {
     "auto": "dnc:solve_auto",
 }
 
+# keyword options each method reads from ``**extra`` (``auto`` hands them to every method it runs)
+_ILP_OPTIONS = {"order_search", "warm_start", "skip_when_bound_met", "objective_cut"}
+_DNC_OPTIONS = {"start_plan", "start_time_share", "workers", "max_rounds", "window_nodes", "window_time_limit"}
+METHOD_OPTIONS: dict[str, set[str]] = {
+    "heuristic": {"ls_iters"}, "baseline": set(), "baseline-mpmf": set(), "ilp": _ILP_OPTIONS,
+    "dnc": _DNC_OPTIONS | {"ls_iters"}, "auto": _ILP_OPTIONS | _DNC_OPTIONS | {"ls_iters"},
+}
+
 
 @dataclass
 class SolveOptions:
@@ -197,6 +205,10 @@ def solve(graph: Graph, capacity, method: str = "heuristic", *, seed: int = 0,
         Where ``"dnc"`` runs its window sub-problems (default: a local process pool).
     progress : callable, optional
         Called with ``{"incumbent", "bound", "gap", "time"}`` as a long solve improves.
+    **extra
+        Method options. ``"ilp"``: ``order_search=False`` (no branch and bound over orders
+        before the HiGHS model), ``warm_start=False``, ``skip_when_bound_met=False`` (run
+        the solvers even when the start meets a proven bound), ``objective_cut=False``.
 
     Returns
     -------
@@ -228,6 +240,10 @@ def solve(graph: Graph, capacity, method: str = "heuristic", *, seed: int = 0,
     if schedule is not None:
         sched = _resolve_schedule(g, schedule)
     fn = _method_function(method)
+    unknown = sorted(k for k in extra if not k.startswith("_") and k not in METHOD_OPTIONS[method])
+    if unknown:
+        known = ", ".join(sorted(METHOD_OPTIONS[method])) or "none"
+        raise OptionError(f"unknown option {unknown[0]!r} for method {method!r}; its options: {known}")
     opts = SolveOptions(seed=int(seed), time_limit=time_limit, mip_gap=float(mip_gap), threads=threads,
                         schedule=sched, alignment=int(alignment), formulation=formulation,
                         segment_ops=segment_ops, executor=executor, progress=progress,

@@ -207,6 +207,14 @@ def test_unknown_formulation_is_a_clear_error():
         cf.solve(g, m_r(g), method="ilp", formulation="nope")
 
 
+def test_a_misspelt_method_option_is_a_clear_error():
+    g = chain_with_skips(3)
+    with pytest.raises(cf.OptionError, match="'order_serach' for method 'ilp'.*order_search"):
+        cf.solve(g, m_r(g), method="ilp", order_serach=False)
+    with pytest.raises(cf.OptionError, match="'workers' for method 'heuristic'"):
+        cf.solve(g, m_r(g), method="heuristic", workers=2)
+
+
 @settings(max_examples=10)
 @given(data=st.data())
 def test_cosma_formulation_has_the_same_optimum(data):

@@ -180,8 +180,9 @@ def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> Plan:
 
 
 def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> Plan:
-    """Better starts from the fixed-schedule model (fast: the schedule columns are fixed)
-    on the start's schedule, a minimum-peak schedule and the model order."""
+    """Better starts on the start's schedule, a minimum-peak schedule and the model order:
+    each order's least traffic by :func:`cosma_fast.ilp.orders.order_plan` (its segment
+    cover, packed), or by the fixed-schedule model when that does not pack."""
     import dataclasses
 
     schedules = [start.schedule, np.arange(graph.n_ops)]
@@ -202,12 +203,15 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> 
         share = 5.0 if rem is None else 0.25 * rem
         if share < 0.05:
             break
-        extra = dict(opts.extra, _no_heuristic=True,
-                     _start_plans=[start] if np.array_equal(start.schedule, sch) else [])
-        sub = dataclasses.replace(opts, schedule=np.asarray(sch, dtype=np.int64), time_limit=share,
-                                  start_time=time.perf_counter(), extra=extra, progress=None,
-                                  formulation="decomposed")
-        plans.append(solve_ilp(graph, capacity, sub).plan)
+        plan = order_plan(graph, capacity, sch, alignment=opts.alignment, time_limit=share)
+        if plan is None:  # not solved in time, or its residency did not pack
+            extra = dict(opts.extra, _no_heuristic=True,
+                         _start_plans=[start] if np.array_equal(start.schedule, sch) else [])
+            sub = dataclasses.replace(opts, schedule=np.asarray(sch, dtype=np.int64), time_limit=share,
+                                      start_time=time.perf_counter(), extra=extra, progress=None,
+                                      formulation="decomposed")
+            plan = solve_ilp(graph, capacity, sub).plan
+        plans.append(plan)
     return _cheapest_valid(graph, capacity, opts, plans, any_schedule=True)
 
 
