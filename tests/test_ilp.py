@@ -83,6 +83,24 @@ def brute_force_non_compulsory(g: cf.Graph, capacity: int, schedule=None) -> int
     raise AssertionError("no plan found")
 
 
+def topological(g: cf.Graph, priority) -> list[int]:
+    """The topological order that runs the ready operator of least priority first."""
+    prio = {o: i for i, o in enumerate(priority)}
+    done: list[int] = []
+    while len(done) < g.n_ops:
+        ready = [o for o in range(g.n_ops) if o not in done and all(
+            g.tensor_producer[t] < 0 or g.tensor_producer[t] in done for t in g.inputs_of(o))]
+        done.append(min(ready, key=prio.get))
+    return done
+
+
+@st.composite
+def ordered_instances(draw, max_ops: int = 6):
+    """A random DAG, a capacity near M_R and a random topological order of it."""
+    g = draw(dags(max_ops=max_ops, max_size=20))
+    return g, draw(capacities(g)), topological(g, draw(st.permutations(range(g.n_ops))))
+
+
 def capacities(g):
     lo = m_r(g)
     hi = int(g.total_bytes())
@@ -107,18 +125,9 @@ def test_ilp_matches_brute_force(data):
 
 
 @settings(max_examples=20)
-@given(data=st.data())
-def test_fixed_schedule_matches_brute_force(data):
-    g = data.draw(dags(max_ops=6, max_size=20))
-    cap = data.draw(capacities(g))
-    order = data.draw(st.permutations(range(g.n_ops)))
-    # turn the permutation into a topological order (stable Kahn on the permutation priority)
-    prio = {o: i for i, o in enumerate(order)}
-    done: list[int] = []
-    while len(done) < g.n_ops:
-        ready = [o for o in range(g.n_ops) if o not in done and all(
-            g.tensor_producer[t] < 0 or g.tensor_producer[t] in done for t in g.inputs_of(o))]
-        done.append(min(ready, key=prio.get))
+@given(inst=ordered_instances())
+def test_fixed_schedule_matches_brute_force(inst):
+    g, cap, done = inst
     brute = brute_force_non_compulsory(g, cap, schedule=done)
     r = cf.solve(g, cap, method="ilp", schedule=done)
     assert list(r.plan.schedule) == done

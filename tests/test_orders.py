@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings
-from hypothesis import strategies as st
-from strategies import dags
-from test_ilp import brute_force_non_compulsory, capacities
+from test_ilp import brute_force_non_compulsory, ordered_instances
 
 import cosma_fast as cf
 from cosma_fast.bounds import ancestors
 from cosma_fast.ilp.orders import order_plan, order_search, segment_cover
-
-
-def topological(g: cf.Graph, priority) -> list[int]:
-    """The topological order that runs the ready operator of least priority first."""
-    prio = {o: i for i, o in enumerate(priority)}
-    done: list[int] = []
-    while len(done) < g.n_ops:
-        ready = [o for o in range(g.n_ops) if o not in done and all(
-            g.tensor_producer[t] < 0 or g.tensor_producer[t] in done for t in g.inputs_of(o))]
-        done.append(min(ready, key=prio.get))
-    return done
 
 
 def total(order) -> np.ndarray:
@@ -31,11 +18,9 @@ def total(order) -> np.ndarray:
 
 
 @settings(max_examples=30)
-@given(data=st.data())
-def test_segment_cover_of_a_total_order_is_its_exact_optimum(data):
-    g = data.draw(dags(max_ops=6, max_size=20))
-    cap = data.draw(capacities(g))
-    order = topological(g, data.draw(st.permutations(range(g.n_ops))))
+@given(inst=ordered_instances())
+def test_segment_cover_of_a_total_order_is_its_exact_optimum(inst):
+    g, cap, order = inst
     value, found = segment_cover(g, cap, total(order))
     assert value == found == brute_force_non_compulsory(g, cap, schedule=order)
     plan = order_plan(g, cap, order)  # None only when the residency does not pack
@@ -45,24 +30,20 @@ def test_segment_cover_of_a_total_order_is_its_exact_optimum(data):
 
 
 @settings(max_examples=30)
-@given(data=st.data())
-def test_segment_cover_of_the_graph_order_bounds_every_order(data):
+@given(inst=ordered_instances())
+def test_segment_cover_of_the_graph_order_bounds_every_order(inst):
     """On the graph's own partial order the bound is below the brute-force optimum, and
     below the bound of every total order extending it (refining an order only raises it)."""
-    g = data.draw(dags(max_ops=6, max_size=20))
-    cap = data.draw(capacities(g))
+    g, cap, order = inst
     root, _ = segment_cover(g, cap, ancestors(g))
     assert root <= brute_force_non_compulsory(g, cap)
-    order = topological(g, data.draw(st.permutations(range(g.n_ops))))
     assert root <= segment_cover(g, cap, total(order))[0]
 
 
 @settings(max_examples=25)
-@given(data=st.data())
-def test_order_search_finds_the_brute_force_optimum(data):
-    g = data.draw(dags(max_ops=6, max_size=20))
-    cap = data.draw(capacities(g))
-    start = topological(g, data.draw(st.permutations(range(g.n_ops))))
+@given(inst=ordered_instances())
+def test_order_search_finds_the_brute_force_optimum(inst):
+    g, cap, start = inst
     r = order_search(g, cap, start_schedule=start)
     brute = brute_force_non_compulsory(g, cap)
     assert r.proven and r.value == r.lower_bound == brute
