@@ -374,18 +374,42 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
         order, value = improve_order(g, capacity, order, value, time_limit=left)
         info["window_search_value"] = value
     if value is not None and value + compulsory < start_cost:
-        plan = order_plan(g, capacity, order, alignment=opts.alignment, time_limit=opts.remaining())
-        if plan is None:  # its residency did not pack: the fixed-schedule model trades bytes for addresses
-            import dataclasses
-
-            extra = dict(opts.extra, _no_heuristic=True, _start_plans=[])
-            sub = dataclasses.replace(opts, schedule=np.asarray(order, dtype=np.int64), extra=extra,
-                                      start_time=time.perf_counter(), time_limit=opts.remaining(), progress=None)
-            plan = solve_ilp(g, capacity, sub).plan
-        cost = validate(g, plan, capacity, opts.alignment).traffic
+        plan, cost = _realise_order(g, capacity, opts, order, value + compulsory)
         if cost < start_cost:
             start_plan, start_cost = plan, cost
     return start_plan, start_cost, max(other, res.lower_bound)
+
+
+def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarray, target: int) -> tuple[Plan, int]:
+    """(plan, traffic): the cheapest valid plan found for ``order``, whose address-free least
+    traffic is ``target``: :func:`cosma_fast.ilp.orders.order_plan` (attains it when its
+    residency packs) and the heuristic's plan of that order (fast, packs by construction);
+    the fixed-schedule model, started from the better one, when neither attains it and
+    time is left (a quarter of it)."""
+    import dataclasses
+
+    from ..heuristic import solve_heuristic
+
+    rem = opts.remaining()
+    fixed = dataclasses.replace(opts, schedule=np.asarray(order, dtype=np.int64), start_time=time.perf_counter(),
+                                time_limit=None if rem is None else 0.1 * rem, progress=None)
+    candidates = [solve_heuristic(g, capacity, fixed).plan]
+    plan = order_plan(g, capacity, order, alignment=opts.alignment,
+                      time_limit=None if rem is None else 0.4 * rem)
+    if plan is not None:
+        candidates.append(plan)
+    best = _cheapest_valid(g, capacity, fixed, candidates)
+    cost = validate(g, best, capacity, opts.alignment).traffic
+    rem = opts.remaining()
+    if cost > target and (rem is None or rem > 0.5):
+        extra = dict(opts.extra, _no_heuristic=True, _start_plans=[best])
+        sub = dataclasses.replace(fixed, extra=extra, start_time=time.perf_counter(),
+                                  time_limit=None if rem is None else 0.25 * rem)
+        plan = solve_ilp(g, capacity, sub).plan
+        c = validate(g, plan, capacity, opts.alignment).traffic
+        if c < cost:
+            best, cost = plan, c
+    return best, cost
 
 
 def _proven(g: Graph, plan: Plan, cost: int, lower: int, info: dict) -> MethodOutput:

@@ -104,11 +104,14 @@ def segment_cover(g: Graph, capacity: int, before: np.ndarray, *, time_limit: fl
     return _segment_cover(g, capacity, before, time_limit, _inc or _Incidence(g))[:2]
 
 
-def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc: _Incidence):
+def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc: _Incidence, reserve=0):
     """:func:`segment_cover` plus its best solution: ``(bound, found, off)`` with ``off`` a
-    boolean ``(n_ops, n_tensors)`` matrix (``t`` off chip across ``o``), None when no solution."""
+    boolean ``(n_ops, n_tensors)`` matrix (``t`` off chip across ``o``), None when no solution.
+    ``reserve`` (bytes, one number or one per operator): capacity kept free at an operator
+    where its operands leave room for it (slack for the packing; no longer a bound then)."""
     F = inc.live_across(before)
-    need = inc.op_bytes + F.astype(np.int64) @ inc.size - int(capacity)
+    room = np.maximum(int(capacity) - np.asarray(reserve, dtype=np.int64), inc.op_bytes)
+    need = inc.op_bytes + F.astype(np.int64) @ inc.size - room
     ops = np.flatnonzero(need > 0)
     if not len(ops):
         return 0, 0.0, np.zeros_like(F)
@@ -293,7 +296,7 @@ def _candidate_pairs(inc: _Incidence, capacity: int, before: np.ndarray, order: 
 
 def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int | None = None,
                  time_limit: float | None = None, max_nodes: int | None = None,
-                 mip_gap: float = 0.0, strong: int = 4, node_time: float | None = None,
+                 mip_gap: float = 0.0, strong: int = 8, node_time: float | None = None,
                  progress=None, root: np.ndarray | None = None) -> OrderSearchResult:
     """The order of least address-free non-compulsory bytes, by branch and bound on pairs
     of operators (module docstring).
@@ -346,6 +349,7 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
         best, best_value = np.asarray(start_schedule, dtype=np.int64), int(upper)
     heap = [(bound(root)[0], 0, 0, root)]
     counter = 1
+    values: dict[bytes, float] = {}
     while heap and not out_of_time():
         lb, depth, _, before = heapq.heappop(heap)
         if lb >= best_value:
@@ -354,7 +358,9 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
             heapq.heappush(heap, (lb, depth, counter, before))
             break
         order = _extension(before, key)
-        value = bound(_total(order))[1]
+        value = values.get(order.tobytes())
+        if value is None:  # a child often completes to its parent's order: value it once
+            value = values[order.tobytes()] = bound(_total(order))[1]
         if value < best_value:
             best, best_value = order, value
             key = np.empty(n, dtype=np.int64)
@@ -419,41 +425,60 @@ def improve_order(graph: Graph, capacity: int, schedule, value: int, *, window: 
 
 
 def order_plan(graph: Graph, capacity: int, schedule, *, alignment: int = 1,
-               time_limit: float | None = None) -> Plan | None:
-    """A plan running ``schedule`` with the least address-free traffic of that order, or
-    None when the segment cover is not solved in ``time_limit`` or its residency does not
-    pack (the caller then needs the fixed-schedule model, which can trade bytes for a
-    packing).
+               time_limit: float | None = None, attempts: int = 3) -> Plan | None:
+    """A plan running ``schedule`` with the least address-free traffic of that order when
+    its residency packs, or None when no segment cover was found or packed in ``time_limit``
+    (the caller then needs another way to place the order).
 
     Residency from the segment cover's solution: each tensor is resident from its first
     touch to its last, except over every segment between two touches in which it is off
     chip somewhere; it is evicted after the segment's first touch and loaded just before
-    its next reader. The buffers are packed by :func:`cosma_fast.allocate`.
+    its next reader. The buffers are packed by :func:`cosma_fast.allocate`. A cover that
+    fills the scratchpad to the byte may not pack (fragmentation: layered100 at M_H, max
+    live 8911 of 8914 bytes). Then the steps where the best packing found overflows keep
+    that many bytes free in the next cover, for up to ``attempts`` covers; the first that
+    packs is returned (more traffic than the bound then, still valid).
     """
-    from .decode import build_plan, pack_buffers, residency_buffers
+    from ..allocate import allocate
+    from .decode import build_plan, residency_buffers
 
     t0 = time.perf_counter()
     g = graph
     n = g.n_ops
     order = np.asarray(schedule, dtype=np.int64)
+    before = _total(order)
     inc = _Incidence(g)
-    bound, found, off = _segment_cover(g, capacity, _total(order), time_limit, inc)
-    if off is None or found > bound:
-        return None
     pos = np.empty(n, dtype=np.int64)
     pos[order] = np.arange(n)
-    R = np.zeros((g.n_tensors, n), dtype=bool)
-    for t in range(g.n_tensors):
-        touched = np.sort(pos[np.flatnonzero(inc.touch[t])])
-        if not len(touched):
-            continue
-        R[t, touched[0]:touched[-1] + 1] = True
-        for i in np.flatnonzero(off[order, t]):  # steps where t is off chip
-            k = np.searchsorted(touched, i)
-            R[t, touched[k - 1] + 1:touched[k]] = False
-    bt, ba, bb = residency_buffers(R)
-    rem = None if time_limit is None else max(0.05, time_limit - (time.perf_counter() - t0))
-    offsets = pack_buffers(ba, bb, g.tensor_size[bt], capacity, alignment, time_limit=rem)
-    if offsets is None:
-        return None
-    return build_plan(g, order, R, None, bt, ba, offsets)
+    touched = [np.sort(pos[np.flatnonzero(inc.touch[t])]) for t in range(g.n_tensors)]
+    reserve = np.zeros(n, dtype=np.int64)  # per step
+    for k in range(attempts):
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        if left is not None and left <= 0:
+            return None
+        each = (2.0 if k == 0 else 1.0) if left is None else left / (2 if k == 0 else attempts - k)
+        _, found, off = _segment_cover(g, capacity, before, each / 2, inc, reserve=reserve[pos])
+        if off is None:
+            return None
+        R = np.zeros((g.n_tensors, n), dtype=bool)
+        for t in range(g.n_tensors):
+            tt = touched[t]
+            if not len(tt):
+                continue
+            R[t, tt[0]:tt[-1] + 1] = True
+            for i in np.flatnonzero(off[order, t]):  # steps where t is off chip
+                j = np.searchsorted(tt, i)
+                R[t, tt[j - 1] + 1:tt[j]] = False
+        bt, ba, bb = residency_buffers(R)
+        size = g.tensor_size[bt].astype(np.int64)
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        pack_time = each / 2 if left is None else max(0.05, min(left, each / 2))
+        packing = allocate(ba, bb + 1, size, capacity, time_limit=pack_time, alignment=alignment)
+        if packing.fits:
+            return build_plan(g, order, R, None, bt, ba, np.asarray(packing.offsets, dtype=np.int64))
+        over = np.maximum(np.asarray(packing.offsets, dtype=np.int64) + size - capacity, 0)
+        grow = np.zeros(n, dtype=np.int64)
+        for b in np.flatnonzero(over):
+            grow[ba[b]:bb[b] + 1] = np.maximum(grow[ba[b]:bb[b] + 1], over[b])
+        reserve += grow
+    return None
