@@ -267,24 +267,52 @@ def _total(order: np.ndarray) -> np.ndarray:
 
 
 def _candidate_pairs(inc: _Incidence, capacity: int, before: np.ndarray, order: np.ndarray,
-                     limit: int) -> list[tuple[int, int]]:
-    """Unordered pairs of ``before`` whose order in ``order`` makes a tensor live across an
-    operator where the capacity binds, heaviest first; the first unordered pair of
-    ``order`` when there is none."""
+                     limit: int, tight_ops: int = 3) -> list[tuple[int, int]]:
+    """Unordered pairs of ``before`` to branch on, heaviest first (bytes that one of their
+    two orders makes live across an operator where capacity binds, or nearly):
+
+    * pairs whose order in ``order`` (the node's completion) makes a tensor live across an
+      operator where the capacity binds;
+    * for the ``tight_ops`` operators of largest need under ``before``, the unordered
+      operators whose placement on one side would make a tensor live across them (this
+      does not depend on the completion, which matters when a good completion leaves
+      few pairs of the first kind).
+
+    The first unordered pair of ``order`` when there is none."""
     total = _total(order)
     Fp = inc.live_across(before)
     Ft = inc.live_across(total)
     need = inc.op_bytes + Ft.astype(np.int64) @ inc.size - int(capacity)
     new = Ft & ~Fp & (need > 0)[:, None]
-    weight: dict[tuple[int, int], int] = {}
+    weight: dict[tuple[int, int], float] = {}
+
+    def add(a, b, w):
+        key = (int(min(a, b)), int(max(a, b)))
+        weight[key] = weight.get(key, 0.0) + float(w)
+
     for o, t in zip(*np.nonzero(new)):
         ops = np.flatnonzero(inc.touch[t])
         for a in ops[total[o, ops] & ~before[o, ops]]:   # a toucher moved before o
-            weight[(int(a), int(o))] = weight.get((int(a), int(o)), 0) + int(inc.size[t])
+            add(a, o, inc.size[t])
         rd = inc.readers[t]
         for c in rd[total[rd, o] & ~before[rd, o]]:        # a reader moved after o
-            weight[(int(o), int(c))] = weight.get((int(o), int(c)), 0) + int(inc.size[t])
-    pairs = sorted(weight, key=lambda p: -weight[p])[:limit]
+            add(o, c, inc.size[t])
+    bf = before.astype(np.float32)
+    touched_before = (bf @ inc.touch.T) > 0   # (n, nt): some toucher of t runs before o
+    read_after = (bf.T @ inc.read.T) > 0      # some reader of t runs after o
+    need_p = inc.op_bytes + Fp.astype(np.int64) @ inc.size - int(capacity)
+    free = ~Fp & ~inc.operand
+    size = inc.size.astype(np.float32)
+    for o in np.argsort(-need_p)[:tight_ops]:
+        loose = ~before[o] & ~before[:, o]
+        loose[o] = False
+        if not loose.any():
+            continue
+        first = inc.touch.T @ (size * (read_after[o] & free[o]))     # q before o makes t live
+        last = inc.read.T @ (size * (touched_before[o] & free[o]))   # q after o makes t live
+        for q in np.flatnonzero(loose & ((first > 0) | (last > 0))):
+            add(q, o, first[q] + last[q])
+    pairs = sorted(weight, key=lambda p: (-weight[p], p))[:limit]
     if pairs:
         return pairs
     for i, a in enumerate(order):
