@@ -174,8 +174,9 @@ def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> Plan:
         pass
     candidates.append(trivial_plan(graph, opts.schedule))
     best = _cheapest_valid(graph, capacity, opts, candidates)
-    if opts.schedule is None and best is not None and not opts.extra.get("_no_phase1"):
-        best = _phase_one(graph, capacity, opts, best)
+    if (opts.schedule is None and best is not None and not opts.extra.get("_no_phase1")
+            and validate(graph, best, capacity, opts.alignment).traffic > graph.compulsory()):
+        best = _phase_one(graph, capacity, opts, best)  # (nothing to gain from a perfect start)
     return best
 
 
