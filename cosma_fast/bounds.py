@@ -25,7 +25,8 @@ import numpy as np
 from .budgets import check_capacity
 from .graph import INTERMEDIATE, Graph
 
-__all__ = ["ancestors", "forced_live", "spill_costs", "spill_cover_bound"]
+__all__ = ["Incidence", "ancestors", "before_matrix", "forced_live", "owes_write_back", "spill_costs",
+           "spill_cover_bound"]
 
 
 def ancestors(graph: Graph) -> np.ndarray:
@@ -41,6 +42,56 @@ def ancestors(graph: Graph) -> np.ndarray:
     return anc
 
 
+def before_matrix(order) -> np.ndarray:
+    """Boolean ``(n_ops, n_ops)`` matrix of a total order: ``[o, q]`` True when ``q`` runs before ``o``
+    (the same layout as :func:`ancestors`)."""
+    order = np.asarray(order, dtype=np.int64)
+    pos = np.empty(len(order), dtype=np.int64)
+    pos[order] = np.arange(len(order))
+    return pos[None, :] < pos[:, None]
+
+
+def owes_write_back(graph: Graph) -> np.ndarray:
+    """Per tensor: an intermediate that is not a graph output (reloading it costs a write-back
+    that is not compulsory)."""
+    return (graph.tensor_kind == INTERMEDIATE) & ~graph.tensor_is_output
+
+
+class Incidence:
+    """A graph's tensor/operator incidence as dense matrices, for live-across sets of any
+    order (float32: the products below count operators exactly)."""
+
+    def __init__(self, g: Graph):
+        n, nt = g.n_ops, g.n_tensors
+        self.touch = np.zeros((nt, n), dtype=np.float32)  # producer or reader
+        self.read = np.zeros((nt, n), dtype=np.float32)
+        for t in range(nt):
+            c = g.consumers_of(t)
+            self.read[t, c] = 1
+            self.touch[t, c] = 1
+            if g.tensor_producer[t] >= 0:
+                self.touch[t, g.tensor_producer[t]] = 1
+        self.operand = np.zeros((n, nt), dtype=bool)
+        for o in range(n):
+            self.operand[o, g.inputs_of(o)] = True
+            self.operand[o, g.outputs_of(o)] = True
+        self.readers = [np.flatnonzero(self.read[t]) for t in range(nt)]
+        self.size = g.tensor_size.astype(np.int64)
+        self.op_bytes = g.op_bytes().astype(np.int64)
+        self.twice = owes_write_back(g)
+
+    def live_across(self, before: np.ndarray) -> np.ndarray:
+        """``(n_ops, n_tensors)``: ``t`` is touched before ``o`` and read after it, and ``o``
+        does not touch it, under the order ``before[o, q]`` (``q`` before ``o``)."""
+        b = before.astype(np.float32)
+        return ((b @ self.touch.T) > 0) & ((b.T @ self.read.T) > 0) & ~self.operand
+
+    def need(self, live: np.ndarray, room) -> np.ndarray:
+        """Per operator: bytes of ``live`` that cannot stay on chip beside its operands within
+        ``room`` (the capacity, or one per operator)."""
+        return self.op_bytes + live.astype(np.int64) @ self.size - room
+
+
 def forced_live(graph: Graph, schedule=None) -> np.ndarray:
     """Boolean ``(n_ops, n_tensors)`` matrix: ``[o, t]`` is True when, in every schedule
     (or in ``schedule`` when given), ``t`` has been resident before ``o``'s step and is read
@@ -51,29 +102,8 @@ def forced_live(graph: Graph, schedule=None) -> np.ndarray:
     and descendants after it in every topological order, and an operator's operands are
     resident while it runs. With a fixed ``schedule``, "before" and "after" are its order.
     """
-    g = graph
-    n, nt = g.n_ops, g.n_tensors
-    if schedule is None:
-        anc = ancestors(g).astype(np.int32)
-    else:
-        pos = np.empty(n, dtype=np.int64)
-        pos[np.asarray(schedule, dtype=np.int64)] = np.arange(n)
-        anc = (pos[None, :] < pos[:, None]).astype(np.int32)
-    touch = np.zeros((nt, n), dtype=np.int32)
-    read = np.zeros((nt, n), dtype=np.int32)
-    for t in range(nt):
-        c = g.consumers_of(t)
-        read[t, c] = 1
-        touch[t, c] = 1
-        if g.tensor_producer[t] >= 0:
-            touch[t, g.tensor_producer[t]] = 1
-    operand = np.zeros((n, nt), dtype=bool)
-    for o in range(n):
-        operand[o, g.inputs_of(o)] = True
-        operand[o, g.outputs_of(o)] = True
-    before = (anc @ touch.T) > 0
-    after = (anc.T @ read.T) > 0
-    return before & after & ~operand
+    before = ancestors(graph) if schedule is None else before_matrix(schedule)
+    return Incidence(graph).live_across(before)
 
 
 def spill_costs(graph: Graph) -> np.ndarray:
@@ -81,9 +111,7 @@ def spill_costs(graph: Graph) -> np.ndarray:
     :func:`forced_live`: twice its size for an intermediate that is not a graph output
     (a write-back and a reload), its size otherwise (a second load of an input or weight,
     or a reload of an output whose one write-back is compulsory)."""
-    g = graph
-    twice = (g.tensor_kind == INTERMEDIATE) & ~g.tensor_is_output
-    return g.tensor_size.astype(np.int64) * np.where(twice, 2, 1)
+    return graph.tensor_size.astype(np.int64) * np.where(owes_write_back(graph), 2, 1)
 
 
 def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit: float | None = 1.0) -> int:

@@ -7,21 +7,15 @@ from hypothesis import given, settings
 from test_ilp import brute_force_non_compulsory, ordered_instances
 
 import cosma_fast as cf
-from cosma_fast.bounds import ancestors
+from cosma_fast.bounds import ancestors, before_matrix
 from cosma_fast.ilp.orders import order_plan, order_search, segment_cover
-
-
-def total(order) -> np.ndarray:
-    pos = np.empty(len(order), dtype=np.int64)
-    pos[np.asarray(order)] = np.arange(len(order))
-    return pos[None, :] < pos[:, None]
 
 
 @settings(max_examples=30)
 @given(inst=ordered_instances())
 def test_segment_cover_of_a_total_order_is_its_exact_optimum(inst):
     g, cap, order = inst
-    value, found = segment_cover(g, cap, total(order))
+    value, found = segment_cover(g, cap, before_matrix(order))
     assert value == found == brute_force_non_compulsory(g, cap, schedule=order)
     plan = order_plan(g, cap, order)  # None only when the residency does not pack
     if plan is not None:
@@ -37,7 +31,7 @@ def test_segment_cover_of_the_graph_order_bounds_every_order(inst):
     g, cap, order = inst
     root, _ = segment_cover(g, cap, ancestors(g))
     assert root <= brute_force_non_compulsory(g, cap)
-    assert root <= segment_cover(g, cap, total(order))[0]
+    assert root <= segment_cover(g, cap, before_matrix(order))[0]
 
 
 @settings(max_examples=25)
@@ -57,7 +51,7 @@ def test_a_node_limit_gives_a_valid_bound_and_order():
     r = order_search(g, cap, max_nodes=20)
     assert not r.proven and r.nodes <= 20 + 16  # the last node's strong branching may finish
     assert r.lower_bound < r.value
-    assert r.value == segment_cover(g, cap, total(r.schedule))[0]
+    assert r.value == segment_cover(g, cap, before_matrix(r.schedule))[0]
     # randwire16's optimum at M_R is 8604 (proven by both the time-indexed model and the search)
     assert r.lower_bound <= 8604 <= r.value
     full = order_search(g, cap)
@@ -81,7 +75,7 @@ def test_a_tensor_off_chip_on_both_sides_of_a_reader_is_loaded_twice():
     g = b.build()
     order = list(range(7))
     assert brute_force_non_compulsory(g, 100, schedule=order) == 30
-    assert segment_cover(g, 100, total(order)) == (30, 30)
+    assert segment_cover(g, 100, before_matrix(order)) == (30, 30)
     free = order_search(g, 100, start_schedule=order)
     assert free.proven and free.value == 0 == brute_force_non_compulsory(g, 100)
 
@@ -105,11 +99,11 @@ def test_window_search_improves_an_order_and_keeps_it_topological():
     g = G.random_layered(20)
     cap = cf.budgets(g, time_limit=5.0)["M_H"]
     start = np.arange(g.n_ops)  # the model order: a poor one here (19389 bytes)
-    value = segment_cover(g, cap, total(start))[0]
+    value = segment_cover(g, cap, before_matrix(start))[0]
     order, better = improve_order(g, cap, start, value, window=6, window_nodes=30)
     assert sorted(order.tolist()) == list(range(g.n_ops))
     pos = np.empty(g.n_ops, dtype=np.int64)
     pos[order] = np.arange(g.n_ops)
     assert all(pos[p] < pos[o] for o in range(g.n_ops) for p in np.flatnonzero(ancestors(g)[o]))
     assert better < value
-    assert segment_cover(g, cap, total(order))[0] == better
+    assert segment_cover(g, cap, before_matrix(order))[0] == better

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..bounds import forced_live
+from ..bounds import forced_live, owes_write_back
 from ..graph import INTERMEDIATE
 from .model import ReplacementModel
 
@@ -48,7 +48,7 @@ def spill_cover_rows(model: ReplacementModel, schedule=None) -> tuple[sp.csr_mat
     F = forced_live(g, schedule)
     size = g.tensor_size.astype(np.int64)
     need = g.op_bytes() + F.astype(np.int64) @ size - int(model.capacity)
-    write_back = (g.tensor_kind == INTERMEDIATE) & ~g.tensor_is_output
+    write_back = owes_write_back(g)
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
     vals: list[np.ndarray] = []

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..bounds import ancestors, integral_bound
-from ..graph import INTERMEDIATE, Graph
+from ..bounds import Incidence, ancestors, before_matrix, integral_bound
+from ..graph import Graph
 from ..plan import Plan
 
 __all__ = ["OrderSearchResult", "improve_order", "order_plan", "order_search", "segment_cover"]
@@ -62,36 +62,8 @@ class OrderSearchResult:
     time: float
 
 
-class _Incidence:
-    """The graph's tensor/operator incidence as dense float32 matrices (matmul-friendly)."""
-
-    def __init__(self, g: Graph):
-        n, nt = g.n_ops, g.n_tensors
-        self.touch = np.zeros((nt, n), dtype=np.float32)
-        self.read = np.zeros((nt, n), dtype=np.float32)
-        for t in range(nt):
-            c = g.consumers_of(t)
-            self.read[t, c] = 1
-            self.touch[t, c] = 1
-            if g.tensor_producer[t] >= 0:
-                self.touch[t, g.tensor_producer[t]] = 1
-        self.operand = np.zeros((n, nt), dtype=bool)
-        for o in range(n):
-            self.operand[o, g.inputs_of(o)] = True
-            self.operand[o, g.outputs_of(o)] = True
-        self.readers = [np.flatnonzero(self.read[t]) for t in range(nt)]
-        self.size = g.tensor_size.astype(np.int64)
-        self.op_bytes = g.op_bytes().astype(np.int64)
-        self.twice = (g.tensor_kind == INTERMEDIATE) & ~g.tensor_is_output
-
-    def live_across(self, before: np.ndarray) -> np.ndarray:
-        """``(n_ops, n_tensors)``: ``t`` live across ``o`` under ``before[o, q]`` (q before o)."""
-        b = before.astype(np.float32)
-        return ((b @ self.touch.T) > 0) & ((b.T @ self.read.T) > 0) & ~self.operand
-
-
 def segment_cover(g: Graph, capacity: int, before: np.ndarray, *, time_limit: float | None = None,
-                  _inc: _Incidence | None = None) -> tuple[int, float]:
+                  _inc: Incidence | None = None) -> tuple[int, float]:
     """``(bound, found)``: the segment-cover problem (module docstring) for the partial order
     ``before`` (``before[o, q]`` True when ``q`` runs before ``o``; transitively closed).
 
@@ -101,23 +73,23 @@ def segment_cover(g: Graph, capacity: int, before: np.ndarray, *, time_limit: fl
     solved. For a total order both are exact: the optimum is the order's least address-free
     non-compulsory bytes, and every solution is a plan of that order (``found`` is an
     upper bound on it)."""
-    return _segment_cover(g, capacity, before, time_limit, _inc or _Incidence(g))[:2]
+    return _segment_cover(g, capacity, before, time_limit, _inc or Incidence(g))[:2]
 
 
-def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc: _Incidence, reserve=0):
+def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc: Incidence, reserve=0):
     """:func:`segment_cover` plus its best solution: ``(bound, found, off)`` with ``off`` a
     boolean ``(n_ops, n_tensors)`` matrix (``t`` off chip across ``o``), None when no solution.
     ``reserve`` (bytes, one number or one per operator): capacity kept free at an operator
     where its operands leave room for it (slack for the packing; no longer a bound then)."""
     F = inc.live_across(before)
-    room = np.maximum(int(capacity) - np.asarray(reserve, dtype=np.int64), inc.op_bytes)
-    need = inc.op_bytes + F.astype(np.int64) @ inc.size - room
+    need = inc.need(F, np.maximum(int(capacity) - np.asarray(reserve, dtype=np.int64), inc.op_bytes))
     ops = np.flatnonzero(need > 0)
     if not len(ops):
         return 0, 0.0, np.zeros_like(F)
     F = F & (need > 0)[:, None]  # off-chip variables only where the capacity binds
     pair_t, pair_o = np.nonzero(F.T)  # grouped by tensor
     n = g.n_ops
+    rows = _Rows()
     if before.sum() == n * (n - 1) // 2:  # a total order: its segments are known
         # off chip anywhere in a segment between two touches costs one reload: WLOG off chip
         # over the whole segment, so one binary per segment replaces its pairs
@@ -127,13 +99,11 @@ def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc:
         seg_t = seg // (n + 1)
         cost = inc.size[seg_t].astype(float)
         binaries = len(seg)
-        rows = _Rows()
         spilled_t, spilled = seg_t, np.arange(len(seg))
     else:
         m = len(pair_t)
         var_of_pair = np.arange(m)
         binaries = m
-        rows = _Rows()
         cost = _segments_chained(inc, before, pair_t, pair_o, rows)
         spilled_t, spilled = pair_t, np.arange(m)
     # cover: sum_t size_t off[t, o] >= need_o
@@ -260,13 +230,7 @@ def _extension(before: np.ndarray, key: np.ndarray) -> np.ndarray:
     return order
 
 
-def _total(order: np.ndarray) -> np.ndarray:
-    pos = np.empty(len(order), dtype=np.int64)
-    pos[order] = np.arange(len(order))
-    return pos[None, :] < pos[:, None]
-
-
-def _candidate_pairs(inc: _Incidence, capacity: int, before: np.ndarray, order: np.ndarray,
+def _candidate_pairs(inc: Incidence, capacity: int, before: np.ndarray, order: np.ndarray,
                      limit: int, tight_ops: int = 3) -> list[tuple[int, int]]:
     """Unordered pairs of ``before`` to branch on, heaviest first (bytes that one of their
     two orders makes live across an operator where capacity binds, or nearly):
@@ -279,10 +243,10 @@ def _candidate_pairs(inc: _Incidence, capacity: int, before: np.ndarray, order: 
       few pairs of the first kind).
 
     The first unordered pair of ``order`` when there is none."""
-    total = _total(order)
+    total = before_matrix(order)
     Fp = inc.live_across(before)
     Ft = inc.live_across(total)
-    need = inc.op_bytes + Ft.astype(np.int64) @ inc.size - int(capacity)
+    need = inc.need(Ft, int(capacity))
     new = Ft & ~Fp & (need > 0)[:, None]
     weight: dict[tuple[int, int], float] = {}
 
@@ -300,7 +264,7 @@ def _candidate_pairs(inc: _Incidence, capacity: int, before: np.ndarray, order: 
     bf = before.astype(np.float32)
     touched_before = (bf @ inc.touch.T) > 0   # (n, nt): some toucher of t runs before o
     read_after = (bf.T @ inc.read.T) > 0      # some reader of t runs after o
-    need_p = inc.op_bytes + Fp.astype(np.int64) @ inc.size - int(capacity)
+    need_p = inc.need(Fp, int(capacity))
     free = ~Fp & ~inc.operand
     size = inc.size.astype(np.float32)
     for o in np.argsort(-need_p)[:tight_ops]:
@@ -347,7 +311,7 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
     t0 = time.perf_counter()
     g = graph
     n = g.n_ops
-    inc = _Incidence(g)
+    inc = Incidence(g)
     if node_time is None:
         node_time = 1.0 if time_limit is None else max(1.0, 0.1 * time_limit)
     key = np.arange(n, dtype=np.int64)
@@ -372,7 +336,7 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
     if root is None:
         root = ancestors(g)
     best = _extension(root, key)
-    best_value = bound(_total(best))[1]
+    best_value = bound(before_matrix(best))[1]
     if upper is not None and upper < best_value:
         best, best_value = np.asarray(start_schedule, dtype=np.int64), int(upper)
     heap = [(bound(root)[0], 0, 0, root)]
@@ -388,7 +352,7 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
         order = _extension(before, key)
         value = values.get(order.tobytes())
         if value is None:  # a child often completes to its parent's order: value it once
-            value = values[order.tobytes()] = bound(_total(order))[1]
+            value = values[order.tobytes()] = bound(before_matrix(order))[1]
         if value < best_value:
             best, best_value = order, value
             key = np.empty(n, dtype=np.int64)
@@ -443,7 +407,7 @@ def improve_order(graph: Graph, capacity: int, schedule, value: int, *, window: 
             if rem is not None and rem <= 0:
                 return order, value
             inside = order[s:s + window]
-            root = _total(order)
+            root = before_matrix(order)
             root[np.ix_(inside, inside)] = anc[np.ix_(inside, inside)]
             res = order_search(g, capacity, start_schedule=order, upper=value, time_limit=rem,
                                max_nodes=window_nodes, node_time=node_time, root=root)
@@ -474,8 +438,8 @@ def order_plan(graph: Graph, capacity: int, schedule, *, alignment: int = 1,
     g = graph
     n = g.n_ops
     order = np.asarray(schedule, dtype=np.int64)
-    before = _total(order)
-    inc = _Incidence(g)
+    before = before_matrix(order)
+    inc = Incidence(g)
     pos = np.empty(n, dtype=np.int64)
     pos[order] = np.arange(n)
     touched = [np.sort(pos[np.flatnonzero(inc.touch[t])]) for t in range(g.n_tensors)]
