@@ -154,8 +154,9 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
             "threads_honoured": threads_kept}
 
 
-def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> Plan:
-    """The heuristic's plan when that module is available and valid, else the trivial plan."""
+def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan | None, int | None]:
+    """(plan, traffic): the heuristic's plan when that module is available and valid, else
+    the trivial plan, improved by :func:`_phase_one` on a free schedule."""
     candidates = list(opts.extra.get("_start_plans", []))
     if opts.extra.get("_no_heuristic"):
         candidates.append(trivial_plan(graph, opts.schedule))
@@ -173,19 +174,17 @@ def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> Plan:
     except Exception:  # noqa: BLE001 - the heuristic is optional here; trivial always exists
         pass
     candidates.append(trivial_plan(graph, opts.schedule))
-    best = _cheapest_valid(graph, capacity, opts, candidates)
+    best, cost = _cheapest_valid(graph, capacity, opts, candidates)
     if (opts.schedule is None and best is not None and not opts.extra.get("_no_phase1")
-            and validate(graph, best, capacity, opts.alignment).traffic > graph.compulsory()):
-        best = _phase_one(graph, capacity, opts, best)  # (nothing to gain from a perfect start)
-    return best
+            and cost > graph.compulsory()):  # (nothing to gain from a perfect start)
+        return _phase_one(graph, capacity, opts, best)
+    return best, cost
 
 
-def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> Plan:
+def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> tuple[Plan, int]:
     """Better starts on the start's schedule, a minimum-peak schedule and the model order:
     each order's least traffic by :func:`cosma_fast.ilp.orders.order_plan` (its segment
     cover, packed), or by the fixed-schedule model when that does not pack."""
-    import dataclasses
-
     schedules = [start.schedule, np.arange(graph.n_ops)]
     try:
         rem = opts.remaining()
@@ -206,17 +205,27 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> 
             break
         plan = order_plan(graph, capacity, sch, alignment=opts.alignment, time_limit=share)
         if plan is None:  # not solved in time, or its residency did not pack
-            extra = dict(opts.extra, _no_heuristic=True,
-                         _start_plans=[start] if np.array_equal(start.schedule, sch) else [])
-            sub = dataclasses.replace(opts, schedule=np.asarray(sch, dtype=np.int64), time_limit=share,
-                                      start_time=time.perf_counter(), extra=extra, progress=None,
-                                      formulation="decomposed")
-            plan = solve_ilp(graph, capacity, sub).plan
+            plan = _fixed_schedule_plan(graph, capacity, opts, sch, [start] if np.array_equal(start.schedule, sch)
+                                        else [], share)
         plans.append(plan)
     return _cheapest_valid(graph, capacity, opts, plans, any_schedule=True)
 
 
-def _cheapest_valid(graph, capacity, opts, candidates, any_schedule=False):
+def _fixed_schedule_plan(graph: Graph, capacity: int, opts: SolveOptions, schedule, starts: list[Plan],
+                         time_limit: float | None) -> Plan:
+    """The plan of the fixed-schedule model on ``schedule`` (decomposed formulation, no
+    heuristic, warm-started from the cheapest of ``starts`` that runs it) within ``time_limit``."""
+    import dataclasses
+
+    extra = dict(opts.extra, _no_heuristic=True, _start_plans=list(starts))
+    sub = dataclasses.replace(opts, schedule=np.asarray(schedule, dtype=np.int64), time_limit=time_limit,
+                              start_time=time.perf_counter(), extra=extra, progress=None, formulation="decomposed")
+    return solve_ilp(graph, capacity, sub).plan
+
+
+def _cheapest_valid(graph, capacity, opts, candidates, any_schedule=False) -> tuple[Plan | None, int | None]:
+    """(plan, traffic) of the cheapest candidate that validates (running ``opts.schedule``
+    when one is fixed, unless ``any_schedule``); (None, None) when none does."""
     best, best_cost = None, None
     for p in candidates:
         if not any_schedule and opts.schedule is not None and not np.array_equal(p.schedule, opts.schedule):
@@ -227,7 +236,7 @@ def _cheapest_valid(graph, capacity, opts, candidates, any_schedule=False):
             continue
         if best is None or rep.traffic < best_cost:
             best, best_cost = p, rep.traffic
-    return best
+    return best, best_cost
 
 
 def _no_good(model: ReplacementModel, v: np.ndarray):
@@ -256,11 +265,10 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         raise OptionError(f"unknown ILP formulation {opts.formulation!r}; use 'decomposed' or 'cosma'")
     g = graph
     compulsory = g.compulsory()
-    start_plan = _start_plan(g, capacity, opts)
+    start_plan, start_cost = _start_plan(g, capacity, opts)
     if start_plan is None:
         raise SolverError("no valid starting plan for the ILP (even the trivial plan failed); "
                           "this is a bug in cosma_fast, please report it with the graph")
-    start_cost = validate(g, start_plan, capacity, opts.alignment).traffic
     other, skipped = _skip_when_start_meets_bound(g, capacity, opts, start_plan, start_cost)
     if skipped is not None:
         return skipped
@@ -399,14 +407,10 @@ def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarra
                       time_limit=None if rem is None else 0.4 * rem)
     if plan is not None:
         candidates.append(plan)
-    best = _cheapest_valid(g, capacity, fixed, candidates)
-    cost = validate(g, best, capacity, opts.alignment).traffic
+    best, cost = _cheapest_valid(g, capacity, fixed, candidates)
     rem = opts.remaining()
     if cost > target and (rem is None or rem > 0.5):
-        extra = dict(opts.extra, _no_heuristic=True, _start_plans=[best])
-        sub = dataclasses.replace(fixed, extra=extra, start_time=time.perf_counter(),
-                                  time_limit=None if rem is None else 0.25 * rem)
-        plan = solve_ilp(g, capacity, sub).plan
+        plan = _fixed_schedule_plan(g, capacity, opts, order, [best], None if rem is None else 0.25 * rem)
         c = validate(g, plan, capacity, opts.alignment).traffic
         if c < cost:
             best, cost = plan, c

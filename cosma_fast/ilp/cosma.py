@@ -104,8 +104,7 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
 
     g = graph
     compulsory = g.compulsory()
-    start_plan = _start_plan(g, capacity, opts)
-    start_cost = validate(g, start_plan, capacity, opts.alignment).traffic
+    start_plan, start_cost = _start_plan(g, capacity, opts)
     other, skipped = _skip_when_start_meets_bound(g, capacity, opts, start_plan, start_cost)
     if skipped is not None:
         return skipped
