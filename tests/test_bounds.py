@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import dags
-from test_ilp import brute_force_non_compulsory, capacities
+from test_ilp import brute_force_non_compulsory, instances
 
 import cosma_fast as cf
 from cosma_fast import generators
@@ -45,8 +44,7 @@ def test_skip_tensor_is_forced_and_costs_its_write_back_and_reload():
 @settings(max_examples=30)
 @given(data=st.data())
 def test_spill_cover_bound_is_below_the_brute_force_optimum(data):
-    g = data.draw(dags(max_ops=5, max_size=20))
-    cap = data.draw(capacities(g))
+    g, cap = data.draw(instances(max_ops=5, max_size=20))
     assert spill_cover_bound(g, cap) <= brute_force_non_compulsory(g, cap)
 
 
@@ -67,8 +65,7 @@ def test_layered_example_bound_is_the_optimum():
 @settings(max_examples=20)
 @given(data=st.data())
 def test_fixed_schedule_bound_is_below_that_schedules_optimum(data):
-    g = data.draw(dags(max_ops=6, max_size=20))
-    cap = data.draw(capacities(g))
+    g, cap = data.draw(instances(max_ops=6, max_size=20))
     order = cf.solve(g, cap, method="heuristic").plan.schedule
     assert spill_cover_bound(g, cap, order) <= brute_force_non_compulsory(g, cap, schedule=list(order))
     assert spill_cover_bound(g, cap) <= spill_cover_bound(g, cap, order)  # a schedule only adds facts
@@ -77,8 +74,7 @@ def test_fixed_schedule_bound_is_below_that_schedules_optimum(data):
 @settings(max_examples=30)
 @given(data=st.data())
 def test_spill_cover_bound_is_below_every_heuristic_plan(data):
-    g = data.draw(dags(max_ops=14, max_size=100))
-    cap = data.draw(capacities(g))
+    g, cap = data.draw(instances(max_ops=14, max_size=100))
     bound = spill_cover_bound(g, cap)
     for method in ("heuristic", "baseline"):
         r = cf.solve(g, cap, method=method)

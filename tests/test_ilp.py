@@ -95,10 +95,17 @@ def topological(g: cf.Graph, priority) -> list[int]:
 
 
 @st.composite
+def instances(draw, **dag_options):
+    """A random DAG (:func:`strategies.dags` with ``dag_options``) and a capacity near its M_R."""
+    g = draw(dags(**dag_options))
+    return g, draw(capacities(g))
+
+
+@st.composite
 def ordered_instances(draw, max_ops: int = 6):
     """A random DAG, a capacity near M_R and a random topological order of it."""
-    g = draw(dags(max_ops=max_ops, max_size=20))
-    return g, draw(capacities(g)), topological(g, draw(st.permutations(range(g.n_ops))))
+    g, cap = draw(instances(max_ops=max_ops, max_size=20))
+    return g, cap, topological(g, draw(st.permutations(range(g.n_ops))))
 
 
 def capacities(g):
@@ -111,8 +118,7 @@ def capacities(g):
 @settings(max_examples=25)
 @given(data=st.data())
 def test_ilp_matches_brute_force(data):
-    g = data.draw(dags(max_ops=5, max_size=20))
-    cap = data.draw(capacities(g))
+    g, cap = data.draw(instances(max_ops=5, max_size=20))
     brute = brute_force_non_compulsory(g, cap)
     r = cf.solve(g, cap, method="ilp")
     # the address-free optimum is the proven bound; the plan can only be worse by fragmentation
@@ -227,8 +233,7 @@ def test_a_misspelt_method_option_is_a_clear_error():
 @settings(max_examples=10)
 @given(data=st.data())
 def test_cosma_formulation_has_the_same_optimum(data):
-    g = data.draw(dags(max_ops=4, max_size=12, max_outputs=1))
-    cap = data.draw(capacities(g))
+    g, cap = data.draw(instances(max_ops=4, max_size=12, max_outputs=1))
     r = cf.solve(g, cap, method="ilp", formulation="cosma", time_limit=20)
     d = cf.solve(g, cap, method="ilp")
     assert r.info["formulation"] == "cosma"
@@ -265,8 +270,7 @@ def test_warm_start_does_not_stop_highs_at_the_start():
 def test_start_by_callback_or_by_set_solution_gives_the_true_optimum(data):
     # the start goes in through the MIP user-solution callback (presolve on); with
     # setSolution presolve is switched off; both, and no start at all, agree
-    g = data.draw(dags(max_ops=6, max_size=20))
-    cap = data.draw(capacities(g))
+    g, cap = data.draw(instances(max_ops=6, max_size=20))
     from cosma_fast.ilp import build_model, run_highs
     from cosma_fast.ilp.decode import encode_plan
     from cosma_fast.trivial import trivial_plan
@@ -284,8 +288,7 @@ def test_start_by_callback_or_by_set_solution_gives_the_true_optimum(data):
 @settings(max_examples=15)
 @given(data=st.data())
 def test_write_back_cover_rows_keep_the_optimum(data):
-    g = data.draw(dags(max_ops=6, max_size=20))
-    cap = data.draw(capacities(g))
+    g, cap = data.draw(instances(max_ops=6, max_size=20))
     from cosma_fast.ilp import build_model, run_highs
     a = run_highs(build_model(g, cap))
     b = run_highs(build_model(g, cap, write_back_cover=True))
@@ -415,8 +418,7 @@ def test_valid_plans_encode_to_feasible_points_of_the_model(data):
     every valid plan (trimmed by encode_plan) is still a feasible point costing no more."""
     from cosma_fast.ilp import build_model
     from cosma_fast.ilp.decode import encode_plan
-    g = data.draw(dags(max_ops=7, max_size=20))
-    cap = data.draw(capacities(g))
+    g, cap = data.draw(instances(max_ops=7, max_size=20))
     plan = cf.solve(g, cap, method=data.draw(st.sampled_from(["heuristic", "baseline"]))).plan
     for schedule in (None, plan.schedule):
         model = build_model(g, cap, schedule)
