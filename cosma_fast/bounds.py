@@ -18,12 +18,12 @@ live at it is not.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+import scipy.sparse as sp
 
 from .budgets import check_capacity
 from .graph import INTERMEDIATE, Graph
+from .highs import solve_min
 
 __all__ = ["Incidence", "ancestors", "before_matrix", "forced_live", "owes_write_back", "spill_costs",
            "spill_cover_bound"]
@@ -114,7 +114,8 @@ def spill_costs(graph: Graph) -> np.ndarray:
     return graph.tensor_size.astype(np.int64) * np.where(owes_write_back(graph), 2, 1)
 
 
-def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit: float | None = 1.0) -> int:
+def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit: float | None = 1.0,
+                      threads: int | None = None) -> int:
     """A lower bound on the non-compulsory bytes of every plan of ``graph`` within ``capacity``
     (that runs ``schedule``, when given).
 
@@ -126,8 +127,9 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
 
     with ``F_o`` the tensors :func:`forced_live` across ``o`` and
     ``need_o = bytes(o) + size(F_o) - capacity`` (operands of ``o`` plus ``F_o``, minus
-    ``capacity``). HiGHS (through :func:`scipy.optimize.milp`) solves it; when
-    ``time_limit`` stops it first, its dual bound is used, which is still valid.
+    ``capacity``). HiGHS solves it exactly (:func:`cosma_fast.highs.solve_min`); when
+    ``time_limit`` stops it first, its dual bound is used, which is still valid. ``threads``: as
+    in :func:`cosma_fast.solve` (HiGHS keeps one thread count per process).
 
     Why it is sound. Take any valid plan and let ``z_t = 1`` for the tensors that are off
     chip at the step of some operator ``o`` with ``t`` in ``F_o``. (1) The constraints
@@ -152,27 +154,10 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
         return 0
     cols = F[rows].any(axis=0)
     A = F[np.ix_(rows, cols)] * size[cols].astype(float)
-    return _cover_optimum(A, need[rows].astype(float), spill_costs(graph)[cols].astype(float), time_limit)
+    return _cover_optimum(A, need[rows].astype(float), spill_costs(graph)[cols].astype(float), time_limit, threads)
 
 
-def _cover_optimum(A: np.ndarray, need: np.ndarray, cost: np.ndarray, time_limit: float | None) -> int:
+def _cover_optimum(A: np.ndarray, need: np.ndarray, cost: np.ndarray, time_limit: float | None,
+                   threads: int | None = None) -> int:
     """Proven lower bound of ``min cost.z  s.t.  A z >= need, z binary`` (rounded up: costs are bytes)."""
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
-    options = {"disp": False}
-    if time_limit is not None:
-        options["time_limit"] = max(float(time_limit), 0.01)
-    res = milp(cost, constraints=LinearConstraint(A, need, np.inf), integrality=np.ones(len(cost)),
-               bounds=Bounds(0, 1), options=options)
-    if res.status == 0:
-        bound = float(res.fun)
-    else:  # stopped early (or no proof at all): the dual bound, 0 when there is none
-        bound = float(getattr(res, "mip_dual_bound", 0.0) or 0.0)
-    return max(0, integral_bound(bound))
-
-
-def integral_bound(bound: float) -> int:
-    """A solver's dual bound on whole bytes, rounded up with a tolerance (0 when not finite)."""
-    if not math.isfinite(bound):
-        return 0
-    return int(math.ceil(bound - 1e-6 - 1e-9 * abs(bound)))
+    return solve_min(cost, sp.csr_matrix(A), need, 1.0, True, time_limit=time_limit, threads=threads)[0]

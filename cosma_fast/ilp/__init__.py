@@ -21,9 +21,11 @@ import time
 
 import numpy as np
 
-from ..bounds import integral_bound, spill_cover_bound
+from ..bounds import spill_cover_bound
 from ..errors import CosmaError, OptionError, SolverError
 from ..graph import Graph
+from ..highs import integral_bound, new_highs, pass_model
+from ..highs import run as run_model
 from ..plan import Plan
 from ..schedule import lower_bound, min_peak_schedule, schedule_lower_bound
 from ..solve import MethodOutput, SolveOptions
@@ -62,30 +64,10 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
     import highspy
 
     t0 = time.perf_counter()
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", bool(verbose))
-    if time_limit is not None:
-        h.setOptionValue("time_limit", max(float(time_limit), 0.01))
-    h.setOptionValue("mip_rel_gap", float(mip_gap))
+    h = new_highs(time_limit=time_limit, threads=threads, mip_rel_gap=mip_gap, verbose=verbose)
     if max_nodes is not None:
         h.setOptionValue("mip_max_nodes", int(max_nodes))
-    if threads is not None:
-        h.setOptionValue("threads", int(threads))
-    lp = highspy.HighsLp()
-    lp.num_col_ = int(model.n_cols)
-    lp.num_row_ = int(model.A.shape[0])
-    lp.col_cost_ = model.cost
-    lp.col_lower_ = model.col_lower
-    lp.col_upper_ = model.col_upper
-    lp.row_lower_ = model.row_lower
-    lp.row_upper_ = model.row_upper
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.start_ = model.A.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = model.A.indices.astype(np.int32)
-    lp.a_matrix_.value_ = model.A.data.astype(float)
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * model.n_cols
-    h.passModel(lp)
-    h.setOptionValue("random_seed", 0)  # same answer for the same model and limits
+    pass_model(h, model.cost, model.A, model.row_lower, model.row_upper, model.col_lower, model.col_upper, True)
     accepted = False
     if start is not None and model.check(start):
         if start_via == "callback":
@@ -123,13 +105,7 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
             h.cbMipImprovingSolution.subscribe(_cb)
         except AttributeError:  # older highspy without the callback API
             pass
-    threads_kept = True
-    if h.run() == highspy.HighsStatus.kError and h.getModelStatus() == highspy.HighsModelStatus.kNotset:
-        # HiGHS keeps one thread scheduler per process, sized by its first solve; asking for
-        # another thread count later makes run() fail before solving, so use the one there is
-        threads_kept = False
-        h.setOptionValue("threads", 0)
-        h.run()
+    threads_kept = run_model(h)
     if isinstance(accepted, dict):
         # never asked for: presolve or the root closed the model before any search, so
         # there was nothing to reject (the start passed the numpy check above)
@@ -203,7 +179,7 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> 
         share = 5.0 if rem is None else 0.25 * rem
         if share < 0.05:
             break
-        plan = order_plan(graph, capacity, sch, alignment=opts.alignment, time_limit=share)
+        plan = order_plan(graph, capacity, sch, alignment=opts.alignment, time_limit=share, threads=opts.threads)
         if plan is None:  # not solved in time, or its residency did not pack
             plan = _fixed_schedule_plan(graph, capacity, opts, sch, [start] if np.array_equal(start.schedule, sch)
                                         else [], share)
@@ -374,13 +350,13 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     res = order_search(g, capacity, start_schedule=start_plan.schedule, upper=start_cost - compulsory,
                        time_limit=None if share is None else share / 2 if windows else share,
                        max_nodes=ORDER_SEARCH_NODES if rem is None else None, mip_gap=opts.mip_gap,
-                       progress=report)
+                       progress=report, threads=opts.threads)
     info.update(order_nodes=res.nodes, order_value=res.value, order_lower_bound=res.lower_bound,
                 order_proven=res.proven, order_time=res.time)
     order, value = res.schedule, res.value
     if windows and not res.proven and value is not None:
         left = None if rem is None else share - (time.perf_counter() - t0)
-        order, value = improve_order(g, capacity, order, value, time_limit=left)
+        order, value = improve_order(g, capacity, order, value, time_limit=left, threads=opts.threads)
         info["window_search_value"] = value
     if value is not None and value + compulsory < start_cost:
         plan, cost = _realise_order(g, capacity, opts, order, value + compulsory)
@@ -404,7 +380,7 @@ def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarra
                                 time_limit=None if rem is None else 0.1 * rem, progress=None)
     candidates = [solve_heuristic(g, capacity, fixed).plan]
     plan = order_plan(g, capacity, order, alignment=opts.alignment,
-                      time_limit=None if rem is None else 0.4 * rem)
+                      time_limit=None if rem is None else 0.4 * rem, threads=opts.threads)
     if plan is not None:
         candidates.append(plan)
     best, cost = _cheapest_valid(g, capacity, fixed, candidates)
@@ -444,7 +420,8 @@ def _other_bounds(g: Graph, capacity: int, opts: SolveOptions) -> int:
     minus capacity) and :func:`cosma_fast.bounds.spill_cover_bound`, 0 if missing."""
     rem = opts.remaining()
     peak_time = 1.0 if rem is None else min(1.0, rem)  # taken before the cover bound spends any
-    cover = spill_cover_bound(g, capacity, opts.schedule, time_limit=1.0 if rem is None else min(1.0, 0.1 * rem))
+    cover = spill_cover_bound(g, capacity, opts.schedule, time_limit=1.0 if rem is None else min(1.0, 0.1 * rem),
+                              threads=opts.threads)
     try:
         if opts.schedule is not None:
             return max(cover, int(schedule_lower_bound(g, opts.schedule, capacity)))

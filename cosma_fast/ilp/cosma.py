@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..bounds import integral_bound
 from ..errors import CosmaError, SolverError
 from ..graph import Graph
+from ..highs import integral_bound
 from ..solve import MethodOutput, SolveOptions
 from ..validate import validate
 from .decode import build_plan, decode_residency, encode_plan, residency_buffers

@@ -40,8 +40,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..bounds import Incidence, ancestors, before_matrix, integral_bound
+from ..bounds import Incidence, ancestors, before_matrix
 from ..graph import Graph
+from ..highs import solve_min
 from ..plan import Plan
 
 __all__ = ["OrderSearchResult", "improve_order", "order_plan", "order_search", "segment_cover"]
@@ -63,7 +64,7 @@ class OrderSearchResult:
 
 
 def segment_cover(g: Graph, capacity: int, before: np.ndarray, *, time_limit: float | None = None,
-                  _inc: Incidence | None = None) -> tuple[int, float]:
+                  threads: int | None = None, _inc: Incidence | None = None) -> tuple[int, float]:
     """``(bound, found)``: the segment-cover problem (module docstring) for the partial order
     ``before`` (``before[o, q]`` True when ``q`` runs before ``o``; transitively closed).
 
@@ -73,10 +74,11 @@ def segment_cover(g: Graph, capacity: int, before: np.ndarray, *, time_limit: fl
     solved. For a total order both are exact: the optimum is the order's least address-free
     non-compulsory bytes, and every solution is a plan of that order (``found`` is an
     upper bound on it)."""
-    return _segment_cover(g, capacity, before, time_limit, _inc or Incidence(g))[:2]
+    return _segment_cover(g, capacity, before, time_limit, _inc or Incidence(g), threads=threads)[:2]
 
 
-def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc: Incidence, reserve=0):
+def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc: Incidence, reserve=0,
+                   threads=None):
     """:func:`segment_cover` plus its best solution: ``(bound, found, off)`` with ``off`` a
     boolean ``(n_ops, n_tensors)`` matrix (``t`` off chip across ``o``), None when no solution.
     ``reserve`` (bytes, one number or one per operator): capacity kept free at an operator
@@ -120,7 +122,7 @@ def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc:
     upper[:binaries] = 1
     integrality = np.zeros(ncol)
     integrality[:binaries] = 1
-    bound, found, x = _milp_bound(cost, A, r_lo, upper, integrality, time_limit)
+    bound, found, x = solve_min(cost, A, r_lo, upper, integrality > 0, time_limit=time_limit, threads=threads)
     if x is None:
         return bound, found, None
     off_chip = np.zeros_like(F)
@@ -186,22 +188,6 @@ def _segments_chained(inc, before, pair_t, pair_o, rows):
     cost = np.zeros(2 * m + len(ts))
     cost[lcol] = inc.size[ts]
     return cost
-
-
-def _milp_bound(cost, A, lower, upper, integrality, time_limit):
-    """(bound, best objective found or inf, best solution or None) of a minimisation MILP."""
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
-    options = {"disp": False}
-    if time_limit is not None:
-        options["time_limit"] = max(float(time_limit), 0.01)
-    res = milp(cost, constraints=LinearConstraint(A, lower, np.inf), integrality=integrality,
-               bounds=Bounds(0, upper), options=options)
-    found = float(res.fun) if res.x is not None else np.inf
-    if res.status == 0:
-        return max(0, integral_bound(found)), round(found), res.x
-    dual = float(getattr(res, "mip_dual_bound", 0.0) or 0.0)
-    return max(0, integral_bound(dual)), round(found) if np.isfinite(found) else found, res.x
 
 
 def _add_order(before: np.ndarray, a: int, b: int) -> np.ndarray:
@@ -289,7 +275,7 @@ def _candidate_pairs(inc: Incidence, capacity: int, before: np.ndarray, order: n
 def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int | None = None,
                  time_limit: float | None = None, max_nodes: int | None = None,
                  mip_gap: float = 0.0, strong: int = 8, node_time: float | None = None,
-                 progress=None, root: np.ndarray | None = None) -> OrderSearchResult:
+                 progress=None, root: np.ndarray | None = None, threads: int | None = None) -> OrderSearchResult:
     """The order of least address-free non-compulsory bytes, by branch and bound on pairs
     of operators (module docstring).
 
@@ -306,7 +292,8 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
     order). ``progress`` is called with ``{"incumbent", "bound", "time"}`` (non-compulsory
     bytes) when the best order improves. ``root``: search only the orders extending this
     partial order (transitively closed, refining the graph's); the lower bound then holds
-    for those orders only (see :func:`improve_order`).
+    for those orders only (see :func:`improve_order`). ``threads``: HiGHS threads, as in
+    :func:`cosma_fast.solve`.
     """
     t0 = time.perf_counter()
     g = graph
@@ -331,7 +318,7 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
         nodes += 1
         rem = left()
         return segment_cover(g, capacity, before, time_limit=node_time if rem is None else min(rem, node_time),
-                             _inc=inc)
+                             threads=threads, _inc=inc)
 
     if root is None:
         root = ancestors(g)
@@ -386,13 +373,14 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
 
 def improve_order(graph: Graph, capacity: int, schedule, value: int, *, window: int = 12,
                   time_limit: float | None = None, window_nodes: int = 200,
-                  node_time: float | None = None) -> tuple[np.ndarray, int]:
+                  node_time: float | None = None, threads: int | None = None) -> tuple[np.ndarray, int]:
     """A better order than ``schedule`` (address-free non-compulsory bytes ``value``) by
     large-neighbourhood search: the order is kept outside a window of ``window``
     consecutive positions, and :func:`order_search` re-orders the window's operators
     (``window_nodes`` bounds each). Windows slide by half their length, round after round,
     until a round improves nothing or ``time_limit`` passes. Returns ``(order, value)``.
-    Graphs too large for :func:`order_search` to prove still get better orders this way."""
+    Graphs too large for :func:`order_search` to prove still get better orders this way.
+    ``threads`` as in :func:`order_search`."""
     t0 = time.perf_counter()
     g = graph
     n = g.n_ops
@@ -410,14 +398,14 @@ def improve_order(graph: Graph, capacity: int, schedule, value: int, *, window: 
             root = before_matrix(order)
             root[np.ix_(inside, inside)] = anc[np.ix_(inside, inside)]
             res = order_search(g, capacity, start_schedule=order, upper=value, time_limit=rem,
-                               max_nodes=window_nodes, node_time=node_time, root=root)
+                               max_nodes=window_nodes, node_time=node_time, root=root, threads=threads)
             if res.value is not None and res.value < value:
                 order, value, improved = res.schedule, res.value, True
     return order, value
 
 
 def order_plan(graph: Graph, capacity: int, schedule, *, alignment: int = 1,
-               time_limit: float | None = None, attempts: int = 3) -> Plan | None:
+               time_limit: float | None = None, attempts: int = 3, threads: int | None = None) -> Plan | None:
     """A plan running ``schedule`` with the least address-free traffic of that order when
     its residency packs, or None when no segment cover was found or packed in ``time_limit``
     (the caller then needs another way to place the order).
@@ -429,7 +417,8 @@ def order_plan(graph: Graph, capacity: int, schedule, *, alignment: int = 1,
     fills the scratchpad to the byte may not pack (fragmentation: layered100 at M_H, max
     live 8911 of 8914 bytes). Then the steps where the best packing found overflows keep
     that many bytes free in the next cover, for up to ``attempts`` covers; the first that
-    packs is returned (more traffic than the bound then, still valid).
+    packs is returned (more traffic than the bound then, still valid). ``threads`` as in
+    :func:`order_search`.
     """
     from ..allocate import allocate
     from .decode import build_plan, residency_buffers
@@ -449,7 +438,7 @@ def order_plan(graph: Graph, capacity: int, schedule, *, alignment: int = 1,
         if left is not None and left <= 0:
             return None
         each = (2.0 if k == 0 else 1.0) if left is None else left / (2 if k == 0 else attempts - k)
-        _, found, off = _segment_cover(g, capacity, before, each / 2, inc, reserve=reserve[pos])
+        _, found, off = _segment_cover(g, capacity, before, each / 2, inc, reserve=reserve[pos], threads=threads)
         if off is None:
             return None
         R = np.zeros((g.n_tensors, n), dtype=bool)
