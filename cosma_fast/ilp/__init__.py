@@ -34,7 +34,7 @@ from ..validate import validate
 from .cuts import spill_cover_rows
 from .decode import build_plan, decode_residency, encode_plan, pack_buffers, residency_buffers
 from .model import ModelBuildTimeout, ReplacementModel, build_model, op_windows
-from .orders import improve_order, order_plan, order_search
+from .orders import improve_order, order_plan_and_bound, order_search
 
 __all__ = ["solve_ilp", "min_peak_ilp", "build_model", "op_windows", "run_highs"]
 
@@ -159,8 +159,8 @@ def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan |
 
 def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> tuple[Plan, int]:
     """Better starts on the start's schedule, a minimum-peak schedule and the model order:
-    each order's least traffic by :func:`cosma_fast.ilp.orders.order_plan` (its segment
-    cover, packed), or by the fixed-schedule model when that does not pack."""
+    each order's plan by :func:`_fixed_schedule_plan` (its segment cover, packed, or the
+    fixed-schedule model when that does not pack)."""
     schedules = [start.schedule, np.arange(graph.n_ops)]
     try:
         rem = opts.remaining()
@@ -179,18 +179,16 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> 
         share = 5.0 if rem is None else 0.25 * rem
         if share < 0.05:
             break
-        plan = order_plan(graph, capacity, sch, alignment=opts.alignment, time_limit=share, threads=opts.threads)
-        if plan is None:  # not solved in time, or its residency did not pack
-            plan = _fixed_schedule_plan(graph, capacity, opts, sch, [start] if np.array_equal(start.schedule, sch)
-                                        else [], share)
-        plans.append(plan)
+        plans.append(_fixed_schedule_plan(graph, capacity, opts, sch,
+                                          [start] if np.array_equal(start.schedule, sch) else [], share))
     return _cheapest_valid(graph, capacity, opts, plans, any_schedule=True)
 
 
 def _fixed_schedule_plan(graph: Graph, capacity: int, opts: SolveOptions, schedule, starts: list[Plan],
                          time_limit: float | None) -> Plan:
-    """The plan of the fixed-schedule model on ``schedule`` (decomposed formulation, no
-    heuristic, warm-started from the cheapest of ``starts`` that runs it) within ``time_limit``."""
+    """The plan of :func:`solve_ilp` on the fixed ``schedule`` (decomposed formulation, no
+    heuristic; the segment cover's plan, or the fixed-schedule model warm-started from the
+    cheapest of ``starts`` that runs it) within ``time_limit``."""
     import dataclasses
 
     extra = dict(opts.extra, _no_heuristic=True, _start_plans=list(starts))
@@ -253,11 +251,15 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         start_plan, start_cost, other = _search_orders(g, capacity, opts, start_plan, start_cost, other, info)
         nc = start_cost - compulsory
         if nc <= other:
-            return _proven(g, start_plan, start_cost, other, info)
+            return _proven(g, start_plan, start_cost, other, info, "the order search")
         if nc - other <= opts.mip_gap * nc:  # close enough for the caller: no model needed
             info.update(other_lower_bound=int(other), ilp_status="skipped: the order search met mip_gap")
             return MethodOutput(plan=start_plan, lower_bound=int(other), status="feasible", info=info,
                                 message=f"best plan {nc} non-compulsory bytes, proven lower bound {other}")
+    elif opts.extra.get("order_search", True):
+        start_plan, start_cost, other = _cover_schedule(g, capacity, opts, start_plan, start_cost, other, info)
+        if start_cost - compulsory <= other:
+            return _proven(g, start_plan, start_cost, other, info, "the schedule's segment cover")
     rem = opts.remaining()
     try:
         # a quarter of the time left at most: converting the rows and HiGHS (whose presolve
@@ -334,8 +336,7 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     that and :func:`cosma_fast.ilp.orders.improve_order` the other half (its windows find
     better orders than the whole-graph search in the same time: layered100 at M_H, 45 s,
     26428 -> 22680 bytes). The best order, when better than the start's, is realised by
-    :func:`cosma_fast.ilp.orders.order_plan` (the order's value, when its residency packs)
-    or else by the exact fixed-schedule model. Its lower bound holds for every order."""
+    :func:`_realise_order`. Its lower bound holds for every order."""
     t0 = time.perf_counter()
     rem = opts.remaining()
     compulsory = g.compulsory()
@@ -367,10 +368,10 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
 
 def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarray, target: int) -> tuple[Plan, int]:
     """(plan, traffic): the cheapest valid plan found for ``order``, whose address-free least
-    traffic is ``target``: :func:`cosma_fast.ilp.orders.order_plan` (attains it when its
-    residency packs) and the heuristic's plan of that order (fast, packs by construction);
-    the fixed-schedule model, started from the better one, when neither attains it and
-    time is left (a quarter of it)."""
+    traffic is ``target``: the heuristic's plan of that order (fast, packs by construction),
+    and when that misses ``target`` and time is left, :func:`_fixed_schedule_plan` (the
+    order's segment cover, which attains it when its residency packs, else the
+    fixed-schedule model started from the heuristic's plan; half the time left)."""
     import dataclasses
 
     from ..heuristic import solve_heuristic
@@ -378,25 +379,36 @@ def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarra
     rem = opts.remaining()
     fixed = dataclasses.replace(opts, schedule=np.asarray(order, dtype=np.int64), start_time=time.perf_counter(),
                                 time_limit=None if rem is None else 0.1 * rem, progress=None)
-    candidates = [solve_heuristic(g, capacity, fixed).plan]
-    plan = order_plan(g, capacity, order, alignment=opts.alignment,
-                      time_limit=None if rem is None else 0.4 * rem, threads=opts.threads)
-    if plan is not None:
-        candidates.append(plan)
-    best, cost = _cheapest_valid(g, capacity, fixed, candidates)
+    heuristic = solve_heuristic(g, capacity, fixed).plan
+    best, cost = _cheapest_valid(g, capacity, fixed, [heuristic])
     rem = opts.remaining()
-    if cost > target and (rem is None or rem > 0.5):
-        plan = _fixed_schedule_plan(g, capacity, opts, order, [best], None if rem is None else 0.25 * rem)
+    if best is None or cost > target and (rem is None or rem > 0.5):
+        plan = _fixed_schedule_plan(g, capacity, opts, order, [heuristic], None if rem is None else 0.5 * rem)
         c = validate(g, plan, capacity, opts.alignment).traffic
-        if c < cost:
+        if best is None or c < cost:
             best, cost = plan, c
     return best, cost
 
 
-def _proven(g: Graph, plan: Plan, cost: int, lower: int, info: dict) -> MethodOutput:
-    """``plan`` as an optimal output: its non-compulsory bytes meet the proven ``lower``."""
+def _cover_schedule(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int,
+                    other: int, info: dict) -> tuple[Plan, int, int]:
+    """(best plan, its traffic, proven lower bound) on the fixed schedule ``opts.schedule``:
+    its segment cover is its least address-free traffic (a bound for every plan of the
+    schedule), and its plan when the residency packs
+    (:func:`cosma_fast.ilp.orders.order_plan_and_bound`, half the time left)."""
+    rem = opts.remaining()
+    plan, bound = order_plan_and_bound(g, capacity, opts.schedule, alignment=opts.alignment,
+                                       time_limit=None if rem is None else 0.5 * rem, threads=opts.threads)
+    info["order_lower_bound"] = int(bound)
+    best, cost = _cheapest_valid(g, capacity, opts, [start_plan] + ([plan] if plan is not None else []))
+    return best, cost, max(other, bound)
+
+
+def _proven(g: Graph, plan: Plan, cost: int, lower: int, info: dict, prover: str) -> MethodOutput:
+    """``plan`` as an optimal output: its non-compulsory bytes meet the ``lower`` bound that
+    ``prover`` proved."""
     nc = cost - g.compulsory()
-    info.update(packed=True, other_lower_bound=int(lower), ilp_status="skipped: the order search proved the bound")
+    info.update(packed=True, other_lower_bound=int(lower), ilp_status=f"skipped: {prover} proved the bound")
     return MethodOutput(plan=plan, lower_bound=int(nc), status="optimal", message="", info=info)
 
 
