@@ -34,7 +34,7 @@ from ..validate import validate
 from .cuts import spill_cover_rows
 from .decode import build_plan, decode_residency, encode_plan, pack_buffers, residency_buffers
 from .model import ModelBuildTimeout, ReplacementModel, build_model, op_windows
-from .orders import improve_order, order_plan_and_bound, order_search
+from .orders import improve_order, order_plan, order_plan_and_bound, order_search
 
 __all__ = ["solve_ilp", "min_peak_ilp", "build_model", "op_windows", "run_highs"]
 
@@ -159,8 +159,10 @@ def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan |
 
 def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> tuple[Plan, int]:
     """Better starts on the start's schedule, a minimum-peak schedule and the model order:
-    each order's plan by :func:`_fixed_schedule_plan` (its segment cover, packed, or the
-    fixed-schedule model when that does not pack)."""
+    each order's plan from its segment covers (:func:`cosma_fast.ilp.orders.order_plan`),
+    or from the fixed-schedule model when none was found or packed. (Not the model after a
+    cover that packed with slack: on large graphs its residency rarely packs either, and
+    phase one is meant to be quick.)"""
     schedules = [start.schedule, np.arange(graph.n_ops)]
     try:
         rem = opts.remaining()
@@ -179,19 +181,24 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> 
         share = 5.0 if rem is None else 0.25 * rem
         if share < 0.05:
             break
-        plans.append(_fixed_schedule_plan(graph, capacity, opts, sch,
-                                          [start] if np.array_equal(start.schedule, sch) else [], share))
+        plan = order_plan(graph, capacity, sch, alignment=opts.alignment, time_limit=share, threads=opts.threads)
+        if plan is None:  # no cover in time, or no cover packed: the model, without the cover again
+            plan = _fixed_schedule_plan(graph, capacity, opts, sch, [start] if np.array_equal(start.schedule, sch)
+                                        else [], share, cover=False)
+        plans.append(plan)
     return _cheapest_valid(graph, capacity, opts, plans, any_schedule=True)
 
 
 def _fixed_schedule_plan(graph: Graph, capacity: int, opts: SolveOptions, schedule, starts: list[Plan],
-                         time_limit: float | None) -> Plan:
+                         time_limit: float | None, cover: bool = True) -> Plan:
     """The plan of :func:`solve_ilp` on the fixed ``schedule`` (decomposed formulation, no
-    heuristic; the segment cover's plan, or the fixed-schedule model warm-started from the
-    cheapest of ``starts`` that runs it) within ``time_limit``."""
+    heuristic; the segment cover's plan unless ``cover`` is False, or the fixed-schedule
+    model warm-started from the cheapest of ``starts`` that runs it) within ``time_limit``."""
     import dataclasses
 
     extra = dict(opts.extra, _no_heuristic=True, _start_plans=list(starts))
+    if not cover:
+        extra["order_search"] = False
     sub = dataclasses.replace(opts, schedule=np.asarray(schedule, dtype=np.int64), time_limit=time_limit,
                               start_time=time.perf_counter(), extra=extra, progress=None, formulation="decomposed")
     return solve_ilp(graph, capacity, sub).plan
@@ -299,7 +306,10 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
             break
         order, R, stored = decode_residency(model, res["x"])
         bt, ba, bb = residency_buffers(R)
-        off = pack_buffers(ba, bb, g.tensor_size[bt], capacity, opts.alignment, time_limit=opts.remaining())
+        # half the time left: a residency packs at once or rarely at all, and the next round needs time
+        rem = opts.remaining()
+        off = pack_buffers(ba, bb, g.tensor_size[bt], capacity, opts.alignment,
+                           time_limit=None if rem is None else 0.5 * rem)
         if off is not None:
             plan = build_plan(g, order, R, stored, bt, ba, off)
             try:
