@@ -206,9 +206,10 @@ def solve(graph: Graph, capacity, method: str = "heuristic", *, seed: int = 0,
     progress : callable, optional
         Called with ``{"incumbent", "bound", "gap", "time"}`` as a long solve improves.
     **extra
-        Method options. ``"ilp"``: ``order_search=False`` (no branch and bound over orders
-        before the HiGHS model), ``warm_start=False``, ``skip_when_bound_met=False`` (run
-        the solvers even when the start meets a proven bound), ``objective_cut=False``.
+        Method options. ``"ilp"``: ``order_search=False`` (no branch and bound over orders,
+        or with ``schedule`` no segment cover of it, before the HiGHS model),
+        ``warm_start=False``, ``skip_when_bound_met=False`` (run the solvers even when the
+        start meets a proven bound), ``objective_cut=False``.
 
     Returns
     -------

@@ -392,7 +392,7 @@ def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarra
     heuristic = solve_heuristic(g, capacity, fixed).plan
     best, cost = _cheapest_valid(g, capacity, fixed, [heuristic])
     rem = opts.remaining()
-    if best is None or cost > target and (rem is None or rem > 0.5):
+    if best is None or (cost > target and (rem is None or rem > 0.5)):
         plan = _fixed_schedule_plan(g, capacity, opts, order, [heuristic], None if rem is None else 0.5 * rem)
         c = validate(g, plan, capacity, opts.alignment).traffic
         if best is None or c < cost:
