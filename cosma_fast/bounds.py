@@ -76,6 +76,8 @@ class Incidence:
             self.operand[o, g.inputs_of(o)] = True
             self.operand[o, g.outputs_of(o)] = True
         self.readers = [np.flatnonzero(self.read[t]) for t in range(nt)]
+        self.readers_ptr = np.concatenate([[0], np.cumsum([len(r) for r in self.readers])]).astype(np.int64)
+        self.readers_idx = np.concatenate(self.readers + [np.zeros(0, dtype=np.int64)]).astype(np.int64)
         self.size = g.tensor_size.astype(np.int64)
         self.op_bytes = g.op_bytes().astype(np.int64)
         self.twice = owes_write_back(g)

@@ -43,23 +43,20 @@ def pass_model(h, cost, A: sp.csr_matrix, row_lower, row_upper, col_lower, col_u
     ``h`` in one call (``integer``: a boolean mask of the integer columns)."""
     import highspy
 
-    A = sp.csr_matrix(A)
-    n = len(cost)
-    lp = highspy.HighsLp()
-    lp.num_col_ = int(n)
-    lp.num_row_ = int(A.shape[0])
-    lp.col_cost_ = np.asarray(cost, dtype=float)
-    lp.col_lower_ = np.broadcast_to(np.asarray(col_lower, dtype=float), (n,)).copy()
-    lp.col_upper_ = np.broadcast_to(np.asarray(col_upper, dtype=float), (n,)).copy()
-    lp.row_lower_ = np.broadcast_to(np.asarray(row_lower, dtype=float), (A.shape[0],)).copy()
-    lp.row_upper_ = np.broadcast_to(np.asarray(row_upper, dtype=float), (A.shape[0],)).copy()
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = A.indices.astype(np.int32)
-    lp.a_matrix_.value_ = A.data.astype(float)
-    kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
-    lp.integrality_ = [kinds[bool(i)] for i in np.broadcast_to(np.asarray(integer, dtype=bool), (n,))]
-    h.passModel(lp)
+    A = A if isinstance(A, sp.csr_matrix) else sp.csr_matrix(A)
+    n, m = len(cost), A.shape[0]
+
+    def full(v, k):
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float64), (k,)))
+
+    # the flat-array overload: no HighsLp object, integrality as one int32 array
+    status = h.passModel(int(n), int(m), int(A.nnz), int(highspy.MatrixFormat.kRowwise),
+                         int(highspy.ObjSense.kMinimize), 0.0, full(cost, n), full(col_lower, n),
+                         full(col_upper, n), full(row_lower, m), full(row_upper, m),
+                         A.indptr.astype(np.int32), A.indices.astype(np.int32), A.data.astype(np.float64),
+                         np.broadcast_to(np.asarray(integer, dtype=np.int32), (n,)).copy())
+    if status == highspy.HighsStatus.kError:
+        raise ValueError("HiGHS rejected the model (a bound or coefficient that is not a number?)")
 
 
 def run(h) -> bool:

@@ -43,6 +43,7 @@ import scipy.sparse as sp
 from ..bounds import Incidence, ancestors, before_matrix
 from ..graph import Graph
 from ..highs import solve_min
+from ..kernels.cover import segment_chains
 from ..plan import Plan
 
 __all__ = ["OrderSearchResult", "improve_order", "order_plan", "order_plan_and_bound", "order_search",
@@ -157,7 +158,12 @@ class _Rows:
         self.add(np.concatenate([local] * len(cols)), np.concatenate(cols), np.concatenate(vals), np.zeros(k))
 
     def matrix(self, ncol):
-        A = sp.csr_matrix((np.concatenate(self.v), (np.concatenate(self.r), np.concatenate(self.c))),
+        """``(A, lower)`` with ``A`` in CSR (no row repeats a column, so no entries to sum)."""
+        r = np.concatenate(self.r)
+        by_row = np.argsort(r, kind="stable")
+        indptr = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(r, minlength=self.n), out=indptr[1:])
+        A = sp.csr_matrix((np.concatenate(self.v)[by_row], np.concatenate(self.c)[by_row], indptr),
                           shape=(self.n, ncol))
         return A, np.concatenate(self.lo)
 
@@ -173,20 +179,12 @@ def _segments_chained(inc, before, pair_t, pair_o, rows):
     lcol = 2 * m + np.arange(len(ts))
     rows.add_ge(h, np.arange(m))
     rows.add_ge(lcol[np.searchsorted(ts, pair_t)], h)
-    bf = before.astype(np.float32)
     starts = np.searchsorted(pair_t, ts)
     ends = np.searchsorted(pair_t, ts, side="right")
-    for t, a, b in zip(ts, starts, ends):
-        if b - a < 2:
-            continue
-        os_ = pair_o[a:b]
-        rd = inc.readers[t]
-        sep = (bf[np.ix_(rd, os_)].T @ bf[np.ix_(os_, rd)].T) > 0  # sep[i, j]: o_i < c < o_j
-        if not sep.any():
-            continue
-        sep &= ~((sep.astype(np.float32) @ sep.astype(np.float32)) > 0)
-        i, j = np.nonzero(sep)
-        rows.add_ge(h[a + j], h[a + i], a + j)
+    i, j = segment_chains(before, inc.readers_ptr, inc.readers_idx, pair_t.astype(np.int64),
+                          pair_o.astype(np.int64), starts.astype(np.int64), ends.astype(np.int64))
+    if len(i):
+        rows.add_ge(h[j], h[i], j)
     cost = np.zeros(2 * m + len(ts))
     cost[lcol] = inc.size[ts]
     return cost
