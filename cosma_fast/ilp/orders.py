@@ -285,7 +285,7 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
     ``start_schedule`` (an upper bound on its value, used when that value is not computed
     in time). ``strong``: candidate pairs whose two children are scored, by their covers'
     LP relaxations, before the branching pair is chosen (the pair whose weaker child scores
-    higher); only the chosen children are bounded exactly (the exact covers cost 5-10x
+    higher); only the chosen children are bounded exactly (the exact covers cost 2-9x
     more: randwire20 at M_R is proven in 6 s instead of 12 s).
     ``node_time``: seconds per segment-cover solve (a dual bound when it stops; default a
     tenth of ``time_limit``, at least 1 s). Stops at
