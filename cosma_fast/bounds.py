@@ -25,8 +25,8 @@ from .budgets import check_capacity
 from .graph import INTERMEDIATE, Graph
 from .highs import solve_min
 
-__all__ = ["Incidence", "ancestors", "before_matrix", "forced_live", "owes_write_back", "spill_costs",
-           "spill_cover_bound"]
+__all__ = ["Incidence", "ancestors", "before_matrix", "forced_live", "forced_need", "owes_write_back",
+           "spill_costs", "spill_cover_bound"]
 
 
 def ancestors(graph: Graph) -> np.ndarray:
@@ -104,8 +104,20 @@ def forced_live(graph: Graph, schedule=None) -> np.ndarray:
     and descendants after it in every topological order, and an operator's operands are
     resident while it runs. With a fixed ``schedule``, "before" and "after" are its order.
     """
-    before = ancestors(graph) if schedule is None else before_matrix(schedule)
-    return Incidence(graph).live_across(before)
+    return _forced(graph, schedule)[1]
+
+
+def forced_need(graph: Graph, capacity: int, schedule=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(F, need)``: :func:`forced_live`'s matrix and, per operator ``o``, the bytes of ``F_o``
+    that cannot stay on chip beside ``o``'s operands within ``capacity``
+    (``bytes(o) + size(F_o) - capacity``; positive where the capacity binds)."""
+    inc, F = _forced(graph, schedule)
+    return F, inc.need(F, int(capacity))
+
+
+def _forced(graph: Graph, schedule) -> tuple[Incidence, np.ndarray]:
+    inc = Incidence(graph)
+    return inc, inc.live_across(ancestors(graph) if schedule is None else before_matrix(schedule))
 
 
 def spill_costs(graph: Graph) -> np.ndarray:
@@ -148,18 +160,12 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
     bound. Raises :class:`cosma_fast.InfeasibleError` below ``M_R`` (no plan exists).
     """
     check_capacity(graph, capacity)
-    F = forced_live(graph, schedule)
-    size = graph.tensor_size.astype(np.int64)
-    need = graph.op_bytes() + F.astype(np.int64) @ size - int(capacity)
+    F, need = forced_need(graph, capacity, schedule)
     rows = need > 0
     if not rows.any():
         return 0
     cols = F[rows].any(axis=0)
-    A = F[np.ix_(rows, cols)] * size[cols].astype(float)
-    return _cover_optimum(A, need[rows].astype(float), spill_costs(graph)[cols].astype(float), time_limit, threads)
-
-
-def _cover_optimum(A: np.ndarray, need: np.ndarray, cost: np.ndarray, time_limit: float | None,
-                   threads: int | None = None) -> int:
-    """Proven lower bound of ``min cost.z  s.t.  A z >= need, z binary`` (rounded up: costs are bytes)."""
-    return solve_min(cost, sp.csr_matrix(A), need, 1.0, True, time_limit=time_limit, threads=threads)[0]
+    A = sp.csr_matrix(F[np.ix_(rows, cols)] * graph.tensor_size[cols].astype(float))
+    # z binary; the optimum (or the dual bound at the time limit) rounded up: costs are bytes
+    return solve_min(spill_costs(graph)[cols].astype(float), A, need[rows].astype(float), 1.0, True,
+                     time_limit=time_limit, threads=threads)[0]

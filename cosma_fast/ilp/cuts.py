@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..bounds import forced_live, owes_write_back
+from ..bounds import forced_need, owes_write_back
 from ..graph import INTERMEDIATE
 from .model import ReplacementModel
 
@@ -45,9 +45,8 @@ def spill_cover_rows(model: ReplacementModel, schedule=None) -> tuple[sp.csr_mat
     for the others (an input of ``F_o`` is read by an ancestor, so it is loaded at least once).
     """
     g = model.graph
-    F = forced_live(g, schedule)
+    F, need = forced_need(g, model.capacity, schedule)
     size = g.tensor_size.astype(np.int64)
-    need = g.op_bytes() + F.astype(np.int64) @ size - int(model.capacity)
     write_back = owes_write_back(g)
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []

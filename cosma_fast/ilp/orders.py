@@ -314,19 +314,23 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
     def out_of_time():
         return (time_limit is not None and left() <= 0) or (max_nodes is not None and nodes >= max_nodes)
 
-    def bound(before):
-        """(segment-cover bound, best solution found): see :func:`segment_cover`."""
+    def cover(before, relaxed=False):
+        """``(bound, found, off)`` of :func:`_segment_cover`, within the node's time and the
+        search's; ``relaxed``: its LP relaxation, which scores a candidate child in a
+        fraction of the time."""
         nonlocal nodes
         nodes += 1
         rem = left()
-        return segment_cover(g, capacity, before, time_limit=node_time if rem is None else min(rem, node_time),
-                             threads=threads, _inc=inc)
+        return _segment_cover(g, capacity, before, node_time if rem is None else min(rem, node_time), inc,
+                              threads=threads, relaxed=relaxed)
+
+    def bound(before):
+        """(segment-cover bound, best solution found): see :func:`segment_cover`."""
+        return cover(before)[:2]
 
     def relaxed(before):
-        """The LP relaxation's optimum: scores a candidate child in a fraction of the time."""
-        nonlocal nodes
-        nodes += 1
-        return _segment_cover(g, capacity, before, node_time, inc, threads=threads, relaxed=True)[1]
+        """The LP relaxation's optimum."""
+        return cover(before, relaxed=True)[1]
 
     if root is None:
         root = ancestors(g)
