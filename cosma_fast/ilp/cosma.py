@@ -100,7 +100,7 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
     Returns the decoded plan ("optimal" when HiGHS proved it) or, when HiGHS found
     nothing in time, the starting plan with the dual bound.
     """
-    from . import _skip_when_start_meets_bound, _start_plan, _with_valid_cuts, run_highs
+    from . import _skip_when_start_meets_bound, _start_plan, _with_valid_cuts, highs_time, run_highs
 
     g = graph
     compulsory = g.compulsory()
@@ -116,7 +116,7 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
             start = _encode_with_addresses(model, acol, start_plan, opts.alignment)
         except ValueError:
             start = None
-    res = run_highs(model, time_limit=opts.remaining(), mip_gap=opts.mip_gap, threads=opts.threads,
+    res = run_highs(model, time_limit=highs_time(opts), mip_gap=opts.mip_gap, threads=opts.threads,
                     start=start, verbose=opts.verbose, progress=opts.progress)
     info = {"model_cols": int(model.n_cols), "model_rows": int(model.A.shape[0]),
             "start_accepted": res["start_accepted"], "ilp_status": res["status"], "dual_bound": res["bound"],
