@@ -25,8 +25,8 @@ from .budgets import check_capacity
 from .graph import INTERMEDIATE, Graph
 from .highs import solve_min
 
-__all__ = ["Incidence", "ancestors", "before_matrix", "forced_live", "forced_need", "owes_write_back",
-           "spill_costs", "spill_cover_bound"]
+__all__ = ["Incidence", "ancestors", "before_matrix", "forced_live", "forced_need", "op_pressure",
+           "owes_write_back", "spill_costs", "spill_cover_bound"]
 
 
 def ancestors(graph: Graph) -> np.ndarray:
@@ -78,6 +78,9 @@ class Incidence:
         self.readers = [np.flatnonzero(self.read[t]) for t in range(nt)]
         self.readers_ptr = np.concatenate([[0], np.cumsum([len(r) for r in self.readers])]).astype(np.int64)
         self.readers_idx = np.concatenate(self.readers + [np.zeros(0, dtype=np.int64)]).astype(np.int64)
+        touchers = [np.flatnonzero(self.touch[t]) for t in range(nt)]
+        self.touchers_ptr = np.concatenate([[0], np.cumsum([len(x) for x in touchers])]).astype(np.int64)
+        self.touchers_idx = np.concatenate(touchers + [np.zeros(0, dtype=np.int64)]).astype(np.int64)
         self.size = g.tensor_size.astype(np.int64)
         self.op_bytes = g.op_bytes().astype(np.int64)
         self.twice = owes_write_back(g)
@@ -88,10 +91,43 @@ class Incidence:
         b = before.astype(np.float32)
         return ((b @ self.touch.T) > 0) & ((b.T @ self.read.T) > 0) & ~self.operand
 
+    def possibly_live(self, before: np.ndarray) -> np.ndarray:
+        """``(n_ops, n_tensors)``: ``t`` is live across ``o`` in *some* order extending
+        ``before`` as far as pairs go (a toucher of ``t`` may run before ``o`` and a reader
+        may run after it, and ``o`` does not touch ``t``); contains :meth:`live_across`."""
+        free = ~np.eye(before.shape[0], dtype=bool)
+        may_precede = (~before.T & free).astype(np.float32)  # [o, x]: x may run before o
+        may_follow = (~before & free).astype(np.float32)     # [o, r]: r may run after o
+        return ((may_precede @ self.touch.T) > 0) & ((may_follow @ self.read.T) > 0) & ~self.operand
+
+    def pressure(self, before: np.ndarray) -> np.ndarray:
+        """:func:`op_pressure` under ``before``."""
+        from .kernels.flow import op_pressure as kernel
+
+        return kernel(np.ascontiguousarray(before), self.touchers_ptr, self.touchers_idx, self.readers_ptr,
+                      self.readers_idx, self.size, self.op_bytes, self.operand)
+
     def need(self, live: np.ndarray, room) -> np.ndarray:
         """Per operator: bytes of ``live`` that cannot stay on chip beside its operands within
         ``room`` (the capacity, or one per operator)."""
         return self.op_bytes + live.astype(np.int64) @ self.size - room
+
+
+def op_pressure(graph: Graph, before: np.ndarray | None = None) -> np.ndarray:
+    """Per operator ``o``: the least bytes resident at ``o``'s step without any spill, over
+    every schedule (every order extending ``before``, ``before[o, q]`` when ``q`` runs
+    before ``o``, transitively closed): ``o``'s operands plus the tensors live across ``o``
+    (touched before it, read after it). A minimum cut per operator
+    (:mod:`cosma_fast.kernels.flow`).
+
+    Every plan within a capacity ``C`` keeps off chip at ``o``'s step at least
+    ``pressure[o] - C`` bytes of tensors that are read again later, so ``max(pressure)`` is
+    a lower bound on ``M_P`` and ``max(pressure) - C`` one on the non-compulsory bytes. It
+    is at least the :func:`forced_live` bytes plus ``o``'s operands, often far more on
+    wide graphs, where few tensors are live across an operator in every order (randwire100:
+    ``M_P`` >= 31177 bytes, against ``M_R`` = 13387 from the down-set search's bound).
+    """
+    return Incidence(graph).pressure(ancestors(graph) if before is None else np.asarray(before, dtype=bool))
 
 
 def forced_live(graph: Graph, schedule=None) -> np.ndarray:
@@ -136,36 +172,48 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
     The bound is the optimum of the covering problem
 
         minimise   sum_t cost_t z_t          (cost_t from :func:`spill_costs`)
-        subject to sum_{t in F_o} size_t z_t >= need_o   for every operator o,
+        subject to sum_{t in F_o} size_t z_t >= need_o       for every operator o,
+                   sum_{t in L_o} size_t z_t >= pressure_o - capacity   (free schedule only)
                    z_t in {0, 1},
 
-    with ``F_o`` the tensors :func:`forced_live` across ``o`` and
+    with ``F_o`` the tensors :func:`forced_live` across ``o``,
     ``need_o = bytes(o) + size(F_o) - capacity`` (operands of ``o`` plus ``F_o``, minus
-    ``capacity``). HiGHS solves it exactly (:func:`cosma_fast.highs.solve_min`); when
-    ``time_limit`` stops it first, its dual bound is used, which is still valid. ``threads``: as
-    in :func:`cosma_fast.solve` (HiGHS keeps one thread count per process).
+    ``capacity``), ``L_o`` the tensors live across ``o`` in some schedule
+    (:meth:`Incidence.possibly_live`) and ``pressure_o`` from :func:`op_pressure`. HiGHS
+    solves it exactly (:func:`cosma_fast.highs.solve_min`); when ``time_limit`` stops it
+    first, its dual bound is used, which is still valid. ``threads``: as in
+    :func:`cosma_fast.solve` (HiGHS keeps one thread count per process).
 
     Why it is sound. Take any valid plan and let ``z_t = 1`` for the tensors that are off
-    chip at the step of some operator ``o`` with ``t`` in ``F_o``. (1) The constraints
-    hold: at ``o``'s step, ``o``'s operands and the resident part of ``F_o`` fit in
-    ``capacity``, so the tensors of ``F_o`` off chip there weigh at least ``need_o``.
-    (2) Each such ``t`` costs the plan at least ``cost_t`` non-compulsory bytes: ``t`` is
-    read by a descendant of ``o``, after ``o``'s step, so it is loaded again after ``o``.
-    For an input or weight that load is not its first one (it was resident at an
-    ancestor's step, before ``o``), and ``compulsory`` counts one load. For an intermediate
-    every load is non-compulsory, and it needs an off-chip copy, i.e. a write-back of ``t``
-    (once per tensor), which is non-compulsory unless ``t`` is a graph output. Distinct
-    tensors are distinct traffic, so the plan's non-compulsory bytes are at least
-    ``sum_t cost_t z_t`` >= the optimum. Addresses are ignored, which only weakens the
-    bound. Raises :class:`cosma_fast.InfeasibleError` below ``M_R`` (no plan exists).
+    chip at the step of some operator ``o`` across which ``t`` is live in the plan's
+    schedule (``F_o`` and ``L_o`` hold all such ``t``). (1) The constraints hold: at ``o``'s
+    step, ``o``'s operands and the resident tensors live across ``o`` fit in ``capacity``,
+    so the live tensors off chip there weigh at least ``need_o`` (the live ones include
+    ``F_o``) and at least ``pressure_o - capacity`` (the live ones weigh at least
+    ``pressure_o`` minus the operands). (2) Each such ``t`` costs the plan at least
+    ``cost_t`` non-compulsory bytes: ``t`` is read after ``o``, so it is loaded again
+    after ``o``. For an input or weight that load is not its first one (it was resident at
+    an earlier step), and ``compulsory`` counts one load. For an intermediate every load
+    is non-compulsory, and it needs an off-chip copy, i.e. a write-back of ``t`` (once per
+    tensor), which is non-compulsory unless ``t`` is a graph output. Distinct tensors are
+    distinct traffic, so the plan's non-compulsory bytes are at least ``sum_t cost_t z_t``
+    >= the optimum. Addresses are ignored, which only weakens the bound. Raises
+    :class:`cosma_fast.InfeasibleError` below ``M_R`` (no plan exists).
     """
     check_capacity(graph, capacity)
-    F, need = forced_need(graph, capacity, schedule)
-    rows = need > 0
-    if not rows.any():
+    inc, F = _forced(graph, schedule)
+    need = inc.need(F, int(capacity))
+    sets, lower = [F[need > 0]], [need[need > 0]]
+    if schedule is None:  # with a schedule, pressure is need: the live sets are known
+        extra = inc.pressure(ancestors(graph)) - int(capacity)
+        more = extra > np.maximum(need, 0)
+        sets.append(inc.possibly_live(ancestors(graph))[more])
+        lower.append(extra[more])
+    M = np.concatenate(sets)
+    if not len(M):
         return 0
-    cols = F[rows].any(axis=0)
-    A = sp.csr_matrix(F[np.ix_(rows, cols)] * graph.tensor_size[cols].astype(float))
+    cols = M.any(axis=0)
+    A = sp.csr_matrix(M[:, cols] * graph.tensor_size[cols].astype(float))
     # z binary; the optimum (or the dual bound at the time limit) rounded up: costs are bytes
-    return solve_min(spill_costs(graph)[cols].astype(float), A, need[rows].astype(float), 1.0, True,
+    return solve_min(spill_costs(graph)[cols].astype(float), A, np.concatenate(lower).astype(float), 1.0, True,
                      time_limit=time_limit, threads=threads)[0]

@@ -194,9 +194,13 @@ def min_peak_bounds(graph: Graph, time_limit: float | None = 10.0, *,
     """``(order, peak, lower)``: the best schedule found, its peak live bytes, and a
     proven lower bound on ``M_P`` (``lower == peak`` exactly when ``M_P`` is proven).
 
-    ``lower`` is at least ``M_R``; when the search stops early it is the bound
-    of the last completed level of the down-set search.
+    ``lower`` is at least ``M_R`` and the largest :func:`cosma_fast.bounds.op_pressure`
+    (the least bytes live at one operator's step over all schedules); when the search
+    stops early it is the larger of that and the bound of the last completed level of the
+    down-set search.
     """
+    from .bounds import op_pressure
+
     start = time.perf_counter()
     n = graph.n_ops
     if n == 0:
@@ -205,11 +209,14 @@ def min_peak_bounds(graph: Graph, time_limit: float | None = 10.0, *,
     m_r = int(graph.op_bytes().max())
     if peak <= m_r:  # no schedule goes below M_R
         return order, peak, peak
+    pressure = int(op_pressure(graph).max())
+    if peak <= pressure:
+        return order, peak, peak
     deadline = start + (time_limit if time_limit is not None else float("inf"))
     try:
         exact_order, exact_peak = _exact_search(graph, peak, deadline, max_states)
     except _OutOfBudget as e:
-        return order, peak, min(peak, e.lower)
+        return order, peak, min(peak, max(e.lower, pressure))
     if exact_order is None:
         return order, peak, peak
     return exact_order, exact_peak, exact_peak

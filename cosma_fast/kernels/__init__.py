@@ -4,7 +4,8 @@ Every kernel takes and returns flat numpy arrays (CSR for graphs), holds no
 Python objects and is compiled with ``cache=True``. One module per family:
 ``simulate`` (replay a plan), ``schedule`` (operator orders), ``replace``
 (eviction/spill/reload), ``allocate`` (address search), ``partition``
-(divide-and-conquer cuts), ``cover`` (rows of the order search's segment covers).
+(divide-and-conquer cuts), ``cover`` (rows of the order search's segment covers),
+``flow`` (least live bytes per operator, by minimum cuts).
 
 :func:`warmup` compiles (or loads from cache) every kernel on tiny inputs, so
 that tests and benchmarks pay the JIT cost once.
@@ -17,7 +18,7 @@ import importlib
 import numpy as np
 
 #: kernel modules that define a ``warmup()`` function
-KERNEL_MODULES = ("simulate", "peak", "schedule", "replace", "allocate", "canonical", "partition", "cover")
+KERNEL_MODULES = ("simulate", "peak", "schedule", "replace", "allocate", "canonical", "partition", "cover", "flow")
 
 
 def warmup() -> None:

@@ -1,0 +1,211 @@
+"""Least live bytes at each operator's step over the orders extending a partial order.
+
+For an operator ``o`` and a partial order ``before``, the operators that run before ``o``
+form a down-set ``S``: it holds every ancestor of ``o``, no descendant and not ``o``. A
+tensor ``t`` that ``o`` does not touch is live across ``o`` when an operator touching
+``t`` (its producer or a reader) is in ``S`` and a reader of ``t`` is not. The least
+bytes live across ``o`` over all such ``S`` is a minimum cut (Picard 1976, "Maximal
+closure of a graph and applications to combinatorial problems", Management Science 22:
+closed sets with costs are cuts; the "some member in / some member out" cost of a tensor
+takes two auxiliary nodes). :func:`op_pressure` adds ``o``'s own operands and computes
+one cut per operator with Dinic's algorithm (Dinic 1970) on arrays.
+
+Network, source side = ``S``, for the operators incomparable to ``o`` (the others are
+fixed: ancestors in ``S``, descendants and ``o`` out):
+
+* ``q -> p`` infinite when ``p`` must run before ``q`` (a down-set is closed);
+* per tensor, ``u -> w`` of capacity ``size``, ``x -> u`` infinite for every free toucher
+  ``x`` and ``w -> r`` infinite for every free reader ``r``: cutting it is forced exactly
+  when a toucher is in ``S`` and a reader is out. A toucher among the ancestors makes
+  ``u`` a source (the edge becomes ``source -> w``), a reader among the descendants makes
+  ``w`` a sink (``u -> sink``); both at once make ``t`` live across ``o`` in every order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _max_flow(n_nodes, src, dst, cap, s, t):
+    """Value of a maximum ``s``-``t`` flow (Dinic) in the graph of edges ``src -> dst``
+    with capacities ``cap`` (int64)."""
+    m = len(src)
+    deg = np.zeros(n_nodes + 1, dtype=np.int64)
+    for e in range(m):
+        deg[src[e] + 1] += 1
+        deg[dst[e] + 1] += 1
+    ptr = np.cumsum(deg)
+    fill = ptr[:-1].copy()
+    to = np.empty(2 * m, dtype=np.int64)
+    res = np.empty(2 * m, dtype=np.int64)
+    rev = np.empty(2 * m, dtype=np.int64)
+    for e in range(m):
+        a, b = src[e], dst[e]
+        i, j = fill[a], fill[b]
+        fill[a] += 1
+        fill[b] += 1
+        to[i], res[i], rev[i] = b, cap[e], j
+        to[j], res[j], rev[j] = a, 0, i
+    level = np.empty(n_nodes, dtype=np.int64)
+    queue = np.empty(n_nodes, dtype=np.int64)
+    it = np.empty(n_nodes, dtype=np.int64)
+    stack = np.empty(n_nodes, dtype=np.int64)   # nodes on the current path
+    via = np.empty(n_nodes, dtype=np.int64)     # edge into each node of the path
+    total = 0
+    while True:
+        level[:] = -1
+        level[s] = 0
+        head, tail = 0, 1
+        queue[0] = s
+        while head < tail:
+            v = queue[head]
+            head += 1
+            for e in range(ptr[v], ptr[v + 1]):
+                if res[e] > 0 and level[to[e]] < 0:
+                    level[to[e]] = level[v] + 1
+                    queue[tail] = to[e]
+                    tail += 1
+        if level[t] < 0:
+            return total
+        it[:] = ptr[:-1]
+        depth = 0
+        stack[0] = s
+        while depth >= 0:
+            v = stack[depth]
+            if v == t:  # augment along the path by its bottleneck, then back up to it
+                push = res[via[1]]
+                for k in range(2, depth + 1):
+                    push = min(push, res[via[k]])
+                back = depth
+                for k in range(depth, 0, -1):
+                    e = via[k]
+                    res[e] -= push
+                    res[rev[e]] += push
+                    if res[e] == 0:
+                        back = k - 1
+                total += push
+                depth = back
+                continue
+            advanced = False
+            while it[v] < ptr[v + 1]:
+                e = it[v]
+                w = to[e]
+                if res[e] > 0 and level[w] == level[v] + 1:
+                    depth += 1
+                    stack[depth] = w
+                    via[depth] = e
+                    advanced = True
+                    break
+                it[v] += 1
+            if not advanced:  # dead end: no augmenting path through v in this phase
+                level[v] = -1
+                depth -= 1
+                if depth >= 0:
+                    it[stack[depth]] += 1
+
+
+@njit(cache=True)
+def op_pressure(before, touch_ptr, touch_idx, read_ptr, read_idx, size, op_bytes, operand):
+    """Per operator ``o``: the least ``bytes(o) + bytes live across o`` over every order
+    extending ``before`` (``before[o, q]``: ``q`` runs before ``o``; transitively closed).
+
+    ``touch_idx[touch_ptr[t]:touch_ptr[t + 1]]``: the operators touching tensor ``t``
+    (producer and readers), ``read_*`` its readers; ``operand[o, t]``: ``o`` touches ``t``.
+    """
+    n = before.shape[0]
+    nt = len(size)
+    inf = np.int64(1)
+    for t in range(nt):
+        inf += size[t]
+    out = np.empty(n, dtype=np.int64)
+    node = np.empty(n, dtype=np.int64)  # network node of a free operator, -1 when fixed
+    cap_e = 4 * n + 64
+    src = np.empty(cap_e, dtype=np.int64)
+    dst = np.empty(cap_e, dtype=np.int64)
+    cap = np.empty(cap_e, dtype=np.int64)
+    for o in range(n):
+        k = 0
+        for q in range(n):
+            if q != o and not before[o, q] and not before[q, o]:
+                node[q] = k
+                k += 1
+            else:
+                node[q] = -1
+        s_node, t_node = k, k + 1
+        n_nodes = k + 2
+        m = 0
+        const = op_bytes[o]
+        for q in range(n):  # a down-set is closed: q in S needs every p before q in S
+            if node[q] < 0:
+                continue
+            for p in range(n):
+                if node[p] >= 0 and before[q, p]:
+                    if m == cap_e:
+                        cap_e *= 2
+                        src = np.concatenate((src, np.empty(cap_e - m, dtype=np.int64)))
+                        dst = np.concatenate((dst, np.empty(cap_e - m, dtype=np.int64)))
+                        cap = np.concatenate((cap, np.empty(cap_e - m, dtype=np.int64)))
+                    src[m], dst[m], cap[m] = node[q], node[p], inf
+                    m += 1
+        for t in range(nt):
+            if operand[o, t] or size[t] == 0:
+                continue
+            in_s = False     # a toucher runs before o in every order
+            free_x = 0
+            for i in range(touch_ptr[t], touch_ptr[t + 1]):
+                x = touch_idx[i]
+                if x != o and before[o, x]:
+                    in_s = True
+                elif node[x] >= 0:
+                    free_x += 1
+            out_s = False    # a reader runs after o in every order
+            free_r = 0
+            for i in range(read_ptr[t], read_ptr[t + 1]):
+                r = read_idx[i]
+                if r != o and before[r, o]:
+                    out_s = True
+                elif node[r] >= 0:
+                    free_r += 1
+            if (not in_s and free_x == 0) or (not out_s and free_r == 0):
+                continue  # never touched before o, or never read after it
+            if in_s and out_s:
+                const += size[t]
+                continue
+            need = free_x + free_r + 1
+            if m + need > cap_e:
+                while m + need > cap_e:
+                    cap_e *= 2
+                src = np.concatenate((src, np.empty(cap_e - m, dtype=np.int64)))
+                dst = np.concatenate((dst, np.empty(cap_e - m, dtype=np.int64)))
+                cap = np.concatenate((cap, np.empty(cap_e - m, dtype=np.int64)))
+            u = s_node if in_s else n_nodes
+            w = t_node if out_s else n_nodes + (0 if in_s else 1)
+            if not in_s:
+                n_nodes += 1
+                for i in range(touch_ptr[t], touch_ptr[t + 1]):
+                    x = touch_idx[i]
+                    if node[x] >= 0:
+                        src[m], dst[m], cap[m] = node[x], u, inf
+                        m += 1
+            if not out_s:
+                n_nodes += 1
+                for i in range(read_ptr[t], read_ptr[t + 1]):
+                    r = read_idx[i]
+                    if node[r] >= 0:
+                        src[m], dst[m], cap[m] = w, node[r], inf
+                        m += 1
+            src[m], dst[m], cap[m] = u, w, size[t]
+            m += 1
+        out[o] = const + _max_flow(n_nodes, src[:m], dst[:m], cap[:m], s_node, t_node)
+    return out
+
+
+def warmup() -> None:
+    """Compile :func:`op_pressure` on a three-operator chain."""
+    before = np.array([[False, False, False], [True, False, False], [True, True, False]])
+    i64 = np.int64
+    op_pressure(before, np.array([0, 1, 3, 5, 6], i64), np.array([0, 0, 1, 1, 2, 2], i64),
+                np.array([0, 1, 2, 3, 3], i64), np.array([0, 1, 2], i64), np.array([4, 4, 4, 4], i64),
+                np.array([8, 8, 8], i64), np.zeros((3, 4), dtype=np.bool_))
