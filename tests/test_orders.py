@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_ilp import brute_force_non_compulsory, ordered_instances
 
 import cosma_fast as cf
@@ -34,11 +35,32 @@ def test_segment_cover_of_the_graph_order_bounds_every_order(inst):
     assert root <= segment_cover(g, cap, before_matrix(order))[0]
 
 
+@settings(max_examples=30)
+@given(inst=ordered_instances(), data=st.data())
+def test_pressure_rows_bound_every_order_extending_a_partial_order(inst, data):
+    """With the least-live-bytes rows, the cover of the graph's order refined by one decided
+    pair (taken from ``order``) is at least the plain cover and at most the exact optimum of
+    ``order``, which extends it."""
+    g, cap, order = inst
+    before = ancestors(g)
+    if g.n_ops >= 2:
+        i, j = sorted(data.draw(st.lists(st.integers(0, g.n_ops - 1), min_size=2, max_size=2, unique=True)))
+        a, b = order[i], order[j]
+        before = before.copy()
+        before[b, a] = True
+        for k in range(g.n_ops):
+            before |= before[:, [k]] & before[[k], :]
+    with_rows, _ = segment_cover(g, cap, before, pressure_rows=True)
+    assert segment_cover(g, cap, before)[0] <= with_rows
+    assert with_rows <= segment_cover(g, cap, before_matrix(order))[0]
+    assert segment_cover(g, cap, ancestors(g), pressure_rows=True)[0] <= brute_force_non_compulsory(g, cap)
+
+
 @settings(max_examples=25)
-@given(inst=ordered_instances())
-def test_order_search_finds_the_brute_force_optimum(inst):
+@given(inst=ordered_instances(), pressure_rows=st.sampled_from([None, True, False]))
+def test_order_search_finds_the_brute_force_optimum(inst, pressure_rows):
     g, cap, start = inst
-    r = order_search(g, cap, start_schedule=start)
+    r = order_search(g, cap, start_schedule=start, pressure_rows=pressure_rows)
     brute = brute_force_non_compulsory(g, cap)
     assert r.proven and r.value == r.lower_bound == brute
     assert r.value == brute_force_non_compulsory(g, cap, schedule=list(r.schedule))
