@@ -321,16 +321,17 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
     for those orders only (see :func:`improve_order`). ``threads``: HiGHS threads, as in
     :func:`cosma_fast.solve`.
 
-    ``pressure_rows``: each node is bounded again, once, with :func:`_segment_cover`'s
-    pressure rows (each operator's least live bytes over the node's orders,
-    :func:`cosma_fast.bounds.op_pressure`) when it reaches the top of the queue, before it
-    is branched; the children and the strong-branching scores use the plain covers. The
-    rows lift the bound where few tensors are live across an operator in every order but
-    many are in each one (wide graphs, capacities near ``M_P``), and cost 2-20x a plain
-    cover, so only the nodes that get branched pay. 30 s from the heuristic's order:
-    layered50 at M_H 4480 -> 5010, randwire50 at M_H 11706 -> 14512, layered50 at M_R
-    18263 -> 18803, randwire30 at M_H proven in 19.7 s instead of 23.3 s; randwire50 at
-    M_R 39950 -> 38820 (fewer nodes in the time).
+    ``pressure_rows``: a node about to be branched is first bounded again by the LP
+    relaxation of its cover with :func:`_segment_cover`'s pressure rows (each operator's
+    least live bytes over the node's orders, :func:`cosma_fast.bounds.op_pressure`); when
+    that raises its bound it goes back to the queue. The rows lift the bound where few
+    tensors are live across an operator in every order but many are in each one (wide
+    graphs, capacities near ``M_P``). Their LPs cost 10x a plain one, so they get a share
+    of the search's time that follows how often they paid (:func:`_worth_strengthening`).
+    20 s from the heuristic's order, bound without -> with: layered50 at M_H 4480 -> 4976,
+    randwire49 at M_H 7972 -> 11841, randwire49 at M_R 36919 -> 37320, layered100 at M_R
+    26787 -> 26200 (they never pay there; the exact covers with the rows paid at every node
+    but took 0.6 s each).
     """
     t0 = time.perf_counter()
     g = graph
@@ -375,6 +376,7 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
     if upper is not None and upper < best_value:
         best, best_value = np.asarray(start_schedule, dtype=np.int64), int(upper)
     heap = [(bound(root)[0], 0, 0, not pressure_rows, root)]  # (bound, depth, tie, strengthened, node)
+    spent = [0, 0, 0.0]  # strengthenings tried, those that raised a bound, their seconds
     counter = 1
     values: dict[bytes, float] = {}
     while heap and not out_of_time():
@@ -384,11 +386,17 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
         if lb >= (1.0 - mip_gap) * best_value:  # best first: no open node is below lb
             heapq.heappush(heap, (lb, depth, counter, strong_bound, before))
             break
-        if not strong_bound:  # about to be branched: bounded again with the pressure rows
-            lb = max(lb, bound(before, pressure=True)[0])
-            heapq.heappush(heap, (lb, depth, counter, True, before))
-            counter += 1
-            continue
+        if not strong_bound and _worth_strengthening(spent, time.perf_counter() - t0):
+            # about to be branched: bounded again by the LP with the pressure rows
+            t_s = time.perf_counter()
+            new = cover(before, relaxed=True, pressure=True)[0]
+            spent[0] += 1
+            spent[1] += new > lb
+            spent[2] += time.perf_counter() - t_s
+            if new > lb:
+                heapq.heappush(heap, (new, depth, counter, True, before))
+                counter += 1
+                continue
         order = _extension(before, key)
         value = values.get(order.tobytes())
         if value is None:  # a child often completes to its parent's order: value it once
@@ -424,6 +432,16 @@ def order_search(graph: Graph, capacity: int, *, start_schedule=None, upper: int
     return OrderSearchResult(schedule=np.asarray(best, dtype=np.int64), value=value, lower_bound=lower,
                              proven=value is not None and lower >= value, nodes=nodes,
                              time=time.perf_counter() - t0)
+
+
+def _worth_strengthening(spent, elapsed: float) -> bool:
+    """Whether the next node is bounded again with the pressure rows: while their LPs have
+    taken at most a share of the search's time that grows with how often they raised a
+    bound (a tenth when never, half when always). On layered100 at M_R they never do and
+    cost 145 ms each; on randwire50 at M_H they always do."""
+    tried, raised, seconds = spent
+    share = 0.5 if not tried else 0.1 + 0.4 * raised / tried
+    return seconds <= share * elapsed
 
 
 def improve_order(graph: Graph, capacity: int, schedule, value: int, *, window: int = 12,
