@@ -104,7 +104,12 @@ class Incidence:
         """:func:`op_pressure` under ``before``."""
         from .kernels.flow import op_pressure as kernel
 
-        return kernel(np.ascontiguousarray(before), self.touchers_ptr, self.touchers_idx, self.readers_ptr,
+        before = np.ascontiguousarray(before, dtype=bool)
+        b = before.astype(np.float32)
+        direct = before & ~((b @ b) > 0)  # the transitive reduction: no operator in between
+        pred_ptr = np.concatenate([[0], np.cumsum(direct.sum(axis=1))]).astype(np.int64)
+        pred_idx = np.nonzero(direct)[1].astype(np.int64)
+        return kernel(before, pred_ptr, pred_idx, self.touchers_ptr, self.touchers_idx, self.readers_ptr,
                       self.readers_idx, self.size, self.op_bytes, self.operand)
 
     def need(self, live: np.ndarray, room) -> np.ndarray:

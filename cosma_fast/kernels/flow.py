@@ -107,10 +107,14 @@ def _max_flow(n_nodes, src, dst, cap, s, t):
 
 
 @njit(cache=True)
-def op_pressure(before, touch_ptr, touch_idx, read_ptr, read_idx, size, op_bytes, operand):
+def op_pressure(before, pred_ptr, pred_idx, touch_ptr, touch_idx, read_ptr, read_idx, size, op_bytes, operand):
     """Per operator ``o``: the least ``bytes(o) + bytes live across o`` over every order
     extending ``before`` (``before[o, q]``: ``q`` runs before ``o``; transitively closed).
 
+    ``pred_idx[pred_ptr[q]:pred_ptr[q + 1]]``: the operators right before ``q`` in
+    ``before``'s transitive reduction (closing a down-set under them closes it under
+    ``before``; a path between two operators incomparable to ``o`` only passes through
+    such operators, so the reduction's edges among them are enough).
     ``touch_idx[touch_ptr[t]:touch_ptr[t + 1]]``: the operators touching tensor ``t``
     (producer and readers), ``read_*`` its readers; ``operand[o, t]``: ``o`` touches ``t``.
     """
@@ -140,8 +144,9 @@ def op_pressure(before, touch_ptr, touch_idx, read_ptr, read_idx, size, op_bytes
         for q in range(n):  # a down-set is closed: q in S needs every p before q in S
             if node[q] < 0:
                 continue
-            for p in range(n):
-                if node[p] >= 0 and before[q, p]:
+            for i in range(pred_ptr[q], pred_ptr[q + 1]):
+                p = pred_idx[i]
+                if node[p] >= 0:
                     if m == cap_e:
                         cap_e *= 2
                         src = np.concatenate((src, np.empty(cap_e - m, dtype=np.int64)))
@@ -206,6 +211,6 @@ def warmup() -> None:
     """Compile :func:`op_pressure` on a three-operator chain."""
     before = np.array([[False, False, False], [True, False, False], [True, True, False]])
     i64 = np.int64
-    op_pressure(before, np.array([0, 1, 3, 5, 6], i64), np.array([0, 0, 1, 1, 2, 2], i64),
+    op_pressure(before, np.array([0, 0, 1, 2], i64), np.array([0, 1], i64), np.array([0, 1, 3, 5, 6], i64), np.array([0, 0, 1, 1, 2, 2], i64),
                 np.array([0, 1, 2, 3, 3], i64), np.array([0, 1, 2], i64), np.array([4, 4, 4, 4], i64),
                 np.array([8, 8, 8], i64), np.zeros((3, 4), dtype=np.bool_))
