@@ -437,8 +437,9 @@ def _skip_when_start_meets_bound(g: Graph, capacity: int, opts: SolveOptions, st
     """(proven bound of :func:`_other_bounds`, the start as an optimal output when its extra
     bytes already meet that bound, else None): nothing is left to search then, whatever the
     formulation. Opt out with ``skip_when_bound_met=False``."""
-    other = _other_bounds(g, capacity, opts)
     nc = start_cost - g.compulsory()
+    # a start without non-compulsory bytes meets the bound 0: no other bound is needed
+    other = 0 if nc <= 0 else _other_bounds(g, capacity, opts)
     if nc > other or not opts.extra.get("skip_when_bound_met", True):
         return other, None
     info = {"start_accepted": False, "start_non_compulsory": nc, "rounds": 0, "packed": True,
