@@ -208,9 +208,12 @@ def op_pressure(before, pred_ptr, pred_idx, touch_ptr, touch_idx, read_ptr, read
 
 
 def warmup() -> None:
-    """Compile :func:`op_pressure` on a three-operator chain."""
+    """Compile :func:`op_pressure` on a three-operator chain (tensors: its input and the
+    three operators' outputs)."""
     before = np.array([[False, False, False], [True, False, False], [True, True, False]])
     i64 = np.int64
-    op_pressure(before, np.array([0, 0, 1, 2], i64), np.array([0, 1], i64), np.array([0, 1, 3, 5, 6], i64), np.array([0, 0, 1, 1, 2, 2], i64),
-                np.array([0, 1, 2, 3, 3], i64), np.array([0, 1, 2], i64), np.array([4, 4, 4, 4], i64),
-                np.array([8, 8, 8], i64), np.zeros((3, 4), dtype=np.bool_))
+    pred = (np.array([0, 0, 1, 2], i64), np.array([0, 1], i64))
+    touch = (np.array([0, 1, 3, 5, 6], i64), np.array([0, 0, 1, 1, 2, 2], i64))
+    read = (np.array([0, 1, 2, 3, 3], i64), np.array([0, 1, 2], i64))
+    op_pressure(before, *pred, *touch, *read, np.array([4, 4, 4, 4], i64), np.array([8, 8, 8], i64),
+                np.zeros((3, 4), dtype=np.bool_))
