@@ -107,6 +107,35 @@ def _max_flow(n_nodes, src, dst, cap, s, t):
 
 
 @njit(cache=True)
+def _members(ptr, idx, t, o, before, node, after):
+    """``(fixed, free)`` for the operators ``idx[ptr[t]:ptr[t + 1]]`` of tensor ``t``:
+    whether one runs before ``o`` in every order (after ``o`` when ``after``), and how many
+    are incomparable to ``o`` (``node >= 0``)."""
+    fixed = False
+    free = 0
+    for i in range(ptr[t], ptr[t + 1]):
+        x = idx[i]
+        if x != o and (before[x, o] if after else before[o, x]):
+            fixed = True
+        elif node[x] >= 0:
+            free += 1
+    return fixed, free
+
+
+@njit(cache=True)
+def _room(src, dst, cap, m, need):
+    """The edge arrays with room for ``need`` more edges after the first ``m``."""
+    size = len(src)
+    if m + need <= size:
+        return src, dst, cap
+    while m + need > size:
+        size *= 2
+    grow = np.empty(size - m, dtype=np.int64)
+    return (np.concatenate((src[:m], grow)), np.concatenate((dst[:m], grow)),
+            np.concatenate((cap[:m], grow)))
+
+
+@njit(cache=True)
 def op_pressure(before, pred_ptr, pred_idx, touch_ptr, touch_idx, read_ptr, read_idx, size, op_bytes, operand):
     """Per operator ``o``: the least ``bytes(o) + bytes live across o`` over every order
     extending ``before`` (``before[o, q]``: ``q`` runs before ``o``; transitively closed).
@@ -125,10 +154,9 @@ def op_pressure(before, pred_ptr, pred_idx, touch_ptr, touch_idx, read_ptr, read
         inf += size[t]
     out = np.empty(n, dtype=np.int64)
     node = np.empty(n, dtype=np.int64)  # network node of a free operator, -1 when fixed
-    cap_e = 4 * n + 64
-    src = np.empty(cap_e, dtype=np.int64)
-    dst = np.empty(cap_e, dtype=np.int64)
-    cap = np.empty(cap_e, dtype=np.int64)
+    src = np.empty(4 * n + 64, dtype=np.int64)
+    dst = np.empty(4 * n + 64, dtype=np.int64)
+    cap = np.empty(4 * n + 64, dtype=np.int64)
     for o in range(n):
         k = 0
         for q in range(n):
@@ -147,44 +175,21 @@ def op_pressure(before, pred_ptr, pred_idx, touch_ptr, touch_idx, read_ptr, read
             for i in range(pred_ptr[q], pred_ptr[q + 1]):
                 p = pred_idx[i]
                 if node[p] >= 0:
-                    if m == cap_e:
-                        cap_e *= 2
-                        src = np.concatenate((src, np.empty(cap_e - m, dtype=np.int64)))
-                        dst = np.concatenate((dst, np.empty(cap_e - m, dtype=np.int64)))
-                        cap = np.concatenate((cap, np.empty(cap_e - m, dtype=np.int64)))
+                    src, dst, cap = _room(src, dst, cap, m, 1)
                     src[m], dst[m], cap[m] = node[q], node[p], inf
                     m += 1
         for t in range(nt):
             if operand[o, t] or size[t] == 0:
                 continue
-            in_s = False     # a toucher runs before o in every order
-            free_x = 0
-            for i in range(touch_ptr[t], touch_ptr[t + 1]):
-                x = touch_idx[i]
-                if x != o and before[o, x]:
-                    in_s = True
-                elif node[x] >= 0:
-                    free_x += 1
-            out_s = False    # a reader runs after o in every order
-            free_r = 0
-            for i in range(read_ptr[t], read_ptr[t + 1]):
-                r = read_idx[i]
-                if r != o and before[r, o]:
-                    out_s = True
-                elif node[r] >= 0:
-                    free_r += 1
+            # in_s: a toucher runs before o in every order; out_s: a reader runs after it
+            in_s, free_x = _members(touch_ptr, touch_idx, t, o, before, node, False)
+            out_s, free_r = _members(read_ptr, read_idx, t, o, before, node, True)
             if (not in_s and free_x == 0) or (not out_s and free_r == 0):
                 continue  # never touched before o, or never read after it
             if in_s and out_s:
                 const += size[t]
                 continue
-            need = free_x + free_r + 1
-            if m + need > cap_e:
-                while m + need > cap_e:
-                    cap_e *= 2
-                src = np.concatenate((src, np.empty(cap_e - m, dtype=np.int64)))
-                dst = np.concatenate((dst, np.empty(cap_e - m, dtype=np.int64)))
-                cap = np.concatenate((cap, np.empty(cap_e - m, dtype=np.int64)))
+            src, dst, cap = _room(src, dst, cap, m, free_x + free_r + 1)
             u = s_node if in_s else n_nodes
             w = t_node if out_s else n_nodes + (0 if in_s else 1)
             if not in_s:
