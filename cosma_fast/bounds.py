@@ -145,20 +145,23 @@ def forced_live(graph: Graph, schedule=None) -> np.ndarray:
     and descendants after it in every topological order, and an operator's operands are
     resident while it runs. With a fixed ``schedule``, "before" and "after" are its order.
     """
-    return _forced(graph, schedule)[1]
+    return _forced(graph, schedule)[2]
 
 
 def forced_need(graph: Graph, capacity: int, schedule=None) -> tuple[np.ndarray, np.ndarray]:
     """``(F, need)``: :func:`forced_live`'s matrix and, per operator ``o``, the bytes of ``F_o``
     that cannot stay on chip beside ``o``'s operands within ``capacity``
     (``bytes(o) + size(F_o) - capacity``; positive where the capacity binds)."""
-    inc, F = _forced(graph, schedule)
+    inc, _, F = _forced(graph, schedule)
     return F, inc.need(F, int(capacity))
 
 
-def _forced(graph: Graph, schedule) -> tuple[Incidence, np.ndarray]:
+def _forced(graph: Graph, schedule) -> tuple[Incidence, np.ndarray, np.ndarray]:
+    """``(Incidence, before, F)``: the order (the graph's, or ``schedule``'s) and the tensors
+    live across each operator in every schedule extending it."""
     inc = Incidence(graph)
-    return inc, inc.live_across(ancestors(graph) if schedule is None else before_matrix(schedule))
+    before = ancestors(graph) if schedule is None else before_matrix(schedule)
+    return inc, before, inc.live_across(before)
 
 
 def spill_costs(graph: Graph) -> np.ndarray:
@@ -206,13 +209,13 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
     :class:`cosma_fast.InfeasibleError` below ``M_R`` (no plan exists).
     """
     check_capacity(graph, capacity)
-    inc, F = _forced(graph, schedule)
+    inc, before, F = _forced(graph, schedule)
     need = inc.need(F, int(capacity))
     sets, lower = [F[need > 0]], [need[need > 0]]
     if schedule is None:  # with a schedule, pressure is need: the live sets are known
-        extra = inc.pressure(ancestors(graph)) - int(capacity)
+        extra = inc.pressure(before) - int(capacity)
         more = extra > np.maximum(need, 0)
-        sets.append(inc.possibly_live(ancestors(graph))[more])
+        sets.append(inc.possibly_live(before)[more])
         lower.append(extra[more])
     M = np.concatenate(sets)
     if not len(M):
