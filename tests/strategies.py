@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import strategies as st
 
 import cosma_fast as cf
@@ -30,3 +31,13 @@ def dags(draw, max_ops: int = 8, max_size: int = 100, weights: bool = True,
     # the last operator's outputs are always graph outputs, like a model's result
     b.mark_output(*outs)
     return b.build()
+
+
+def with_pair(before: np.ndarray, a: int, b: int) -> np.ndarray:
+    """The partial order ``before`` (``before[o, q]``: ``q`` runs before ``o``) with ``a``
+    before ``b`` added and closed transitively, written plainly (a new array)."""
+    out = before.copy()
+    out[b, a] = True
+    for k in range(len(out)):
+        out |= out[:, [k]] & out[[k], :]
+    return out

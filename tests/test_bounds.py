@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import dags
+from strategies import dags, with_pair
 from test_budgets import op_dag, profile_by_definition
 from test_ilp import brute_force_non_compulsory, instances
 
@@ -40,10 +40,7 @@ def test_op_pressure_is_the_least_live_bytes_at_each_step(g, data):
                   if not before[a, b] and not before[b, a]]
     if open_pairs and data.draw(st.booleans()):
         a, b = data.draw(st.sampled_from(open_pairs))
-        before = before.copy()
-        before[b, a] = True  # a before b, then closed transitively
-        for k in range(g.n_ops):
-            before |= before[:, [k]] & before[[k], :]
+        before = with_pair(before, a, b)
     least = np.full(g.n_ops, np.iinfo(np.int64).max)
     for order in nx.all_topological_sorts(op_dag(g)):
         pos = np.empty(g.n_ops, np.int64)

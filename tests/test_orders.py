@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import with_pair
 from test_ilp import brute_force_non_compulsory, ordered_instances
 
 import cosma_fast as cf
@@ -46,10 +47,7 @@ def test_pressure_rows_bound_every_order_extending_a_partial_order(inst, data):
     if g.n_ops >= 2:
         i, j = sorted(data.draw(st.lists(st.integers(0, g.n_ops - 1), min_size=2, max_size=2, unique=True)))
         a, b = order[i], order[j]
-        before = before.copy()
-        before[b, a] = True
-        for k in range(g.n_ops):
-            before |= before[:, [k]] & before[[k], :]
+        before = with_pair(before, a, b)
     with_rows, _ = segment_cover(g, cap, before, pressure_rows=True)
     assert segment_cover(g, cap, before)[0] <= with_rows
     assert with_rows <= segment_cover(g, cap, before_matrix(order))[0]
