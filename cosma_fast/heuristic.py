@@ -35,7 +35,7 @@ from .kernels.schedule import RULE_NAMES, list_schedule
 from .plan import Plan
 from .solve import MethodOutput, SolveOptions
 
-__all__ = ["heuristic_plan", "solve_heuristic", "run_pass", "rule_schedule"]
+__all__ = ["heuristic_plan", "local_search_plan", "solve_heuristic", "run_pass", "rule_schedule"]
 
 #: next-use weights tried by the size-aware rule (cost / distance ** beta)
 BETAS = (0.0, 0.5, 1.0, 2.0, 3.0)
@@ -140,39 +140,34 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
         # most 200 operators also search from the second and third best orders (restarts)
         iters = max(20, min(4 * graph.n_ops, 100_000 // graph.n_ops)) if ls_iters is None else int(ls_iters)
         starts = per_order[:3] if graph.n_ops <= 200 else per_order[:1]
+        deadline = None if time_limit is None else t0 + 0.8 * time_limit
         for r, start in enumerate(starts):
             traffic, name, order, mode, beta = start
-            chunk = max(1, min(iters, 50))
-            done = 0
-            while done < iters and traffic > compulsory:
-                if time_limit is not None and time.perf_counter() - t0 > 0.8 * time_limit:
-                    break
-                k = min(chunk, iters - done)
-                order, traffic, acc = local_search(
-                    order, np.int64(traffic), *_arrays(graph)[:6], graph.tensor_is_output,
-                    graph.tensor_producer, graph.cons_ptr, graph.cons_idx, np.int64(capacity),
-                    np.int64(alignment), np.int64(mode), float(beta), np.int64(k),
-                    np.int64(seed * 1000003 + r * 7919 + done))
-                improved += int(acc)
-                done += k
-                # the moves tuned the order for one replacement setting; another may now do
-                # better on it, so re-pick the setting after every chunk (strict improvement only)
-                for m2, b2 in settings:
-                    if (m2, b2) == (mode, beta):
-                        continue
-                    t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2,
-                                        alignment=alignment, emit=False)
-                    n_evals += 1
-                    if t2 < traffic:
-                        traffic, mode, beta = t2, m2, b2
-            n_evals += done
+            order, traffic, mode, beta, acc, evals = _climb(graph, capacity, order, traffic, mode, beta, iters,
+                                                            deadline, seed * 1000003 + r * 7919, alignment)
+            improved += acc
+            n_evals += evals
             if traffic < best[0]:
                 best = (traffic, name, order, mode, beta)
     traffic, name, order, mode, beta = best
-    # refine the size-aware settings (Belady does not refine); on large graphs only the chosen one
-    refine = settings[:-1] if graph.n_ops <= REFINE_ALL_MAX_OPS else [(mode, beta)] if mode == SIZE_AWARE else []
+    plan, traffic, mode, beta, n_moved, evals = _refined_plan(graph, capacity, order, traffic, mode, beta, alignment)
+    n_evals += evals
+    if info is not None:
+        info.update(schedule_rule=name, replacement="size-aware" if mode == SIZE_AWARE else "belady",
+                    beta=beta, evaluations=n_evals, improving_moves=improved, moved_steps=n_moved,
+                    time=time.perf_counter() - t0)
+    return plan
+
+
+def _refined_plan(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: float, alignment: int):
+    """Step 4 of the module docstring on ``order``: the size-aware settings with refining passes
+    (on large graphs only the chosen one; Belady does not refine). Returns ``(plan, traffic,
+    mode, beta, moved steps, evaluations)``."""
+    settings = [(SIZE_AWARE, b) for b in BETAS]
+    refine = settings if graph.n_ops <= REFINE_ALL_MAX_OPS else [(mode, beta)] if mode == SIZE_AWARE else []
     rounds = 1
-    if traffic > compulsory:
+    n_evals = 0
+    if traffic > graph.compulsory():
         for m2, b2 in refine:
             t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2, alignment=alignment, emit=False,
                                 rounds=REFINE_ROUNDS)
@@ -182,11 +177,60 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
     traffic2, n_moved, plan = run_pass(graph, capacity, order, mode=mode, beta=beta, alignment=alignment,
                                        rounds=rounds)
     assert traffic2 == traffic
-    if info is not None:
-        info.update(schedule_rule=name, replacement="size-aware" if mode == SIZE_AWARE else "belady",
-                    beta=beta, evaluations=n_evals, improving_moves=improved, moved_steps=n_moved,
-                    time=time.perf_counter() - t0)
-    return plan
+    return plan, traffic, mode, beta, n_moved, n_evals
+
+
+def _climb(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: float, moves: int | None,
+           deadline: float | None, seed: int, alignment: int):
+    """Local search from ``order`` (plan cost ``traffic`` with setting ``mode``, ``beta``): up to
+    ``moves`` moves (None: until ``deadline``) in chunks of 50, the replacement setting
+    re-picked after every chunk. Returns ``(order, traffic, mode, beta, improving moves,
+    evaluations)``."""
+    settings = [(SIZE_AWARE, b) for b in BETAS] + [(BELADY, 0.0)]
+    compulsory = graph.compulsory()
+    improved = n_evals = done = 0
+    while (moves is None or done < moves) and traffic > compulsory:
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        k = 50 if moves is None else min(50, moves - done)
+        order, traffic, acc = local_search(
+            order, np.int64(traffic), *_arrays(graph)[:6], graph.tensor_is_output,
+            graph.tensor_producer, graph.cons_ptr, graph.cons_idx, np.int64(capacity),
+            np.int64(alignment), np.int64(mode), float(beta), np.int64(k), np.int64(seed + done))
+        improved += int(acc)
+        done += k
+        # the moves tuned the order for one replacement setting; another may now do
+        # better on it, so re-pick the setting after every chunk (strict improvement only)
+        for m2, b2 in settings:
+            if (m2, b2) == (mode, beta):
+                continue
+            t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2, alignment=alignment, emit=False)
+            n_evals += 1
+            if t2 < traffic:
+                traffic, mode, beta = t2, m2, b2
+    return order, int(traffic), mode, beta, improved, n_evals + done
+
+
+def local_search_plan(graph: Graph, capacity: int, schedule, *, time_limit: float, seed: int = 0,
+                      alignment: int = 1) -> Plan:
+    """The heuristic's local search (module docstring, step 3) continued from ``schedule`` for
+    ``time_limit`` seconds instead of a fixed number of moves, then its refining passes (step 4).
+
+    :func:`heuristic_plan` stops after ``max(20, min(4 n, 100000 / n))`` moves so that it
+    answers in milliseconds; the exact mode has seconds to spare on graphs it cannot prove,
+    and there more moves keep paying (layered100 at ``M_H``: 34691 bytes after 400 moves,
+    29901 after 4,000, 25584 after 40,000). Returns a plan at least as cheap as the best
+    setting's on ``schedule``; depends on the machine's speed, as every time limit does.
+    """
+    t0 = time.perf_counter()
+    capacity = int(capacity)
+    order = np.ascontiguousarray(schedule, dtype=np.int64)
+    settings = [(SIZE_AWARE, b) for b in BETAS] + [(BELADY, 0.0)]
+    traffic, mode, beta = min((run_pass(graph, capacity, order, mode=m, beta=b, alignment=alignment,
+                                        emit=False)[0], m, b) for m, b in settings)
+    order, traffic, mode, beta, _, _ = _climb(graph, capacity, order, traffic, mode, beta, None,
+                                              t0 + 0.9 * time_limit, seed, alignment)
+    return _refined_plan(graph, capacity, order, traffic, mode, beta, alignment)[0]
 
 
 def _lower_bound(graph: Graph, capacity: int, schedule) -> int:
