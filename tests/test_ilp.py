@@ -164,6 +164,21 @@ def test_time_limited_run_returns_valid_plan_and_bound():
     assert "start_accepted" in r.info
 
 
+def test_a_large_graph_unproven_in_time_gets_the_longer_local_search():
+    """From WINDOW_SEARCH_MIN_OPS operators an order search that proves nothing hands half its
+    time to the heuristic's local search: the plan is valid and no worse than the heuristic's."""
+    from cosma_fast import generators as gen
+    from cosma_fast.ilp import WINDOW_SEARCH_MIN_OPS
+
+    g = gen.random_layered(WINDOW_SEARCH_MIN_OPS)
+    cap = m_r(g)
+    r = cf.solve(g, cap, method="ilp", time_limit=3.0)
+    h = cf.solve(g, cap, method="heuristic")
+    cf.validate(g, r.plan, cap)
+    assert r.status == "feasible" and 0 <= r.lower_bound < r.non_compulsory <= h.non_compulsory
+    assert r.info["local_search_non_compulsory"] >= r.non_compulsory
+
+
 def test_a_model_too_slow_to_build_gives_the_start_plan_and_its_bound(monkeypatch):
     g = chain_with_skips(14)
     from cosma_fast import ilp

@@ -42,7 +42,7 @@ _NO_GOOD_ROUNDS = 3
 ORDER_SEARCH_NODES = 20_000  # order search budget when there is no time limit
 ORDER_SEARCH_SHARE = 0.75  # of the time left; the time-indexed model gets the rest
 HIGHS_TIME_SHARE = 0.9  # of the time left, for a model solve (see highs_time)
-WINDOW_SEARCH_MIN_OPS = 40  # from this size, half of that share goes to the window search
+WINDOW_SEARCH_MIN_OPS = 40  # from this size, half of that share goes to a search for cheaper plans
 
 
 def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=None,
@@ -353,10 +353,21 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
 
     The search gets ``ORDER_SEARCH_SHARE`` of the time left (``ORDER_SEARCH_NODES`` bounds without a time
     limit). From ``WINDOW_SEARCH_MIN_OPS`` operators, where proofs are rare, it gets half of
-    that and :func:`cosma_fast.ilp.orders.improve_order` the other half (its windows find
-    better orders than the whole-graph search in the same time: layered100 at M_H, 45 s,
-    26428 -> 22680 bytes). The best order, when better than the start's, is realised by
-    :func:`_realise_order`. Its lower bound holds for every order."""
+    that, and when it proves nothing the other half goes to cheaper plans:
+
+    * under a time limit, first a quarter of the share to the heuristic's local search
+      continued from the start's order (:func:`cosma_fast.heuristic.local_search_plan`),
+      whose plans are valid by construction: the searches below find orders of less
+      address-free traffic whose residency often does not pack on 100 operators or more
+      (layered100 at ``M_H``: 25288 address-free, no packing; the heuristic's plan of the
+      same order 38607);
+    * the rest to :func:`cosma_fast.ilp.orders.improve_order`'s window search from the
+      search's best order, which :func:`_realise_order` turns into a plan when it beats the
+      best so far (its fixed-schedule model gets an eighth of the share at most).
+
+    60 s on the 12 layered/randwire rows of 50-200 operators at ``M_R`` and ``M_H``
+    (``bench/ilp.py --large``): no row worse than the window search alone, 8 better (by up to
+    28%: layered200 at ``M_H``, 47600 -> 34117 bytes). The lower bound holds for every order."""
     t0 = time.perf_counter()
     rem = opts.remaining()
     compulsory = g.compulsory()
@@ -375,23 +386,34 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     info.update(order_nodes=res.nodes, order_value=res.value, order_lower_bound=res.lower_bound,
                 order_proven=res.proven, order_time=res.time)
     order, value = res.schedule, res.value
-    if windows and not res.proven and value is not None:
+    searching = windows and not res.proven and value is not None
+    if searching and rem is not None:
+        from ..heuristic import local_search_plan
+
+        plan = local_search_plan(g, capacity, start_plan.schedule, seed=opts.seed, time_limit=share / 4,
+                                 alignment=opts.alignment)
+        start_plan, start_cost = _cheapest_valid(g, capacity, opts, [start_plan, plan])
+        info["local_search_non_compulsory"] = start_cost - compulsory
+    if searching:
         left = None if rem is None else share - (time.perf_counter() - t0)
         order, value = improve_order(g, capacity, order, value, time_limit=left, threads=opts.threads)
         info["window_search_value"] = value
     if value is not None and value + compulsory < start_cost:
-        plan, cost = _realise_order(g, capacity, opts, order, value + compulsory)
+        cap = share / 8 if searching and rem is not None else None
+        plan, cost = _realise_order(g, capacity, opts, order, value + compulsory, time_cap=cap)
         if cost < start_cost:
             start_plan, start_cost = plan, cost
     return start_plan, start_cost, max(other, res.lower_bound)
 
 
-def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarray, target: int) -> tuple[Plan, int]:
+def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarray, target: int,
+                   time_cap: float | None = None) -> tuple[Plan, int]:
     """(plan, traffic): the cheapest valid plan found for ``order``, whose address-free least
     traffic is ``target``: the heuristic's plan of that order (fast, packs by construction),
     and when that misses ``target`` and time is left, :func:`_fixed_schedule_plan` (the
     order's segment cover, which attains it when its residency packs, else the
-    fixed-schedule model started from the heuristic's plan; half the time left)."""
+    fixed-schedule model started from the heuristic's plan; half the time left, at most
+    ``time_cap`` seconds)."""
     import dataclasses
 
     from ..heuristic import solve_heuristic
@@ -403,7 +425,8 @@ def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarra
     best, cost = _cheapest_valid(g, capacity, fixed, [heuristic])
     rem = opts.remaining()
     if best is None or (cost > target and (rem is None or rem > 0.5)):
-        plan = _fixed_schedule_plan(g, capacity, opts, order, [heuristic], None if rem is None else 0.5 * rem)
+        limit = None if rem is None else 0.5 * rem if time_cap is None else min(0.5 * rem, time_cap)
+        plan = _fixed_schedule_plan(g, capacity, opts, order, [heuristic], limit)
         c = validate(g, plan, capacity, opts.alignment).traffic
         if best is None or c < cost:
             best, cost = plan, c
