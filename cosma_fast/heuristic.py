@@ -35,10 +35,12 @@ from .kernels.schedule import RULE_NAMES, list_schedule
 from .plan import Plan
 from .solve import MethodOutput, SolveOptions
 
-__all__ = ["heuristic_plan", "local_search_plan", "solve_heuristic", "run_pass", "rule_schedule"]
+__all__ = ["best_setting", "heuristic_plan", "local_search_plan", "solve_heuristic", "run_pass", "rule_schedule"]
 
 #: next-use weights tried by the size-aware rule (cost / distance ** beta)
 BETAS = (0.0, 0.5, 1.0, 2.0, 3.0)
+#: every replacement setting (mode, beta) a pass is tried with, in order of preference on ties
+SETTINGS = tuple((SIZE_AWARE, b) for b in BETAS) + ((BELADY, 0.0),)
 #: refining passes for the final order (see :func:`cosma_fast.kernels.replace.plan_pass_refined`):
 #: each round can move a tight step's layout one tight step further back
 REFINE_ROUNDS = 8
@@ -120,17 +122,11 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
     """
     t0 = time.perf_counter()
     capacity = int(capacity)
-    settings = [(SIZE_AWARE, b) for b in BETAS] + [(BELADY, 0.0)]
     per_order = []  # the best setting of each candidate order
     for name, order in _candidates(graph, schedule):
-        best = None
-        for mode, beta in settings:
-            traffic, _, _ = run_pass(graph, capacity, order, mode=mode, beta=beta,
-                                     alignment=alignment, emit=False)
-            if best is None or traffic < best[0]:
-                best = (traffic, name, order, mode, beta)
-        per_order.append(best)
-    n_evals = len(settings) * len(per_order)
+        traffic, mode, beta = best_setting(graph, capacity, order, alignment=alignment)
+        per_order.append((traffic, name, order, mode, beta))
+    n_evals = len(SETTINGS) * len(per_order)
     per_order.sort(key=lambda c: c[0])  # stable: rule order breaks ties
     improved = 0
     compulsory = graph.compulsory()
@@ -159,11 +155,18 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
     return plan
 
 
+def best_setting(graph: Graph, capacity: int, order, *, alignment: int = 1) -> tuple[int, int, float]:
+    """``(traffic, mode, beta)``: the cheapest of ``SETTINGS`` for one pass on ``order`` (no
+    refining), the first of them on ties."""
+    return min((run_pass(graph, capacity, order, mode=m, beta=b, alignment=alignment, emit=False)[0], m, b)
+               for m, b in SETTINGS)
+
+
 def _refined_plan(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: float, alignment: int):
     """Step 4 of the module docstring on ``order``: the size-aware settings with refining passes
     (on large graphs only the chosen one; Belady does not refine). Returns ``(plan, traffic,
     mode, beta, moved steps, evaluations)``."""
-    settings = [(SIZE_AWARE, b) for b in BETAS]
+    settings = SETTINGS[:-1]  # the size-aware ones
     refine = settings if graph.n_ops <= REFINE_ALL_MAX_OPS else [(mode, beta)] if mode == SIZE_AWARE else []
     rounds = 1
     n_evals = 0
@@ -186,7 +189,6 @@ def _climb(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: fl
     ``moves`` moves (None: until ``deadline``) in chunks of 50, the replacement setting
     re-picked after every chunk. Returns ``(order, traffic, mode, beta, improving moves,
     evaluations)``."""
-    settings = [(SIZE_AWARE, b) for b in BETAS] + [(BELADY, 0.0)]
     compulsory = graph.compulsory()
     improved = n_evals = done = 0
     while (moves is None or done < moves) and traffic > compulsory:
@@ -201,7 +203,7 @@ def _climb(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: fl
         done += k
         # the moves tuned the order for one replacement setting; another may now do
         # better on it, so re-pick the setting after every chunk (strict improvement only)
-        for m2, b2 in settings:
+        for m2, b2 in SETTINGS:
             if (m2, b2) == (mode, beta):
                 continue
             t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2, alignment=alignment, emit=False)
@@ -225,9 +227,7 @@ def local_search_plan(graph: Graph, capacity: int, schedule, *, time_limit: floa
     t0 = time.perf_counter()
     capacity = int(capacity)
     order = np.ascontiguousarray(schedule, dtype=np.int64)
-    settings = [(SIZE_AWARE, b) for b in BETAS] + [(BELADY, 0.0)]
-    traffic, mode, beta = min((run_pass(graph, capacity, order, mode=m, beta=b, alignment=alignment,
-                                        emit=False)[0], m, b) for m, b in settings)
+    traffic, mode, beta = best_setting(graph, capacity, order, alignment=alignment)
     order, traffic, mode, beta, _, _ = _climb(graph, capacity, order, traffic, mode, beta, None,
                                               t0 + 0.9 * time_limit, seed, alignment)
     return _refined_plan(graph, capacity, order, traffic, mode, beta, alignment)[0]

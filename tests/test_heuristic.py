@@ -9,7 +9,7 @@ from strategies import dags
 import cosma_fast as cf
 from cosma_fast import generators as gen
 from cosma_fast.budgets import m_r
-from cosma_fast.heuristic import BETAS, heuristic_plan, local_search_plan, rule_schedule, run_pass
+from cosma_fast.heuristic import SETTINGS, heuristic_plan, local_search_plan, rule_schedule, run_pass
 from cosma_fast.kernels.replace import BELADY, SIZE_AWARE
 from cosma_fast.kernels.schedule import RULE_NAMES
 from cosma_fast.trivial import trivial_plan
@@ -131,8 +131,7 @@ def test_generators_plan_at_m_r(name):
 def test_local_search_plan_is_valid_and_no_worse_than_its_start(g, factor, rule):
     cap = int(m_r(g) * factor)
     order = rule_schedule(g, rule)
-    start = min(run_pass(g, cap, order, mode=m, beta=b, emit=False)[0]
-                for m, b in [(SIZE_AWARE, b) for b in BETAS] + [(BELADY, 0.0)])
+    start = min(run_pass(g, cap, order, mode=m, beta=b, emit=False)[0] for m, b in SETTINGS)
     plan = local_search_plan(g, cap, order, time_limit=0.02)
     assert cf.validate(g, plan, cap).traffic <= start
 
