@@ -163,7 +163,8 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> 
     each order's plan from its segment covers (:func:`cosma_fast.ilp.orders.order_plan`),
     or from the fixed-schedule model when none was found or packed. (Not the model after a
     cover that packed with slack: on large graphs its residency rarely packs either, and
-    phase one is meant to be quick.)"""
+    phase one is meant to be quick.) From ``WINDOW_SEARCH_MIN_OPS`` operators an order other
+    than the start's is skipped when :func:`_far_behind` (its covers take seconds there)."""
     schedules = [start.schedule, np.arange(graph.n_ops)]
     try:
         rem = opts.remaining()
@@ -178,6 +179,9 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> 
         if key in seen:
             continue
         seen.add(key)
+        if (graph.n_ops >= WINDOW_SEARCH_MIN_OPS and not np.array_equal(sch, start.schedule)
+                and _far_behind(graph, capacity, opts, sch, start)):
+            continue
         rem = opts.remaining()
         share = 5.0 if rem is None else 0.25 * rem
         if share < 0.05:
@@ -188,6 +192,28 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> 
                                         else [], share, cover=False)
         plans.append(plan)
     return _cheapest_valid(graph, capacity, opts, plans, any_schedule=True)
+
+
+PHASE_ONE_SCREEN = 1.2  # see _far_behind
+
+
+def _far_behind(graph: Graph, capacity: int, opts: SolveOptions, schedule, start: Plan) -> bool:
+    """Whether the heuristic's best replacement setting on ``schedule`` costs more than
+    ``PHASE_ONE_SCREEN`` times the start's non-compulsory bytes (milliseconds to find out).
+    On the layered and randwire graphs of 100 and 200 operators at ``M_R`` and ``M_H`` (8
+    rows) a cover's plan was 5-20% below its order's heuristic plan, and none of the 13
+    orders this skips there (every model order, at 1.25-2.3 times; 5 of the 8 minimum-peak
+    orders, at 1.21-1.6) gave a plan below the cover of the start's order; the kept
+    minimum-peak order at 0.95 times did (layered200 at ``M_H``)."""
+    from ..heuristic import best_setting
+
+    compulsory = graph.compulsory()
+    start_nc = validate(graph, start, capacity, opts.alignment).traffic - compulsory
+    try:
+        nc = best_setting(graph, capacity, schedule, alignment=opts.alignment)[0] - compulsory
+    except CosmaError:
+        return False
+    return nc > PHASE_ONE_SCREEN * start_nc
 
 
 def _fixed_schedule_plan(graph: Graph, capacity: int, opts: SolveOptions, schedule, starts: list[Plan],
