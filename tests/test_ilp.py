@@ -179,6 +179,20 @@ def test_a_large_graph_unproven_in_time_gets_the_longer_local_search():
     assert r.info["local_search_non_compulsory"] >= r.non_compulsory
 
 
+def test_from_model_max_ops_the_local_search_takes_the_models_time():
+    from cosma_fast import generators as gen
+    from cosma_fast.ilp import MODEL_MAX_OPS
+
+    g = gen.random_layered(MODEL_MAX_OPS)
+    cap = m_r(g)
+    r = cf.solve(g, cap, method="ilp", time_limit=3.0)
+    cf.validate(g, r.plan, cap)
+    assert r.status == "feasible" and 0 <= r.lower_bound < r.non_compulsory
+    assert r.non_compulsory <= cf.solve(g, cap, method="heuristic").non_compulsory
+    assert r.info["ilp_status"] == f"skipped: {MODEL_MAX_OPS} operators or more under a time limit"
+    assert "model_cols" not in r.info
+
+
 def test_a_model_too_slow_to_build_gives_the_start_plan_and_its_bound(monkeypatch):
     g = chain_with_skips(14)
     from cosma_fast import ilp
