@@ -387,9 +387,10 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     * under a time limit, first a quarter of the share to the heuristic's local search
       continued from the start's order (:func:`cosma_fast.heuristic.local_search_plan`),
       whose plans are valid by construction: the searches below find orders of less
-      address-free traffic whose residency often does not pack on 100 operators or more
-      (layered100 at ``M_H``: 25288 address-free, no packing; the heuristic's plan of the
-      same order 38607);
+      address-free traffic whose residency often packs only at a much higher cost on 100
+      operators or more (layered100 at ``M_H``: an order of 25288 bytes address-free costs
+      36262 with its best packed cover and 38607 with the heuristic's replacement, against
+      the start's 34691);
     * the rest to :func:`cosma_fast.ilp.orders.improve_order`'s window search from the
       search's best order, which :func:`_realise_order` turns into a plan when it beats the
       best so far (its fixed-schedule model gets an eighth of the share at most).
