@@ -76,11 +76,8 @@ class Incidence:
             self.operand[o, g.inputs_of(o)] = True
             self.operand[o, g.outputs_of(o)] = True
         self.readers = [np.flatnonzero(self.read[t]) for t in range(nt)]
-        self.readers_ptr = np.concatenate([[0], np.cumsum([len(r) for r in self.readers])]).astype(np.int64)
-        self.readers_idx = np.concatenate(self.readers + [np.zeros(0, dtype=np.int64)]).astype(np.int64)
-        touchers = [np.flatnonzero(self.touch[t]) for t in range(nt)]
-        self.touchers_ptr = np.concatenate([[0], np.cumsum([len(x) for x in touchers])]).astype(np.int64)
-        self.touchers_idx = np.concatenate(touchers + [np.zeros(0, dtype=np.int64)]).astype(np.int64)
+        self.readers_ptr, self.readers_idx = _rows_csr(self.read)
+        self.touchers_ptr, self.touchers_idx = _rows_csr(self.touch)
         self.size = g.tensor_size.astype(np.int64)
         self.op_bytes = g.op_bytes().astype(np.int64)
         self.twice = owes_write_back(g)
@@ -116,6 +113,12 @@ class Incidence:
         """Per operator: bytes of ``live`` that cannot stay on chip beside its operands within
         ``room`` (the capacity, or one per operator)."""
         return self.op_bytes + live.astype(np.int64) @ self.size - room
+
+
+def _rows_csr(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ptr, idx)``: the nonzero columns of each row of ``M``, in CSR (ascending per row)."""
+    ptr = np.concatenate([[0], np.cumsum(np.count_nonzero(M, axis=1))]).astype(np.int64)
+    return ptr, np.nonzero(M)[1].astype(np.int64)
 
 
 def op_pressure(graph: Graph, before: np.ndarray | None = None) -> np.ndarray:
