@@ -155,17 +155,18 @@ def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan |
     best, cost = _cheapest_valid(graph, capacity, opts, candidates)
     if (opts.schedule is None and best is not None and not opts.extra.get("_no_phase1")
             and cost > graph.compulsory()):  # (nothing to gain from a perfect start)
-        return _phase_one(graph, capacity, opts, best)
+        return _phase_one(graph, capacity, opts, best, cost)
     return best, cost
 
 
-def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> tuple[Plan, int]:
+def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, start_cost: int) -> tuple[Plan, int]:
     """Better starts on the start's schedule, a minimum-peak schedule and the model order:
     each order's plan from its segment covers (:func:`cosma_fast.ilp.orders.order_plan`),
     or from the fixed-schedule model when none was found or packed. (Not the model after a
     cover that packed with slack: on large graphs its residency rarely packs either, and
-    phase one is meant to be quick.) From ``WINDOW_SEARCH_MIN_OPS`` operators an order other
-    than the start's is skipped when :func:`_far_behind` (its covers take seconds there)."""
+    phase one is meant to be quick.) ``start_cost``: the start's traffic. From
+    ``WINDOW_SEARCH_MIN_OPS`` operators an order other than the start's is skipped when
+    :func:`_far_behind` (its covers take seconds there)."""
     schedules = [start.schedule, np.arange(graph.n_ops)]
     try:
         rem = opts.remaining()
@@ -181,7 +182,7 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> 
             continue
         seen.add(key)
         if (graph.n_ops >= WINDOW_SEARCH_MIN_OPS and not np.array_equal(sch, start.schedule)
-                and _far_behind(graph, capacity, opts, sch, start)):
+                and _far_behind(graph, capacity, opts, sch, start_cost)):
             continue
         rem = opts.remaining()
         share = 5.0 if rem is None else 0.25 * rem
@@ -198,9 +199,10 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan) -> 
 PHASE_ONE_SCREEN = 1.2  # see _far_behind
 
 
-def _far_behind(graph: Graph, capacity: int, opts: SolveOptions, schedule, start: Plan) -> bool:
+def _far_behind(graph: Graph, capacity: int, opts: SolveOptions, schedule, start_cost: int) -> bool:
     """Whether the heuristic's best replacement setting on ``schedule`` costs more than
-    ``PHASE_ONE_SCREEN`` times the start's non-compulsory bytes (milliseconds to find out).
+    ``PHASE_ONE_SCREEN`` times the non-compulsory bytes of the start (traffic ``start_cost``;
+    milliseconds to find out).
     On the layered and randwire graphs of 100 and 200 operators at ``M_R`` and ``M_H`` (8
     rows) a cover's plan was 5-20% below its order's heuristic plan, and none of the 13
     orders this skips there (every model order, at 1.25-2.3 times; 5 of the 8 minimum-peak
@@ -209,12 +211,11 @@ def _far_behind(graph: Graph, capacity: int, opts: SolveOptions, schedule, start
     from ..heuristic import best_setting
 
     compulsory = graph.compulsory()
-    start_nc = validate(graph, start, capacity, opts.alignment).traffic - compulsory
     try:
         nc = best_setting(graph, capacity, schedule, alignment=opts.alignment)[0] - compulsory
     except CosmaError:
         return False
-    return nc > PHASE_ONE_SCREEN * start_nc
+    return nc > PHASE_ONE_SCREEN * (start_cost - compulsory)
 
 
 def _fixed_schedule_plan(graph: Graph, capacity: int, opts: SolveOptions, schedule, starts: list[Plan],
@@ -297,9 +298,7 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         if nc <= other:
             return _proven(g, start_plan, start_cost, other, info, "the order search")
         if nc - other <= opts.mip_gap * nc:  # close enough for the caller: no model needed
-            info.update(other_lower_bound=int(other), ilp_status="skipped: the order search met mip_gap")
-            return MethodOutput(plan=start_plan, lower_bound=int(other), status="feasible", info=info,
-                                message=f"best plan {nc} non-compulsory bytes, proven lower bound {other}")
+            return _feasible(g, start_plan, start_cost, other, info, "the order search met mip_gap")
         if g.n_ops >= MODEL_MAX_OPS and opts.remaining() is not None:
             return _local_search_instead_of_model(g, capacity, opts, start_plan, start_cost, other, info)
     elif opts.extra.get("order_search", True):
@@ -458,10 +457,8 @@ def _local_search_instead_of_model(g: Graph, capacity: int, opts: SolveOptions, 
     nc = start_cost - compulsory
     if nc <= other:
         return _proven(g, start_plan, start_cost, other, info, "the local search's plan")
-    info.update(other_lower_bound=int(other), local_search_non_compulsory=int(nc),
-                ilp_status=f"skipped: {MODEL_MAX_OPS} operators or more under a time limit")
-    return MethodOutput(plan=start_plan, lower_bound=int(other), status="feasible", info=info,
-                        message=f"best plan {nc} non-compulsory bytes, proven lower bound {other}")
+    info["local_search_non_compulsory"] = int(nc)
+    return _feasible(g, start_plan, start_cost, other, info, f"{MODEL_MAX_OPS} operators or more under a time limit")
 
 
 def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarray, target: int,
@@ -511,6 +508,15 @@ def _proven(g: Graph, plan: Plan, cost: int, lower: int, info: dict, prover: str
     nc = cost - g.compulsory()
     info.update(packed=True, other_lower_bound=int(lower), ilp_status=f"skipped: {prover} proved the bound")
     return MethodOutput(plan=plan, lower_bound=int(nc), status="optimal", message="", info=info)
+
+
+def _feasible(g: Graph, plan: Plan, cost: int, lower: int, info: dict, reason: str) -> MethodOutput:
+    """``plan`` as a feasible output with the proven ``lower`` bound, returned before the model
+    for ``reason``."""
+    nc = cost - g.compulsory()
+    info.update(other_lower_bound=int(lower), ilp_status=f"skipped: {reason}")
+    return MethodOutput(plan=plan, lower_bound=int(lower), status="feasible", info=info,
+                        message=f"best plan {nc} non-compulsory bytes, proven lower bound {lower}")
 
 
 def _skip_when_start_meets_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan,
