@@ -166,7 +166,7 @@ def _refined_plan(graph: Graph, capacity: int, order, traffic: int, mode: int, b
     """Step 4 of the module docstring on ``order``: the size-aware settings with refining passes
     (on large graphs only the chosen one; Belady does not refine). Returns ``(plan, traffic,
     mode, beta, moved steps, evaluations)``."""
-    settings = SETTINGS[:-1]  # the size-aware ones
+    settings = [s for s in SETTINGS if s[0] == SIZE_AWARE]
     refine = settings if graph.n_ops <= REFINE_ALL_MAX_OPS else [(mode, beta)] if mode == SIZE_AWARE else []
     rounds = 1
     n_evals = 0
