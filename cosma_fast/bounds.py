@@ -18,6 +18,8 @@ live at it is not.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -26,7 +28,7 @@ from .graph import INTERMEDIATE, Graph
 from .highs import solve_min
 
 __all__ = ["Incidence", "ancestors", "before_matrix", "forced_live", "forced_need", "op_pressure",
-           "owes_write_back", "spill_costs", "spill_cover_bound"]
+           "least_spill_cover", "owes_write_back", "spill_costs", "spill_cover_bound", "SpillSearchResult"]
 
 
 def ancestors(graph: Graph) -> np.ndarray:
@@ -228,3 +230,97 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
     # z binary; the optimum (or the dual bound at the time limit) rounded up: costs are bytes
     return solve_min(spill_costs(graph)[cols].astype(float), A, np.concatenate(lower).astype(float), 1.0, True,
                      time_limit=time_limit, threads=threads)[0]
+
+
+@dataclass
+class SpillSearchResult:
+    """What :func:`least_spill_cover` found: ``bound`` (non-compulsory bytes, valid for every
+    plan), ``schedule`` (an order whose spill cover is ``bound`` when ``exact``, else None),
+    ``exact`` (the search finished: ``bound`` is the least spill cover over every order, or
+    ``upper`` was reached), ``states`` (states expanded) and ``time`` (seconds)."""
+    bound: int
+    schedule: np.ndarray | None
+    exact: bool
+    states: int
+    time: float
+
+
+def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, time_limit: float | None = None,
+                      max_states: int = 20_000_000) -> SpillSearchResult:
+    """The least spill cover (the bound of :func:`spill_cover_bound` for a fixed schedule)
+    over every order of ``graph``, by a uniform-cost search over down-sets
+    (:mod:`cosma_fast.kernels.downset`); a lower bound on the non-compulsory bytes of every
+    plan within ``capacity``, and stronger than :func:`spill_cover_bound` without a
+    schedule, which relaxes the order to the operators' possible live sets.
+
+    ``upper``: a known plan's non-compulsory bytes; states that cost that much are dropped,
+    so the search ends sooner, and when none below it is left the bound is ``upper`` (the
+    plan is then optimal). On ``time_limit`` or ``max_states`` stored states the bound is the
+    least cost still queued (valid: every cheaper state was expanded). Graphs of more than
+    :data:`cosma_fast.kernels.downset.MAX_OPS` operators raise :class:`ValueError`. Raises
+    :class:`cosma_fast.InfeasibleError` below ``M_R``.
+    """
+    import time
+
+    from .kernels import downset as K
+
+    t0 = time.perf_counter()
+    check_capacity(graph, capacity)
+    n, nt = graph.n_ops, len(graph.tensor_size)
+    if n > K.MAX_OPS:
+        raise ValueError(f"least_spill_cover takes at most {K.MAX_OPS} operators, got {n}")
+    upper = np.iinfo(np.int64).max if upper is None else int(upper)
+    bit = np.int64(1) << np.arange(n, dtype=np.int64)
+    readers = np.zeros(nt, np.int64)
+    np.bitwise_or.at(readers, np.repeat(np.arange(nt), np.diff(graph.cons_ptr)), bit[graph.cons_idx])
+    producer = graph.tensor_producer
+    created = np.where(producer >= 0, bit[np.maximum(producer, 0)], readers)
+    pred = np.zeros(n, np.int64)
+    ins_owner = np.repeat(np.arange(n), np.diff(graph.op_in_ptr))
+    made = producer[graph.op_in_idx]
+    np.bitwise_or.at(pred, ins_owner[made >= 0], bit[made[made >= 0]])
+    io = [np.union1d(graph.op_in_idx[graph.op_in_ptr[o]:graph.op_in_ptr[o + 1]],
+                     graph.op_out_idx[graph.op_out_ptr[o]:graph.op_out_ptr[o + 1]]) for o in range(n)]
+    io_ptr = np.concatenate([[0], np.cumsum([len(a) for a in io])]).astype(np.int64)
+    io_idx = np.concatenate(io).astype(np.int64)
+    size = graph.tensor_size.astype(np.int64)
+    cost = spill_costs(graph)
+    W = (nt + 63) // 64
+    cap = 1 << 16
+    st = [np.zeros(cap, np.int64), np.zeros((cap, W), np.uint64), np.zeros(cap, np.int64),
+          np.full(cap, -1, np.int64), np.full(cap, -1, np.int64), np.full(cap, -1, np.int64)]
+    hg, hid = np.zeros(cap, np.int64), np.zeros(cap, np.int64)
+    hid[0] = 0
+    hkey, hhead = np.full(1 << 12, -1, np.int64), np.full(1 << 12, -1, np.int64)
+    ctr = np.zeros(6, np.int64)
+    ctr[K.N_STATES], ctr[K.HEAP_SIZE] = 1, 1
+    ekey = np.full(1 << 17, -1, np.int64)
+    ekey[K._twin_slot(ekey, 0, st[1][0], st[0], st[1])] = 0  # state 0: nothing run, nothing spilled
+    deadline = None if time_limit is None else t0 + time_limit
+    while True:
+        code = K.search_chunk(pred, created, readers, size, cost, io_ptr, io_idx, int(capacity), upper, 20000,
+                              *st, hg, hid, hkey, hhead, ekey, ctr)
+        if code == K.FINISHED:
+            order, s = [], int(ctr[K.GOAL])
+            while st[4][s] >= 0:
+                order.append(int(st[4][s]))
+                s = int(st[3][s])
+            return SpillSearchResult(int(st[2][ctr[K.GOAL]]), np.asarray(order[::-1], np.int64), True,
+                                     int(ctr[K.POPS]), time.perf_counter() - t0)
+        if code == K.EXHAUSTED:
+            return SpillSearchResult(upper, None, True, int(ctr[K.POPS]), time.perf_counter() - t0)
+        room = max(4096, int(ctr[K.NEED]))
+        if code == K.GROW:
+            while 2 * (ctr[K.N_KEYS] + room) > len(hkey):
+                hkey, hhead = K.rehash(hkey, hhead, 2 * len(hkey))
+            if 2 * (ctr[K.N_STATES] + room) > len(ekey):
+                ekey = K.rehash_twins(ekey, 2 * len(ekey), st[0], st[1])
+            if len(st[0]) - ctr[K.N_STATES] < room and len(st[0]) < max_states:
+                st = [np.concatenate([a, np.full_like(a, -1 if i >= 3 else 0)]) for i, a in enumerate(st)]
+            if len(hg) - ctr[K.HEAP_SIZE] < room:
+                hg, hid = np.concatenate([hg, np.zeros_like(hg)]), np.concatenate([hid, np.zeros_like(hid)])
+        stop = (deadline is not None and time.perf_counter() > deadline) or (
+            code == K.GROW and len(st[0]) - ctr[K.N_STATES] < room)
+        if stop:
+            return SpillSearchResult(min(upper, int(hg[0])), None, False, int(ctr[K.POPS]), time.perf_counter() - t0)
+

@@ -5,7 +5,8 @@ Python objects and is compiled with ``cache=True``. One module per family:
 ``simulate`` (replay a plan), ``schedule`` (operator orders), ``replace``
 (eviction/spill/reload), ``allocate`` (address search), ``partition``
 (divide-and-conquer cuts), ``cover`` (rows of the order search's segment covers),
-``flow`` (least live bytes per operator, by minimum cuts).
+``flow`` (least live bytes per operator, by minimum cuts), ``downset`` (least spill
+cover over every order).
 
 :func:`warmup` compiles (or loads from cache) every kernel on tiny inputs, so
 that tests and benchmarks pay the JIT cost once.
@@ -18,7 +19,8 @@ import importlib
 import numpy as np
 
 #: kernel modules that define a ``warmup()`` function
-KERNEL_MODULES = ("simulate", "peak", "schedule", "replace", "allocate", "canonical", "partition", "cover", "flow")
+KERNEL_MODULES = ("simulate", "peak", "schedule", "replace", "allocate", "canonical", "partition", "cover", "flow",
+                  "downset")
 
 
 def warmup() -> None:

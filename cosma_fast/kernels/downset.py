@@ -1,0 +1,377 @@
+"""Least spill-cover cost over every order, by a search over the graph's down-sets.
+
+A schedule runs the operators one by one; the operators run before step ``i`` form a
+down-set ``D`` (closed under predecessors). A tensor ``t`` is *live across* the operator
+``v`` run after ``D`` when an operator touching it (its producer, or for an input or weight a
+reader) is in ``D`` and a reader is neither in ``D`` nor ``v``. The *spill cover* of an order
+(:func:`cosma_fast.bounds.spill_cover_bound` with a schedule) is the least cost of a set
+``S`` of tensors such that at every step the operands of ``v`` plus the tensors live across
+``v`` and not in ``S`` fit in the capacity; ``t`` in ``S`` costs ``cost_t`` (twice its size
+for a dirty intermediate, its size otherwise). Its minimum over all orders is a lower bound
+on every plan's non-compulsory bytes.
+
+Two orders reaching the same down-set with the same spilled live tensors have the same
+future, so the search is a uniform-cost search (Dijkstra 1959) over states ``(D, S ∩ live)``
+with cost ``sum cost(S)``, as in dynamic programs over down-sets for scheduling with
+precedences (Held & Karp 1962; for memory, the exact peak-memory search of
+:mod:`cosma_fast.schedule`). Rules that keep it small, each in its own function:
+
+* :func:`_minimal_covers`: at a step that does not fit, ``S`` grows only by a minimal set of
+  live tensors (adding more now is never cheaper than adding it at the step that needs it);
+* :func:`_dominated`: a state whose down-set was already left with a superset of its
+  spilled tensors at no more cost is dropped;
+* states at or above ``upper`` (a known plan's cost) are never queued: when the queue runs
+  dry the bound is ``upper`` itself.
+
+Down-sets are ``int64`` bit masks, so graphs of at most 62 operators; tensor sets are rows of
+``uint64`` words. The search state lives in flat arrays passed in and out so that the Python
+layer can run it in chunks between clock checks and grow the arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+MAX_OPS = 62
+
+#: return codes of :func:`search_chunk`
+RUNNING, FINISHED, GROW, EXHAUSTED = 0, 1, 2, 3
+# counters in ``ctr``
+N_STATES, HEAP_SIZE, POPS, GOAL, N_KEYS, NEED = 0, 1, 2, 3, 4, 5
+
+
+@njit(cache=True)
+def _less(hg, hid, a, b):
+    return hg[a] < hg[b] or (hg[a] == hg[b] and hid[a] < hid[b])
+
+
+@njit(cache=True)
+def _heap_push(hg, hid, size, g, sid):
+    i = size
+    hg[i] = g
+    hid[i] = sid
+    while i > 0:
+        p = (i - 1) >> 1
+        if _less(hg, hid, i, p):
+            hg[i], hg[p] = hg[p], hg[i]
+            hid[i], hid[p] = hid[p], hid[i]
+            i = p
+        else:
+            break
+    return size + 1
+
+
+@njit(cache=True)
+def _heap_pop(hg, hid, size):
+    sid = hid[0]
+    size -= 1
+    hg[0] = hg[size]
+    hid[0] = hid[size]
+    i = 0
+    while True:
+        a = 2 * i + 1
+        if a >= size:
+            break
+        b = a + 1
+        c = b if b < size and _less(hg, hid, b, a) else a
+        if _less(hg, hid, c, i):
+            hg[i], hg[c] = hg[c], hg[i]
+            hid[i], hid[c] = hid[c], hid[i]
+            i = c
+        else:
+            break
+    return sid, size
+
+
+@njit(cache=True)
+def _slot(hkey, D):
+    """Slot of the down-set ``D`` in the open-addressing table (its own or the empty one)."""
+    mask = hkey.shape[0] - 1
+    h = (D * np.int64(-7046029254386353131)) & mask
+    while hkey[h] != -1 and hkey[h] != D:
+        h = (h + 1) & mask
+    return h
+
+
+@njit(cache=True)
+def _dominated(D, S, g, hkey, hhead, st_S, st_g, st_next):
+    """Whether a state already expanded at ``D`` spilled a superset of ``S`` at no more cost."""
+    h = _slot(hkey, D)
+    if hkey[h] == -1:
+        return False
+    c = hhead[h]
+    W = S.shape[0]
+    while c != -1:
+        if st_g[c] <= g:
+            sup = True
+            for w in range(W):
+                if (st_S[c, w] & S[w]) != S[w]:
+                    sup = False
+                    break
+            if sup:
+                return True
+        c = st_next[c]
+    return False
+
+
+@njit(cache=True)
+def _twin_slot(ekey, D, S, st_D, st_S):
+    """Slot of the stored state equal to ``(D, S)`` in the table of queued states (its own
+    slot or the empty one): equal states from different orders are queued once, at the
+    least cost."""
+    mask = ekey.shape[0] - 1
+    h = D * np.int64(-7046029254386353131)
+    for w in range(S.shape[0]):
+        h = (h ^ np.int64(S[w])) * np.int64(1099511628211)
+    h = (h ^ (h >> 29)) & mask
+    W = S.shape[0]
+    while ekey[h] != -1:
+        c = ekey[h]
+        if st_D[c] == D:
+            same = True
+            for w in range(W):
+                if st_S[c, w] != S[w]:
+                    same = False
+                    break
+            if same:
+                return h
+        h = (h + 1) & mask
+    return h
+
+
+@njit(cache=True)
+def _minimal_covers(items, size, cost, need, out_sets, out_cost):
+    """Every minimal subset of ``items`` (sorted by size, largest first) weighing at least
+    ``need``: rows of 0/1 in ``out_sets`` and their costs; returns their number (-1 when the
+    buffers are too small). With the items largest first, a subset is minimal exactly when
+    the last item taken is the one that reaches ``need``."""
+    m = items.shape[0]
+    suffix = np.zeros(m + 1, np.int64)
+    for k in range(m - 1, -1, -1):
+        suffix[k] = suffix[k + 1] + size[items[k]]
+    taken = np.zeros(m, np.bool_)
+    stack = np.empty(m, np.int64)
+    depth = 0
+    count = 0
+    k = 0
+    left = need
+    c = 0
+    while True:
+        if left <= 0:
+            if count == out_sets.shape[0]:
+                return -1
+            for j in range(m):
+                out_sets[count, j] = taken[j]
+            out_cost[count] = c
+            count += 1
+            descend = False
+        else:
+            descend = k < m and suffix[k] >= left
+        if descend:
+            taken[k] = True
+            left -= size[items[k]]
+            c += cost[items[k]]
+            stack[depth] = k
+            depth += 1
+            k += 1
+            continue
+        # back up: the last item taken is left out instead
+        if depth == 0:
+            return count
+        depth -= 1
+        j = stack[depth]
+        taken[j] = False
+        left += size[items[j]]
+        c -= cost[items[j]]
+        k = j + 1
+
+
+@njit(cache=True)
+def _doubled(ch_D, ch_S, ch_g, ch_op):
+    k = ch_D.shape[0]
+    D = np.empty(2 * k, np.int64)
+    S = np.empty((2 * k, ch_S.shape[1]), np.uint64)
+    g = np.empty(2 * k, np.int64)
+    op = np.empty(2 * k, np.int64)
+    D[:k] = ch_D
+    S[:k] = ch_S
+    g[:k] = ch_g
+    op[:k] = ch_op
+    return D, S, g, op
+
+
+@njit(cache=True)
+def search_chunk(pred, created, readers, size, cost, io_ptr, io_idx, capacity, upper, max_pops,
+                 st_D, st_S, st_g, st_par, st_op, st_next, hg, hid, hkey, hhead, ekey, ctr):
+    """Run the uniform-cost search for at most ``max_pops`` states.
+
+    Returns RUNNING (chunk done), FINISHED (``ctr[GOAL]`` is the state that ran every
+    operator), GROW (an array or the table is too small: the popped state was put back) or
+    EXHAUSTED (no state under ``upper`` is left)."""
+    n = pred.shape[0]
+    nt = size.shape[0]
+    W = st_S.shape[1]
+    full = (np.int64(1) << n) - 1
+    is_io = np.zeros(nt, np.bool_)
+    S = np.empty(W, np.uint64)
+    T = np.empty(W, np.uint64)
+    free = np.empty(nt, np.int64)
+    cover_sets = np.zeros((4096, nt), np.bool_)
+    cover_cost = np.empty(4096, np.int64)
+    ch_D = np.empty(1024, np.int64)
+    ch_S = np.empty((1024, W), np.uint64)
+    ch_g = np.empty(1024, np.int64)
+    ch_op = np.empty(1024, np.int64)
+    for _ in range(max_pops):
+        if ctr[HEAP_SIZE] == 0:
+            return EXHAUSTED
+        sid, ctr[HEAP_SIZE] = _heap_pop(hg, hid, ctr[HEAP_SIZE])
+        D = st_D[sid]
+        g = st_g[sid]
+        if D == full:
+            ctr[GOAL] = sid
+            return FINISHED
+        for w in range(W):
+            S[w] = st_S[sid, w]
+        if ekey[_twin_slot(ekey, D, S, st_D, st_S)] != sid:
+            continue  # a cheaper twin was queued after it
+        if _dominated(D, S, g, hkey, hhead, st_S, st_g, st_next):
+            continue
+        ctr[POPS] += 1
+        # the children, into local buffers first so that a full array leaves nothing half done
+        nch = 0
+        for v in range(n):
+            bit = np.int64(1) << v
+            if (D & bit) != 0 or (pred[v] & D) != pred[v]:
+                continue
+            Dn = D | bit
+            load = 0
+            for q in range(io_ptr[v], io_ptr[v + 1]):
+                t = io_idx[q]
+                if not is_io[t]:
+                    is_io[t] = True
+                    load += size[t]
+            m = 0
+            for t in range(nt):
+                if is_io[t] or (created[t] & D) == 0 or (readers[t] & ~Dn) == 0:
+                    continue
+                if (S[t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
+                    continue
+                free[m] = t
+                m += 1
+                load += size[t]
+            for q in range(io_ptr[v], io_ptr[v + 1]):
+                is_io[io_idx[q]] = False
+            excess = load - capacity
+            if excess <= 0:
+                n_covers = 1
+                cover_cost[0] = 0
+                for j in range(m):
+                    cover_sets[0, j] = False
+            else:
+                items = free[:m][np.argsort(-size[free[:m]], kind="mergesort")]
+                for j in range(m):
+                    free[j] = items[j]
+                n_covers = _minimal_covers(free[:m], size, cost, excess, cover_sets, cover_cost)
+                while n_covers < 0:
+                    cover_sets = np.zeros((2 * cover_sets.shape[0], nt), np.bool_)
+                    cover_cost = np.empty(cover_sets.shape[0], np.int64)
+                    n_covers = _minimal_covers(free[:m], size, cost, excess, cover_sets, cover_cost)
+            for c in range(n_covers):
+                gc = g + cover_cost[c]
+                if gc >= upper:
+                    continue
+                for w in range(W):
+                    T[w] = S[w]
+                for j in range(m):
+                    if cover_sets[c, j]:
+                        t = free[j]
+                        T[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+                for t in range(nt):  # keep only the tensors still live after v
+                    if (T[t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
+                        if (created[t] & Dn) == 0 or (readers[t] & ~Dn) == 0:
+                            T[t >> 6] &= ~(np.uint64(1) << np.uint64(t & 63))
+                if _dominated(Dn, T, gc, hkey, hhead, st_S, st_g, st_next):
+                    continue
+                twin = ekey[_twin_slot(ekey, Dn, T, st_D, st_S)]
+                if twin != -1 and st_g[twin] <= gc:
+                    continue
+                if nch == ch_D.shape[0]:
+                    ch_D, ch_S, ch_g, ch_op = _doubled(ch_D, ch_S, ch_g, ch_op)
+                ch_D[nch] = Dn
+                for w in range(W):
+                    ch_S[nch, w] = T[w]
+                ch_g[nch] = gc
+                ch_op[nch] = v
+                nch += 1
+        if (ctr[N_STATES] + nch > st_D.shape[0] or ctr[HEAP_SIZE] + nch + 1 > hg.shape[0]
+                or 2 * (ctr[N_KEYS] + 1) > hkey.shape[0] or 2 * (ctr[N_STATES] + nch) > ekey.shape[0]):
+            ctr[HEAP_SIZE] = _heap_push(hg, hid, ctr[HEAP_SIZE], g, sid)
+            ctr[POPS] -= 1
+            ctr[NEED] = nch + 1
+            return GROW
+        h = _slot(hkey, D)  # close the popped state
+        if hkey[h] == -1:
+            hkey[h] = D
+            hhead[h] = -1
+            ctr[N_KEYS] += 1
+        st_next[sid] = hhead[h]
+        hhead[h] = sid
+        for c in range(nch):
+            e = _twin_slot(ekey, ch_D[c], ch_S[c], st_D, st_S)
+            if ekey[e] != -1 and st_g[ekey[e]] <= ch_g[c]:
+                continue  # a sibling reached the same state as cheaply
+            k = ctr[N_STATES]
+            st_D[k] = ch_D[c]
+            for w in range(W):
+                st_S[k, w] = ch_S[c, w]
+            st_g[k] = ch_g[c]
+            st_par[k] = sid
+            st_op[k] = ch_op[c]
+            st_next[k] = -1
+            ekey[e] = k
+            ctr[N_STATES] = k + 1
+            ctr[HEAP_SIZE] = _heap_push(hg, hid, ctr[HEAP_SIZE], ch_g[c], k)
+    return RUNNING
+
+
+@njit(cache=True)
+def rehash(hkey, hhead, new_size):
+    """The open-addressing table of expanded down-sets, in ``new_size`` slots."""
+    nk = np.full(new_size, -1, np.int64)
+    nh = np.full(new_size, -1, np.int64)
+    for i in range(hkey.shape[0]):
+        if hkey[i] != -1:
+            s = _slot(nk, hkey[i])
+            nk[s] = hkey[i]
+            nh[s] = hhead[i]
+    return nk, nh
+
+
+@njit(cache=True)
+def rehash_twins(ekey, new_size, st_D, st_S):
+    """The table of queued states, in ``new_size`` slots."""
+    nk = np.full(new_size, -1, np.int64)
+    for i in range(ekey.shape[0]):
+        c = ekey[i]
+        if c != -1:
+            nk[_twin_slot(nk, st_D[c], st_S[c], st_D, st_S)] = c
+    return nk
+
+
+def warmup() -> None:
+    """Compile :func:`search_chunk` and :func:`rehash` on a two-operator chain."""
+    i64 = np.int64
+    cap = 8
+    st = (np.zeros(cap, i64), np.zeros((cap, 1), np.uint64), np.zeros(cap, i64), np.full(cap, -1, i64),
+          np.full(cap, -1, i64), np.full(cap, -1, i64))
+    hkey, hhead, ekey = np.full(16, -1, i64), np.full(16, -1, i64), np.full(16, -1, i64)
+    ctr = np.array([1, 1, 0, 0, 1, 0], i64)
+    hkey[_slot(hkey, 0)] = 0
+    ekey[_twin_slot(ekey, 0, st[1][0], st[0], st[1])] = 0
+    search_chunk(np.array([0, 1], i64), np.array([1, 1, 2], i64), np.array([1, 2, 0], i64), np.array([4, 4, 4], i64),
+                 np.array([4, 8, 4], i64), np.array([0, 2, 4], i64), np.array([0, 1, 1, 2], i64), 8,
+                 np.iinfo(i64).max, 10, *st, np.zeros(cap, i64), np.zeros(cap, i64), hkey, hhead, ekey, ctr)
+    rehash(hkey, hhead, 32)
+    rehash_twins(ekey, 32, st[0], st[1])
