@@ -304,8 +304,9 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
             return _feasible(g, start_plan, start_cost, other, info, "the order search met mip_gap")
         if WINDOW_SEARCH_MIN_OPS <= g.n_ops <= SPILL_SEARCH_MAX_OPS:
             rem = opts.remaining()
-            start_plan, start_cost, other = _least_spill_cover(g, capacity, opts, start_plan, start_cost, other, info,
-                                                               None if rem is None else HIGHS_TIME_SHARE * rem)
+            spill = _least_spill_cover(g, capacity, nc, info, None if rem is None else HIGHS_TIME_SHARE * rem)
+            other = max(other, spill.bound)
+            start_plan, start_cost = _realise_spill_order(g, capacity, opts, spill, start_plan, start_cost, other)
             nc = start_cost - compulsory
             if nc <= other:
                 return _proven(g, start_plan, start_cost, other, info, "the down-set search")
@@ -421,9 +422,11 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
                            "time": time.perf_counter() - opts.start_time})
     share = None if rem is None else ORDER_SEARCH_SHARE * rem
     windows = g.n_ops >= WINDOW_SEARCH_MIN_OPS
-    if not windows:  # larger graphs search down-sets with the model's time (solve_ilp)
-        start_plan, start_cost, other = _least_spill_cover(g, capacity, opts, start_plan, start_cost, other, info,
-                                                           None if share is None else SPILL_SEARCH_SHARE * share)
+    spill = None
+    if not windows and g.n_ops <= SPILL_SEARCH_MAX_OPS:  # larger graphs: with the model's time (solve_ilp)
+        spill = _least_spill_cover(g, capacity, start_cost - compulsory, info,
+                                   None if share is None else SPILL_SEARCH_SHARE * share)
+        other = max(other, spill.bound)
         if start_cost - compulsory <= other:
             return start_plan, start_cost, other
         if share is not None:
@@ -452,33 +455,35 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
         plan, cost = _realise_order(g, capacity, opts, order, value + compulsory, time_cap=cap)
         if cost < start_cost:
             start_plan, start_cost = plan, cost
-    return start_plan, start_cost, max(other, res.lower_bound)
+    other = max(other, res.lower_bound)
+    if spill is not None:  # after the order search, whose own orders pack more often
+        start_plan, start_cost = _realise_spill_order(g, capacity, opts, spill, start_plan, start_cost, other)
+    return start_plan, start_cost, other
 
 
-def _least_spill_cover(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int, other: int,
-                       info: dict, time_limit: float | None) -> tuple[Plan, int, int]:
-    """(best plan, its traffic, proven lower bound) after :func:`cosma_fast.bounds.least_spill_cover`
-    on graphs of at most ``SPILL_SEARCH_MAX_OPS`` operators: the least spill cover over every
-    order (one write-back and one reload per spilled tensor, addresses ignored), found by a
-    search over down-sets that merges the orders reaching the same state, which the order
-    search's branching on pairs cannot. Its order is realised (:func:`_realise_order`) when it
-    may beat the best plan. layered50 at ``M_H``: 6820 bytes proven in 19 s, where the order
-    search's bound was 4976 after 60 s and 5545 after 600 s (same 6820 order found)."""
-    if g.n_ops > SPILL_SEARCH_MAX_OPS:
-        return start_plan, start_cost, other
-    compulsory = g.compulsory()
-    res = least_spill_cover(g, capacity, upper=start_cost - compulsory, time_limit=time_limit,
-                            max_states=SPILL_SEARCH_STATES)
+def _least_spill_cover(g: Graph, capacity: int, upper: int, info: dict, time_limit: float | None):
+    """:func:`cosma_fast.bounds.least_spill_cover` (``info`` records it): the least spill cover
+    over every order (one write-back and one reload per spilled tensor, addresses ignored),
+    by a search over down-sets that merges the orders reaching the same state, which the
+    order search's branching on pairs cannot. layered50 at ``M_H``: 6820 bytes proven in 5 s,
+    where the order search's bound was 4976 after 60 s and 5545 after 600 s."""
+    res = least_spill_cover(g, capacity, upper=upper, time_limit=time_limit, max_states=SPILL_SEARCH_STATES)
     info.update(spill_search_bound=res.bound, spill_search_exact=res.exact, spill_search_states=res.states,
                 spill_search_time=res.time)
-    other = max(other, res.bound)
-    if res.schedule is not None and res.bound + compulsory < start_cost and start_cost - compulsory > other:
-        rem = opts.remaining()
-        plan, cost = _realise_order(g, capacity, opts, res.schedule, res.bound + compulsory,
-                                    time_cap=None if rem is None else 0.1 * rem)
-        if cost < start_cost:
-            start_plan, start_cost = plan, cost
-    return start_plan, start_cost, other
+    return res
+
+
+def _realise_spill_order(g: Graph, capacity: int, opts: SolveOptions, spill, start_plan: Plan, start_cost: int,
+                         other: int) -> tuple[Plan, int]:
+    """(best plan, its traffic) after :func:`_realise_order` of the down-set search's order when
+    it may beat the best plan (its fixed-schedule model gets a tenth of the time left)."""
+    compulsory = g.compulsory()
+    if spill.schedule is None or spill.bound + compulsory >= start_cost or start_cost - compulsory <= other:
+        return start_plan, start_cost
+    rem = opts.remaining()
+    plan, cost = _realise_order(g, capacity, opts, spill.schedule, spill.bound + compulsory,
+                                time_cap=None if rem is None else 0.1 * rem)
+    return (plan, cost) if cost < start_cost else (start_plan, start_cost)
 
 
 def _local_search_instead_of_model(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int,
