@@ -246,7 +246,7 @@ class SpillSearchResult:
 
 
 def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, time_limit: float | None = None,
-                      max_states: int = 20_000_000) -> SpillSearchResult:
+                      max_states: int = 2_000_000) -> SpillSearchResult:
     """The least spill cover (the bound of :func:`spill_cover_bound` for a fixed schedule)
     over every order of ``graph``, by a uniform-cost search over down-sets
     (:mod:`cosma_fast.kernels.downset`); a lower bound on the non-compulsory bytes of every
@@ -255,8 +255,9 @@ def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, 
 
     ``upper``: a known plan's non-compulsory bytes; states that cost that much are dropped,
     so the search ends sooner, and when none below it is left the bound is ``upper`` (the
-    plan is then optimal). On ``time_limit`` or ``max_states`` stored states the bound is the
-    least cost still queued (valid: every cheaper state was expanded). Graphs of more than
+    plan is then optimal). On ``time_limit`` or ``max_states`` stored states (about 100 bytes
+    each, so ~200 MB at the default) the bound is the least cost still queued (valid: every
+    cheaper state was expanded). Graphs of more than
     :data:`cosma_fast.kernels.downset.MAX_OPS` operators raise :class:`ValueError`. Raises
     :class:`cosma_fast.InfeasibleError` below ``M_R``.
     """

@@ -179,6 +179,32 @@ def test_a_large_graph_unproven_in_time_gets_the_longer_local_search():
     assert r.info["local_search_non_compulsory"] >= r.non_compulsory
 
 
+def test_the_down_set_search_proves_an_optimum_before_any_model():
+    # randwire12 at M_H: the least spill cover over every order, 6114, is met by the start
+    from cosma_fast import generators as gen
+
+    g = gen.randwire(12)
+    cap = cf.budgets(g)["M_H"]
+    r = cf.solve(g, cap, method="ilp")
+    cf.validate(g, r.plan, cap)
+    assert r.status == "optimal" and r.non_compulsory == r.lower_bound == r.info["spill_search_bound"] == 6114
+    assert r.info["spill_search_exact"] and r.info["rounds"] == 0
+    assert r.info["ilp_status"] == "skipped: the down-set search proved the bound"
+
+
+def test_from_40_operators_the_down_set_search_takes_the_models_time():
+    from cosma_fast import generators as gen
+    from cosma_fast.ilp import SPILL_SEARCH_MAX_OPS, WINDOW_SEARCH_MIN_OPS
+
+    g = gen.random_layered(WINDOW_SEARCH_MIN_OPS)
+    cap = cf.budgets(g, time_limit=2.0)["M_H"]
+    r = cf.solve(g, cap, method="ilp", time_limit=4.0)
+    cf.validate(g, r.plan, cap)
+    assert r.info["spill_search_bound"] <= r.lower_bound <= r.non_compulsory
+    assert "down-set search" in r.info["ilp_status"] and "model_cols" not in r.info  # no model built
+    assert WINDOW_SEARCH_MIN_OPS <= g.n_ops <= SPILL_SEARCH_MAX_OPS
+
+
 def test_from_model_max_ops_the_local_search_takes_the_models_time():
     from cosma_fast import generators as gen
     from cosma_fast.ilp import MODEL_MAX_OPS

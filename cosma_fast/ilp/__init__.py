@@ -46,7 +46,6 @@ WINDOW_SEARCH_MIN_OPS = 40  # from this size, half of that share goes to a searc
 MODEL_MAX_OPS = 100  # from this size under a time limit the local search gets the model's time
 SPILL_SEARCH_MAX_OPS = 62  # the down-set search's bit masks (cosma_fast.kernels.downset.MAX_OPS)
 SPILL_SEARCH_SHARE = 0.25  # of the order search's share, first, below WINDOW_SEARCH_MIN_OPS
-SPILL_SEARCH_STATES = 4_000_000  # states it may store (about 56 + 8 bytes per 64 tensors each)
 
 
 def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=None,
@@ -299,7 +298,9 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         start_plan, start_cost, other = _search_orders(g, capacity, opts, start_plan, start_cost, other, info)
         nc = start_cost - compulsory
         if nc <= other:
-            return _proven(g, start_plan, start_cost, other, info, "the order search")
+            by_spill = info.get("spill_search_exact") and info["spill_search_bound"] >= nc
+            return _proven(g, start_plan, start_cost, other, info,
+                           "the down-set search" if by_spill else "the order search")
         if nc - other <= opts.mip_gap * nc:  # close enough for the caller: no model needed
             return _feasible(g, start_plan, start_cost, other, info, "the order search met mip_gap")
         if WINDOW_SEARCH_MIN_OPS <= g.n_ops <= SPILL_SEARCH_MAX_OPS:
@@ -310,9 +311,11 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
             nc = start_cost - compulsory
             if nc <= other:
                 return _proven(g, start_plan, start_cost, other, info, "the down-set search")
-            if rem is not None:
-                return _feasible(g, start_plan, start_cost, other, info,
-                                 f"the down-set search had the model's time from {WINDOW_SEARCH_MIN_OPS} operators")
+            if rem is not None:  # what the down-set search left (it may stop at its state cap)
+                return _local_search_instead_of_model(
+                    g, capacity, opts, start_plan, start_cost, other, info,
+                    f"the down-set search and the local search had the model's time from {WINDOW_SEARCH_MIN_OPS} "
+                    f"to {SPILL_SEARCH_MAX_OPS} operators")
         if g.n_ops >= MODEL_MAX_OPS and opts.remaining() is not None:
             return _local_search_instead_of_model(g, capacity, opts, start_plan, start_cost, other, info)
     elif opts.extra.get("order_search", True):
@@ -467,7 +470,7 @@ def _least_spill_cover(g: Graph, capacity: int, upper: int, info: dict, time_lim
     by a search over down-sets that merges the orders reaching the same state, which the
     order search's branching on pairs cannot. layered50 at ``M_H``: 6820 bytes proven in 5 s,
     where the order search's bound was 4976 after 60 s and 5545 after 600 s."""
-    res = least_spill_cover(g, capacity, upper=upper, time_limit=time_limit, max_states=SPILL_SEARCH_STATES)
+    res = least_spill_cover(g, capacity, upper=upper, time_limit=time_limit)
     info.update(spill_search_bound=res.bound, spill_search_exact=res.exact, spill_search_states=res.states,
                 spill_search_time=res.time)
     return res
@@ -487,7 +490,7 @@ def _realise_spill_order(g: Graph, capacity: int, opts: SolveOptions, spill, sta
 
 
 def _local_search_instead_of_model(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int,
-                                   other: int, info: dict) -> MethodOutput:
+                                   other: int, info: dict, reason: str | None = None) -> MethodOutput:
     """The output when a graph of ``MODEL_MAX_OPS`` operators or more, under a time limit, is
     not proven by the order search: the time the time-indexed model would get goes to the
     heuristic's local search from the best plan's order
@@ -496,12 +499,13 @@ def _local_search_instead_of_model(g: Graph, capacity: int, opts: SolveOptions, 
     operators the model never got past its root (status "unknown", or not built in its
     quarter of the time); with its time the local search made 4 of those 8 rows cheaper
     (randwire100 at ``M_H``: 21010 -> 19776 bytes), and HiGHS's root no longer overruns the
-    time limit there."""
+    time limit there. From ``WINDOW_SEARCH_MIN_OPS`` to ``SPILL_SEARCH_MAX_OPS`` operators it gets
+    what the down-set search leaves (``reason`` says which)."""
     from ..heuristic import local_search_plan
 
     compulsory = g.compulsory()
     rem = opts.remaining()
-    if rem > 0:
+    if rem > 0.1:
         plan = local_search_plan(g, capacity, start_plan.schedule, seed=opts.seed, time_limit=HIGHS_TIME_SHARE * rem,
                                  alignment=opts.alignment)
         start_plan, start_cost = _cheapest_valid(g, capacity, opts, [start_plan, plan])
@@ -509,7 +513,8 @@ def _local_search_instead_of_model(g: Graph, capacity: int, opts: SolveOptions, 
     if nc <= other:
         return _proven(g, start_plan, start_cost, other, info, "the local search's plan")
     info["local_search_non_compulsory"] = int(nc)
-    return _feasible(g, start_plan, start_cost, other, info, f"{MODEL_MAX_OPS} operators or more under a time limit")
+    return _feasible(g, start_plan, start_cost, other, info,
+                     reason or f"{MODEL_MAX_OPS} operators or more under a time limit")
 
 
 def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarray, target: int,
