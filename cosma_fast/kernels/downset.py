@@ -43,44 +43,44 @@ N_STATES, HEAP_SIZE, POPS, GOAL, N_KEYS, NEED = 0, 1, 2, 3, 4, 5
 
 @njit(cache=True)
 def _less(hg, hid, a, b):
+    """Heap order: least cost first, then the older state (so the search is deterministic)."""
     return hg[a] < hg[b] or (hg[a] == hg[b] and hid[a] < hid[b])
 
 
 @njit(cache=True)
+def _swap(hg, hid, a, b):
+    hg[a], hg[b] = hg[b], hg[a]
+    hid[a], hid[b] = hid[b], hid[a]
+
+
+@njit(cache=True)
 def _heap_push(hg, hid, size, g, sid):
+    """Queue state ``sid`` at cost ``g`` in the binary heap ``(hg, hid)`` of ``size`` entries;
+    returns the new size."""
     i = size
     hg[i] = g
     hid[i] = sid
-    while i > 0:
-        p = (i - 1) >> 1
-        if _less(hg, hid, i, p):
-            hg[i], hg[p] = hg[p], hg[i]
-            hid[i], hid[p] = hid[p], hid[i]
-            i = p
-        else:
-            break
+    while i > 0 and _less(hg, hid, i, (i - 1) >> 1):
+        _swap(hg, hid, i, (i - 1) >> 1)
+        i = (i - 1) >> 1
     return size + 1
 
 
 @njit(cache=True)
 def _heap_pop(hg, hid, size):
+    """``(state, new size)``: the least entry, taken off the heap."""
     sid = hid[0]
     size -= 1
     hg[0] = hg[size]
     hid[0] = hid[size]
     i = 0
-    while True:
+    while 2 * i + 1 < size:
         a = 2 * i + 1
-        if a >= size:
+        c = a + 1 if a + 1 < size and _less(hg, hid, a + 1, a) else a
+        if not _less(hg, hid, c, i):
             break
-        b = a + 1
-        c = b if b < size and _less(hg, hid, b, a) else a
-        if _less(hg, hid, c, i):
-            hg[i], hg[c] = hg[c], hg[i]
-            hid[i], hid[c] = hid[c], hid[i]
-            i = c
-        else:
-            break
+        _swap(hg, hid, i, c)
+        i = c
     return sid, size
 
 
