@@ -124,11 +124,13 @@ def test_least_spill_cover_proves_more_than_the_relaxed_order():
 
 
 def test_least_spill_cover_under_a_time_limit_or_state_cap_is_still_a_bound():
-    g = generators.randwire(30)
+    g = generators.randwire(20)
     cap = cf.budgets(g)["M_R"]
     exact = least_spill_cover(g, cap)
-    for res in (least_spill_cover(g, cap, time_limit=0.0), least_spill_cover(g, cap, max_states=1 << 16)):
+    assert exact.exact and exact.bound == 13366
+    for res in (least_spill_cover(g, cap, time_limit=0.0), least_spill_cover(g, cap, max_states=1024)):
         assert not res.exact and res.schedule is None and 0 <= res.bound <= exact.bound
+    assert 0 < least_spill_cover(g, cap, max_states=1024).bound  # the least queued cost, not 0
 
 
 def test_least_spill_cover_names_its_size_limit():
