@@ -271,23 +271,19 @@ def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, 
     if n > K.MAX_OPS:
         raise ValueError(f"least_spill_cover takes at most {K.MAX_OPS} operators, got {n}")
     upper = np.iinfo(np.int64).max if upper is None else int(upper)
+    inc = Incidence(graph)
+    # operator sets as bit masks (sums of distinct bits): a tensor's readers, and the operators
+    # that run before an operator in every order (a down-set holds them all or not its direct
+    # predecessors)
     bit = np.int64(1) << np.arange(n, dtype=np.int64)
-    readers = np.zeros(nt, np.int64)
-    np.bitwise_or.at(readers, np.repeat(np.arange(nt), np.diff(graph.cons_ptr)), bit[graph.cons_idx])
+    readers = (inc.read > 0) @ bit
     producer = graph.tensor_producer
     created = np.where(producer >= 0, bit[np.maximum(producer, 0)], readers)
-    pred = np.zeros(n, np.int64)
-    ins_owner = np.repeat(np.arange(n), np.diff(graph.op_in_ptr))
-    made = producer[graph.op_in_idx]
-    np.bitwise_or.at(pred, ins_owner[made >= 0], bit[made[made >= 0]])
-    io = [np.union1d(graph.op_in_idx[graph.op_in_ptr[o]:graph.op_in_ptr[o + 1]],
-                     graph.op_out_idx[graph.op_out_ptr[o]:graph.op_out_ptr[o + 1]]) for o in range(n)]
-    io_ptr = np.concatenate([[0], np.cumsum([len(a) for a in io])]).astype(np.int64)
-    io_idx = np.concatenate(io).astype(np.int64)
-    size = graph.tensor_size.astype(np.int64)
-    cost = spill_costs(graph)
+    before = ancestors(graph) @ bit
+    io_ptr, io_idx = _rows_csr(inc.operand)
     W = (nt + 63) // 64
     cap = max(16, min(1 << 16, int(max_states)))
+    # per state: down-set, spilled live tensors, cost, parent, operator run last, next of its down-set
     st = [np.zeros(cap, np.int64), np.zeros((cap, W), np.uint64), np.zeros(cap, np.int64),
           np.full(cap, -1, np.int64), np.full(cap, -1, np.int64), np.full(cap, -1, np.int64)]
     hg, hid = np.zeros(cap, np.int64), np.zeros(cap, np.int64)
@@ -302,28 +298,29 @@ def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, 
         if deadline is not None and time.perf_counter() >= deadline:
             break
         # 2000 states a chunk: ~0.1 s between clock checks on the 50-operator graphs
-        code = K.search_chunk(pred, created, readers, size, cost, io_ptr, io_idx, int(capacity), upper, 2000,
-                              *st, hg, hid, hkey, hhead, ekey, ctr)
+        code = K.search_chunk(before, created, readers, inc.size, spill_costs(graph), io_ptr, io_idx, int(capacity),
+                              upper, 2000, *st, hg, hid, hkey, hhead, ekey, ctr)
         if code == K.FINISHED:
+            parent, last_op = st[3], st[4]
             order, s = [], int(ctr[K.GOAL])
-            while st[4][s] >= 0:
-                order.append(int(st[4][s]))
-                s = int(st[3][s])
+            while last_op[s] >= 0:
+                order.append(int(last_op[s]))
+                s = int(parent[s])
             return SpillSearchResult(int(st[2][ctr[K.GOAL]]), np.asarray(order[::-1], np.int64), True,
                                      int(ctr[K.POPS]), time.perf_counter() - t0)
         if code == K.EXHAUSTED:
             return SpillSearchResult(upper, None, True, int(ctr[K.POPS]), time.perf_counter() - t0)
-        room = max(4096, int(ctr[K.NEED]))
         if code == K.GROW:
+            room = max(4096, int(ctr[K.NEED]))
+            if len(st[0]) - ctr[K.N_STATES] < room:
+                if len(st[0]) >= max_states:
+                    break  # the state cap
+                st = [np.concatenate([a, np.full_like(a, -1 if i >= 3 else 0)]) for i, a in enumerate(st)]
             while 2 * (ctr[K.N_KEYS] + room) > len(hkey):
                 hkey, hhead = K.rehash(hkey, hhead, 2 * len(hkey))
             if 2 * (ctr[K.N_STATES] + room) > len(ekey):
                 ekey = K.rehash_twins(ekey, 2 * len(ekey), st[0], st[1])
-            if len(st[0]) - ctr[K.N_STATES] < room and len(st[0]) < max_states:
-                st = [np.concatenate([a, np.full_like(a, -1 if i >= 3 else 0)]) for i, a in enumerate(st)]
             if len(hg) - ctr[K.HEAP_SIZE] < room:
                 hg, hid = np.concatenate([hg, np.zeros_like(hg)]), np.concatenate([hid, np.zeros_like(hid)])
-        if code == K.GROW and len(st[0]) - ctr[K.N_STATES] < room:
-            break  # the state cap
     return SpillSearchResult(min(upper, int(hg[0])), None, False, int(ctr[K.POPS]), time.perf_counter() - t0)
 

@@ -26,6 +26,7 @@ from ..errors import CosmaError, OptionError, SolverError
 from ..graph import Graph
 from ..highs import integral_bound, new_highs, pass_model
 from ..highs import run as run_model
+from ..kernels.downset import MAX_OPS as DOWNSET_MAX_OPS
 from ..plan import Plan
 from ..schedule import lower_bound, min_peak_schedule, schedule_lower_bound
 from ..solve import MethodOutput, SolveOptions
@@ -44,7 +45,7 @@ ORDER_SEARCH_SHARE = 0.75  # of the time left; the time-indexed model gets the r
 HIGHS_TIME_SHARE = 0.9  # of the time left, for a model solve (see highs_time)
 WINDOW_SEARCH_MIN_OPS = 40  # from this size, half of that share goes to a search for cheaper plans
 MODEL_MAX_OPS = 100  # from this size under a time limit the local search gets the model's time
-SPILL_SEARCH_MAX_OPS = 62  # the down-set search's bit masks (cosma_fast.kernels.downset.MAX_OPS)
+SPILL_SEARCH_MAX_OPS = DOWNSET_MAX_OPS  # the down-set search's bit masks hold this many operators
 SPILL_SEARCH_SHARE = 0.25  # of the order search's share, first, below WINDOW_SEARCH_MIN_OPS
 
 

@@ -20,6 +20,8 @@ precedences (Held & Karp 1962; for memory, the exact peak-memory search of
   live tensors (adding more now is never cheaper than adding it at the step that needs it);
 * :func:`_dominated`: a state whose down-set was already left with a superset of its
   spilled tensors at no more cost is dropped;
+* :func:`_twin_slot`: equal states reached by different orders are queued once, at the
+  least cost;
 * states at or above ``upper`` (a known plan's cost) are never queued: when the queue runs
   dry the bound is ``upper`` itself.
 
@@ -202,14 +204,17 @@ def _doubled(ch_D, ch_S, ch_g, ch_op):
 
 
 @njit(cache=True)
-def search_chunk(pred, created, readers, size, cost, io_ptr, io_idx, capacity, upper, max_pops,
+def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity, upper, max_pops,
                  st_D, st_S, st_g, st_par, st_op, st_next, hg, hid, hkey, hhead, ekey, ctr):
     """Run the uniform-cost search for at most ``max_pops`` states.
 
+    ``before[v]``: the operators that run before ``v`` in every order, ``created[t]`` the ones
+    whose step creates ``t`` (its producer, or for an input or weight its readers),
+    ``readers[t]``, as bit masks; ``io_ptr``/``io_idx``: each operator's operands (CSR).
     Returns RUNNING (chunk done), FINISHED (``ctr[GOAL]`` is the state that ran every
     operator), GROW (an array or the table is too small: the popped state was put back) or
     EXHAUSTED (no state under ``upper`` is left)."""
-    n = pred.shape[0]
+    n = before.shape[0]
     nt = size.shape[0]
     W = st_S.shape[1]
     full = (np.int64(1) << n) - 1
@@ -243,7 +248,7 @@ def search_chunk(pred, created, readers, size, cost, io_ptr, io_idx, capacity, u
         nch = 0
         for v in range(n):
             bit = np.int64(1) << v
-            if (D & bit) != 0 or (pred[v] & D) != pred[v]:
+            if (D & bit) != 0 or (before[v] & D) != before[v]:
                 continue
             Dn = D | bit
             load = 0
