@@ -299,9 +299,6 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
                             T[t >> 6] &= ~(np.uint64(1) << np.uint64(t & 63))
                 if _dominated(Dn, T, gc, hkey, hhead, st_S, st_g, st_next):
                     continue
-                twin = ekey[_twin_slot(ekey, Dn, T, st_D, st_S)]
-                if twin != -1 and st_g[twin] <= gc:
-                    continue
                 if nch == ch_D.shape[0]:
                     ch_D, ch_S, ch_g, ch_op = _doubled(ch_D, ch_S, ch_g, ch_op)
                 ch_D[nch] = Dn
@@ -326,7 +323,7 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
         for c in range(nch):
             e = _twin_slot(ekey, ch_D[c], ch_S[c], st_D, st_S)
             if ekey[e] != -1 and st_g[ekey[e]] <= ch_g[c]:
-                continue  # a sibling reached the same state as cheaply
+                continue  # a stored state, or a sibling just stored, is the same for no more
             k = ctr[N_STATES]
             st_D[k] = ch_D[c]
             for w in range(W):
