@@ -27,8 +27,9 @@ from .budgets import check_capacity
 from .graph import INTERMEDIATE, Graph
 from .highs import solve_min
 
-__all__ = ["Incidence", "ancestors", "before_matrix", "forced_live", "forced_need", "op_pressure",
-           "least_spill_cover", "owes_write_back", "spill_costs", "spill_cover_bound", "SpillSearchResult"]
+__all__ = ["Incidence", "address_free_optimum", "ancestors", "before_matrix", "forced_live", "forced_need",
+           "op_pressure", "least_spill_cover", "owes_write_back", "spill_costs", "spill_cover_bound",
+           "SpillSearchResult"]
 
 
 def ancestors(graph: Graph) -> np.ndarray:
@@ -234,10 +235,10 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
 
 @dataclass
 class SpillSearchResult:
-    """What :func:`least_spill_cover` found: ``bound`` (non-compulsory bytes, valid for every
-    plan), ``schedule`` (an order whose spill cover is ``bound`` when ``exact``, else None),
-    ``exact`` (the search finished: ``bound`` is the least spill cover over every order, or
-    ``upper`` was reached), ``states`` (states expanded) and ``time`` (seconds)."""
+    """What :func:`least_spill_cover` or :func:`address_free_optimum` found: ``bound``
+    (non-compulsory bytes, valid for every plan), ``schedule`` (an order that attains
+    ``bound`` when ``exact``, else None), ``exact`` (the search finished: ``bound`` is its
+    least value over every order, or ``upper`` was reached), ``states`` (states expanded) and ``time`` (seconds)."""
     bound: int
     schedule: np.ndarray | None
     exact: bool
@@ -261,6 +262,27 @@ def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, 
     :data:`cosma_fast.kernels.downset.MAX_OPS` operators raise :class:`ValueError`. Raises
     :class:`cosma_fast.InfeasibleError` below ``M_R``.
     """
+    return _downset_search(graph, capacity, False, upper, time_limit, max_states, "least_spill_cover")
+
+
+def address_free_optimum(graph: Graph, capacity: int, *, upper: int | None = None, time_limit: float | None = None,
+                         max_states: int = 2_000_000) -> SpillSearchResult:
+    """The least address-free non-compulsory bytes over every order of ``graph``: the
+    optimum of the relaxation that ignores addresses (a tensor off chip across an operator
+    is loaded again before its next reader, each time; a dirty intermediate is written back
+    once), and so a lower bound on every plan within ``capacity``, at least
+    :func:`least_spill_cover`'s. The same search over down-sets, whose states also hold
+    which live tensors are off chip now and which were written back
+    (:mod:`cosma_fast.kernels.downset` with ``per_segment``); ``schedule`` is an order that
+    attains it. Options, limits and errors as in :func:`least_spill_cover`; the states
+    weigh more (two sets each) and are more numerous.
+    """
+    return _downset_search(graph, capacity, True, upper, time_limit, max_states, "address_free_optimum")
+
+
+def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_limit, max_states, name):
+    """The search of :func:`least_spill_cover` (``per_segment`` False) or
+    :func:`address_free_optimum`; ``name`` names the caller in errors."""
     import time
 
     from .kernels import downset as K
@@ -269,7 +291,7 @@ def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, 
     check_capacity(graph, capacity)
     n, nt = graph.n_ops, len(graph.tensor_size)
     if n > K.MAX_OPS:
-        raise ValueError(f"least_spill_cover takes at most {K.MAX_OPS} operators, got {n}")
+        raise ValueError(f"{name} takes at most {K.MAX_OPS} operators, got {n}")
     upper = np.iinfo(np.int64).max if upper is None else int(upper)
     inc = Incidence(graph)
     # operator sets as bit masks (sums of distinct bits): a tensor's readers, and the operators
@@ -281,7 +303,7 @@ def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, 
     created = np.where(producer >= 0, bit[np.maximum(producer, 0)], readers)
     before = ancestors(graph) @ bit
     io_ptr, io_idx = _rows_csr(inc.operand)
-    W = (nt + 63) // 64
+    W = (nt + 63) // 64 * (2 if per_segment else 1)  # off-chip words (then written-back words)
     cap = max(16, min(1 << 16, int(max_states)))
     # per state: down-set, spilled live tensors, cost, parent, operator run last, next of its down-set
     st = [np.zeros(cap, np.int64), np.zeros((cap, W), np.uint64), np.zeros(cap, np.int64),
@@ -299,7 +321,7 @@ def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, 
             break
         # 2000 states a chunk: ~0.1 s between clock checks on the 50-operator graphs
         code = K.search_chunk(before, created, readers, inc.size, spill_costs(graph), io_ptr, io_idx, int(capacity),
-                              upper, 2000, *st, hg, hid, hkey, hhead, ekey, ctr)
+                              upper, 2000, per_segment, *st, hg, hid, hkey, hhead, ekey, ctr)
         if code == K.FINISHED:
             parent, last_op = st[3], st[4]
             order, s = [], int(ctr[K.GOAL])

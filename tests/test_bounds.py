@@ -13,7 +13,16 @@ from test_ilp import brute_force_non_compulsory, instances
 
 import cosma_fast as cf
 from cosma_fast import generators
-from cosma_fast.bounds import Incidence, ancestors, forced_live, least_spill_cover, op_pressure, spill_cover_bound
+from cosma_fast.bounds import (
+    Incidence,
+    address_free_optimum,
+    ancestors,
+    before_matrix,
+    forced_live,
+    least_spill_cover,
+    op_pressure,
+    spill_cover_bound,
+)
 from cosma_fast.budgets import m_r
 
 
@@ -123,19 +132,47 @@ def test_least_spill_cover_proves_more_than_the_relaxed_order():
     assert spill_cover_bound(g, cap) < res.bound == cf.solve(g, cap, method="ilp").non_compulsory
 
 
-def test_least_spill_cover_under_a_time_limit_or_state_cap_is_still_a_bound():
+@settings(max_examples=25)
+@given(data=st.data())
+def test_address_free_optimum_is_the_least_segment_cover_over_every_order(data):
+    from cosma_fast.ilp.orders import segment_cover
+
+    g, cap = data.draw(instances(max_ops=6, max_size=20))
+    # a total order's segment cover is its exact address-free optimum (cosma_fast.ilp.orders)
+    covers = {tuple(o): segment_cover(g, cap, before_matrix(o))[0] for o in nx.all_topological_sorts(op_dag(g))}
+    res = address_free_optimum(g, cap)
+    assert res.exact and res.bound == min(covers.values())
+    assert covers[tuple(res.schedule.tolist())] == res.bound  # its order attains it
+    assert least_spill_cover(g, cap).bound <= res.bound <= brute_force_non_compulsory(g, cap)
+    capped = address_free_optimum(g, cap, upper=res.bound)
+    assert capped.exact and capped.bound == res.bound and capped.schedule is None
+
+
+def test_address_free_optimum_charges_every_reload():
+    # randwire20 at M_R: the spill cover (one reload per spilled tensor) over every order is
+    # 13366; a reload per off-chip segment gives 14988, the optimum
     g = generators.randwire(20)
     cap = cf.budgets(g)["M_R"]
-    exact = least_spill_cover(g, cap)
-    assert exact.exact and exact.bound == 13366
-    for res in (least_spill_cover(g, cap, time_limit=0.0), least_spill_cover(g, cap, max_states=1024)):
+    res = address_free_optimum(g, cap)
+    assert res.exact and res.bound == 14988 > least_spill_cover(g, cap).bound == 13366
+    assert res.bound == cf.solve(g, cap, method="ilp", time_limit=60).non_compulsory
+
+
+@pytest.mark.parametrize("search", [least_spill_cover, address_free_optimum])
+def test_down_set_searches_under_a_time_limit_or_state_cap_are_still_bounds(search):
+    g = generators.randwire(20)
+    cap = cf.budgets(g)["M_R"]
+    exact = search(g, cap)
+    assert exact.exact and exact.bound == {least_spill_cover: 13366, address_free_optimum: 14988}[search]
+    for res in (search(g, cap, time_limit=0.0), search(g, cap, max_states=1024)):
         assert not res.exact and res.schedule is None and 0 <= res.bound <= exact.bound
-    assert 0 < least_spill_cover(g, cap, max_states=1024).bound  # the least queued cost, not 0
+    assert 0 < search(g, cap, max_states=1024).bound  # the least queued cost, not 0
 
 
-def test_least_spill_cover_names_its_size_limit():
-    with pytest.raises(ValueError, match="at most 62 operators"):
-        least_spill_cover(generators.chain(63), 10**9)
+@pytest.mark.parametrize("search", [least_spill_cover, address_free_optimum])
+def test_down_set_searches_name_their_size_limit(search):
+    with pytest.raises(ValueError, match=f"{search.__name__} takes at most 62 operators"):
+        search(generators.chain(63), 10**9)
 
 
 @settings(max_examples=30)
