@@ -192,6 +192,21 @@ def test_the_down_set_search_proves_an_optimum_before_any_model():
     assert r.info["ilp_status"] == "skipped: the down-set search proved the bound"
 
 
+def test_the_address_free_searchs_order_is_packed_before_any_order_search():
+    # randwire20 at M_R: the start costs 18991, every order 14988 without addresses, and the
+    # cover of the down-set search's order packs: optimal with no order search and no model
+    from cosma_fast import generators as gen
+
+    g = gen.randwire(20)
+    cap = cf.budgets(g)["M_R"]
+    r = cf.solve(g, cap, method="ilp", time_limit=60)
+    cf.validate(g, r.plan, cap)
+    assert r.info["start_non_compulsory"] == 18991
+    assert r.status == "optimal" and r.non_compulsory == r.lower_bound == r.info["spill_search_bound"] == 14988
+    assert r.info["spill_search"] == "address_free_optimum" and r.info["spill_search_exact"]
+    assert "order_nodes" not in r.info and "model_cols" not in r.info
+
+
 def test_from_40_operators_the_down_set_search_takes_the_models_time():
     from cosma_fast import generators as gen
     from cosma_fast.ilp import SPILL_SEARCH_MAX_OPS, WINDOW_SEARCH_MIN_OPS
