@@ -307,12 +307,13 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
             return _feasible(g, start_plan, start_cost, other, info, "the order search met mip_gap")
         if WINDOW_SEARCH_MIN_OPS <= g.n_ops <= SPILL_SEARCH_MAX_OPS:
             rem = opts.remaining()
-            spill = _downset_search(g, capacity, nc, info, None if rem is None else HIGHS_TIME_SHARE * rem)
-            other = max(other, spill.bound)
-            start_plan, start_cost = _realise_spill_order(g, capacity, opts, spill, start_plan, start_cost, other)
-            nc = start_cost - compulsory
-            if nc <= other:
-                return _proven(g, start_plan, start_cost, other, info, "the down-set search")
+            if not info["spill_search_exact"]:  # the spill cover: fewer states, finishes more often
+                spill = _downset_search(g, capacity, nc, info, None if rem is None else HIGHS_TIME_SHARE * rem)
+                other = max(other, spill.bound)
+                start_plan, start_cost = _realise_spill_order(g, capacity, opts, spill, start_plan, start_cost, other)
+                nc = start_cost - compulsory
+                if nc <= other:
+                    return _proven(g, start_plan, start_cost, other, info, "the down-set search")
             if rem is not None:  # what the down-set search left (it may stop at its state cap)
                 return _local_search_instead_of_model(
                     g, capacity, opts, start_plan, start_cost, other, info,
@@ -398,7 +399,7 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
                    other: int, info: dict) -> tuple[Plan, int, int]:
     """(best plan, its traffic, proven lower bound) after :func:`cosma_fast.ilp.orders.order_search`.
 
-    Below ``WINDOW_SEARCH_MIN_OPS`` operators :func:`cosma_fast.bounds.address_free_optimum`
+    Up to ``SPILL_SEARCH_MAX_OPS`` operators :func:`cosma_fast.bounds.address_free_optimum`
     runs first with ``SPILL_SEARCH_SHARE`` of the share: when it finishes, its value is the
     least address-free traffic over every order, and the plan of its order's cover, when that
     packs, is optimal with no order search (layered30 at ``M_R``: 22355 bytes proven in
@@ -434,7 +435,7 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     share = None if rem is None else ORDER_SEARCH_SHARE * rem
     windows = g.n_ops >= WINDOW_SEARCH_MIN_OPS
     spill = None
-    if not windows and g.n_ops <= SPILL_SEARCH_MAX_OPS:  # larger graphs: with the model's time (solve_ilp)
+    if g.n_ops <= SPILL_SEARCH_MAX_OPS:
         spill = _downset_search(g, capacity, start_cost - compulsory, info,
                                 None if share is None else SPILL_SEARCH_SHARE * share, address_free=True)
         other = max(other, spill.bound)
