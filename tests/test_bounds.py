@@ -107,18 +107,30 @@ def test_fixed_schedule_bound_is_below_that_schedules_optimum(data):
     assert spill_cover_bound(g, cap) <= spill_cover_bound(g, cap, order)  # a schedule only adds facts
 
 
+def _one_order(search):
+    """What ``search`` minimises over every order, for one order: the spill cover of
+    :func:`spill_cover_bound`, or the segment cover of :mod:`cosma_fast.ilp.orders`, which
+    for a total order is its exact address-free optimum."""
+    from cosma_fast.ilp.orders import segment_cover
+
+    if search is least_spill_cover:
+        return lambda g, cap, o: spill_cover_bound(g, cap, np.array(o), time_limit=None)
+    return lambda g, cap, o: segment_cover(g, cap, before_matrix(o))[0]
+
+
+@pytest.mark.parametrize("search", [least_spill_cover, address_free_optimum])
 @settings(max_examples=25)
 @given(data=st.data())
-def test_least_spill_cover_is_the_least_fixed_schedule_cover_over_every_order(data):
+def test_down_set_searches_find_the_least_value_over_every_order(search, data):
     g, cap = data.draw(instances(max_ops=6, max_size=20))
-    covers = {tuple(o): spill_cover_bound(g, cap, np.array(o), time_limit=None)
-              for o in nx.all_topological_sorts(op_dag(g))}
-    res = least_spill_cover(g, cap)
-    assert res.exact and res.bound == min(covers.values())
-    assert covers[tuple(res.schedule.tolist())] == res.bound  # its order attains it
-    assert res.bound <= brute_force_non_compulsory(g, cap)
+    value = _one_order(search)
+    values = {tuple(o): value(g, cap, o) for o in nx.all_topological_sorts(op_dag(g))}
+    res = search(g, cap)
+    assert res.exact and res.bound == min(values.values())
+    assert values[tuple(res.schedule.tolist())] == res.bound  # its order attains it
+    assert least_spill_cover(g, cap).bound <= res.bound <= brute_force_non_compulsory(g, cap)
     # a known plan's cost as ``upper``: the search never reports more than it
-    capped = least_spill_cover(g, cap, upper=res.bound)
+    capped = search(g, cap, upper=res.bound)
     assert capped.exact and capped.bound == res.bound and capped.schedule is None
 
 
@@ -130,22 +142,6 @@ def test_least_spill_cover_proves_more_than_the_relaxed_order():
     res = least_spill_cover(g, cap)
     assert res.exact and res.bound == spill_cover_bound(g, cap, res.schedule)
     assert spill_cover_bound(g, cap) < res.bound == cf.solve(g, cap, method="ilp").non_compulsory
-
-
-@settings(max_examples=25)
-@given(data=st.data())
-def test_address_free_optimum_is_the_least_segment_cover_over_every_order(data):
-    from cosma_fast.ilp.orders import segment_cover
-
-    g, cap = data.draw(instances(max_ops=6, max_size=20))
-    # a total order's segment cover is its exact address-free optimum (cosma_fast.ilp.orders)
-    covers = {tuple(o): segment_cover(g, cap, before_matrix(o))[0] for o in nx.all_topological_sorts(op_dag(g))}
-    res = address_free_optimum(g, cap)
-    assert res.exact and res.bound == min(covers.values())
-    assert covers[tuple(res.schedule.tolist())] == res.bound  # its order attains it
-    assert least_spill_cover(g, cap).bound <= res.bound <= brute_force_non_compulsory(g, cap)
-    capped = address_free_optimum(g, cap, upper=res.bound)
-    assert capped.exact and capped.bound == res.bound and capped.schedule is None
 
 
 def test_address_free_optimum_charges_every_reload():
