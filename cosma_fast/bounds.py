@@ -238,7 +238,8 @@ class SpillSearchResult:
     """What :func:`least_spill_cover` or :func:`address_free_optimum` found: ``bound``
     (non-compulsory bytes, valid for every plan), ``schedule`` (an order that attains
     ``bound`` when ``exact``, else None), ``exact`` (the search finished: ``bound`` is its
-    least value over every order, or ``upper`` was reached), ``states`` (states expanded) and ``time`` (seconds)."""
+    least value over every order, or ``upper`` was reached), ``states`` (states expanded)
+    and ``time`` (seconds)."""
     bound: int
     schedule: np.ndarray | None
     exact: bool

@@ -46,8 +46,8 @@ HIGHS_TIME_SHARE = 0.9  # of the time left, for a model solve (see highs_time)
 WINDOW_SEARCH_MIN_OPS = 40  # from this size, half of that share goes to a search for cheaper plans
 MODEL_MAX_OPS = 100  # from this size under a time limit the local search gets the model's time
 SPILL_SEARCH_MAX_OPS = DOWNSET_MAX_OPS  # the down-set search's bit masks hold this many operators
-SPILL_SEARCH_SHARE = 0.25  # of the order search's share, first, below WINDOW_SEARCH_MIN_OPS
-SPILL_ORDER_PACK_TIME = 1.0  # seconds at most for the cover of the down-set search's order (a quarter packs)
+SPILL_SEARCH_SHARE = 0.25  # of the order search's share, for the address-free down-set search run first
+SPILL_ORDER_PACK_TIME = 1.0  # seconds at most to cover and pack the down-set search's order at once
 
 
 def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=None,
@@ -307,7 +307,7 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
             return _feasible(g, start_plan, start_cost, other, info, "the order search met mip_gap")
         if WINDOW_SEARCH_MIN_OPS <= g.n_ops <= SPILL_SEARCH_MAX_OPS:
             rem = opts.remaining()
-            if not info["spill_search_exact"]:  # the spill cover: fewer states, finishes more often
+            if not info.get("spill_search_exact"):  # the spill cover: fewer states, finishes more often
                 spill = _downset_search(g, capacity, nc, info, None if rem is None else HIGHS_TIME_SHARE * rem)
                 other = max(other, spill.bound)
                 start_plan, start_cost = _realise_spill_order(g, capacity, opts, spill, start_plan, start_cost, other)
