@@ -286,25 +286,24 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
                 if not is_io[t]:
                     is_io[t] = True
                     load += size[t]
+            # in one pass: the live tensors v may spill (``free``), and the bits a child keeps
+            # (tensors live after v; in the off-chip words with per_segment, not v's operands,
+            # which are loaded for it)
+            for w in range(W):
+                keep[w] = np.uint64(0)
             m = 0
             for t in range(nt):
-                if is_io[t] or (created[t] & D) == 0 or (readers[t] & ~Dn) == 0:
+                if (readers[t] & ~Dn) == 0 or (created[t] & Dn) == 0:
                     continue
-                if (S[t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
+                for base in range(0, W, WX):
+                    keep[base + (t >> 6)] |= np.uint64(1) << np.uint64(t & 63)
+                if is_io[t] or (created[t] & D) == 0 or (S[t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
                     continue
                 free[m] = t
                 m += 1
                 load += size[t]
             for q in range(io_ptr[v], io_ptr[v + 1]):
                 is_io[io_idx[q]] = False
-            # the bits a child keeps: tensors live after v, and in the off-chip words (with
-            # per_segment) not v's operands, which are loaded for it
-            for w in range(W):
-                keep[w] = np.uint64(0)
-            for t in range(nt):
-                if (created[t] & Dn) != 0 and (readers[t] & ~Dn) != 0:
-                    for base in range(0, W, WX):
-                        keep[base + (t >> 6)] |= np.uint64(1) << np.uint64(t & 63)
             if per_segment:
                 for q in range(io_ptr[v], io_ptr[v + 1]):
                     t = io_idx[q]
