@@ -134,15 +134,22 @@ def randwire(n_ops=100, k=4, p=0.75, seed=0, weights=True, base=1000) -> Graph:
     rng = np.random.default_rng(seed)
     n = n_ops
     edges = set()
+    degree = [0] * n
     half = max(1, k // 2)
     for i in range(n):
         for j in range(1, half + 1):
             u, v = i, (i + j) % n
-            if rng.random() < p:
+            # a node already joined to every other one keeps its lattice edge (as networkx's
+            # watts_strogatz_graph does): drawing a new partner would never end
+            if rng.random() < p and degree[u] < n - 1:
                 v = int(rng.integers(n))
                 while v == u or (min(u, v), max(u, v)) in edges:
                     v = int(rng.integers(n))
-            edges.add((min(u, v), max(u, v)))
+            e = (min(u, v), max(u, v))
+            if e not in edges and u != v:
+                edges.add(e)
+                degree[u] += 1
+                degree[v] += 1
     preds = [[] for _ in range(n)]
     succ_count = [0] * n
     for u, v in edges:
