@@ -18,9 +18,11 @@ precedences (Held & Karp 1962; for memory, the exact peak-memory search of
 
 * :func:`_minimal_covers`: at a step that does not fit, ``S`` grows only by a minimal set of
   live tensors (adding more now is never cheaper than adding it at the step that needs it);
-* :func:`_dominated`: a state whose down-set was already left with a superset of its
-  spilled tensors at no more cost is dropped when it is popped (checking every child as
-  well kept 4% fewer states but took 40% of the time);
+* :func:`_dominated`: a state (popped, or a child about to be queued) is dropped when a
+  state already expanded at its down-set, spilling now the tensors it keeps and the new
+  state does not, would hold supersets of its sets at no more cost (:func:`_catch_up_cost`);
+  spilling earlier than needed is allowed and being off chip never hurts later, so that
+  state's best future is no dearer;
 * :func:`_twin_slot`: equal states reached by different orders are queued once, at the
   least cost;
 * states at or above ``upper`` (a known plan's cost) are never queued: when the queue runs
@@ -33,9 +35,10 @@ written back the first time only. A state then holds the live tensors off chip n
 live ones written back; a spill is charged its reload (and its write-back when due) at the
 step that needs it, on chip again once an operator reads it. Being off chip over a whole
 segment between two touches costs one reload however long, so spilling at the step that
-needs it, back to the segment's start, loses nothing; a state with supersets of both sets
-at no more cost still dominates. The search's value is then the address-free optimum over
-every order: what the time-indexed model without addresses proves, without the model.
+needs it, back to the segment's start, loses nothing; dominance catches up on both sets
+(a tensor another state wrote back may still cost this one its write-back). The search's
+value is then the address-free optimum over every order: what the time-indexed model
+without addresses proves, without the model.
 
 Down-sets are ``int64`` bit masks, so graphs of at most 62 operators; tensor sets are rows of
 ``uint64`` words. The search state lives in flat arrays passed in and out so that the Python
@@ -109,22 +112,52 @@ def _slot(hkey, D):
 
 
 @njit(cache=True)
-def _dominated(D, S, g, hkey, hhead, st_S, st_g, st_next):
-    """Whether a state already expanded at ``D`` spilled a superset of ``S`` at no more cost."""
+def _catch_up_cost(A, S, budget, per_segment, WX, size, cost):
+    """What the state with words ``A`` pays to hold at least the words ``S`` by spilling now
+    every tensor of ``S`` it keeps on chip (at its own prices: a reload, and a write-back
+    unless ``A`` wrote the tensor back already), plus, with ``per_segment``, the write-back
+    it may still owe for a tensor ``S`` wrote back and keeps on chip. Stops once the cost
+    passes ``budget`` (any value above it is returned then)."""
+    extra = 0
+    for w in range(WX):
+        missing = S[w] & ~A[w]
+        t = w * 64
+        while missing != np.uint64(0):
+            if missing & np.uint64(1):
+                if per_segment and (A[WX + w] >> np.uint64(t & 63)) & np.uint64(1):
+                    extra += size[t]
+                else:
+                    extra += cost[t]
+                if extra > budget:
+                    return extra
+            missing >>= np.uint64(1)
+            t += 1
+    if per_segment:
+        for w in range(WX):
+            missing = S[WX + w] & ~A[WX + w] & ~S[w]
+            t = w * 64
+            while missing != np.uint64(0):
+                if missing & np.uint64(1):
+                    extra += cost[t] - size[t]
+                    if extra > budget:
+                        return extra
+                missing >>= np.uint64(1)
+                t += 1
+    return extra
+
+
+@njit(cache=True)
+def _dominated(D, S, g, per_segment, WX, size, cost, hkey, hhead, st_S, st_g, st_next):
+    """Whether a state already expanded at ``D``, spilling now what it keeps and ``S`` does
+    not (:func:`_catch_up_cost`), reaches supersets of ``S`` at no more cost than ``g``."""
     h = _slot(hkey, D)
     if hkey[h] == -1:
         return False
     c = hhead[h]
-    W = S.shape[0]
     while c != -1:
-        if st_g[c] <= g:
-            sup = True
-            for w in range(W):
-                if (st_S[c, w] & S[w]) != S[w]:
-                    sup = False
-                    break
-            if sup:
-                return True
+        budget = g - st_g[c]
+        if budget >= 0 and _catch_up_cost(st_S[c], S, budget, per_segment, WX, size, cost) <= budget:
+            return True
         c = st_next[c]
     return False
 
@@ -268,7 +301,7 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
             S[w] = st_S[sid, w]
         if ekey[_twin_slot(ekey, D, S, st_D, st_S)] != sid:
             continue  # a cheaper twin was queued after it
-        if _dominated(D, S, g, hkey, hhead, st_S, st_g, st_next):
+        if _dominated(D, S, g, per_segment, WX, size, cost, hkey, hhead, st_S, st_g, st_next):
             continue
         ctr[POPS] += 1
         if per_segment:
@@ -359,6 +392,8 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
         st_next[sid] = hhead[h]
         hhead[h] = sid
         for c in range(nch):
+            if _dominated(ch_D[c], ch_S[c], ch_g[c], per_segment, WX, size, cost, hkey, hhead, st_S, st_g, st_next):
+                continue
             e = _twin_slot(ekey, ch_D[c], ch_S[c], st_D, st_S)
             if ekey[e] != -1 and st_g[ekey[e]] <= ch_g[c]:
                 continue  # a stored state, or a sibling just stored, is the same for no more
