@@ -306,13 +306,15 @@ def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_
     io_ptr, io_idx = _rows_csr(inc.operand)
     W = (nt + 63) // 64 * (2 if per_segment else 1)  # off-chip words (then written-back words)
     cap = max(16, min(1 << 16, int(max_states)))
-    # per state: down-set, spilled live tensors, cost, parent, operator run last, next of its down-set
+    # per state: down-set, spilled live tensors, cost, parent, operator run last
     st = [np.zeros(cap, np.int64), np.zeros((cap, W), np.uint64), np.zeros(cap, np.int64),
-          np.full(cap, -1, np.int64), np.full(cap, -1, np.int64), np.full(cap, -1, np.int64)]
+          np.full(cap, -1, np.int64), np.full(cap, -1, np.int64)]
     hg, hid = np.zeros(cap, np.int64), np.zeros(cap, np.int64)
     hid[0] = 0
-    hkey, hhead = np.full(1 << 12, -1, np.int64), np.full(1 << 12, -1, np.int64)
-    ctr = np.zeros(6, np.int64)
+    # expanded states: a table of down-sets, each with its block of (cost, sets) in the pool
+    hkey, hblock = np.full(1 << 12, -1, np.int64), np.zeros((1 << 12, 3), np.int64)
+    cl_g, cl_S = np.zeros(cap, np.int64), np.zeros((cap, W), np.uint64)
+    ctr = np.zeros(8, np.int64)
     ctr[K.N_STATES], ctr[K.HEAP_SIZE] = 1, 1
     ekey = np.full(1 << (2 * cap - 1).bit_length(), -1, np.int64)  # a power of two, at least 2 * cap
     ekey[K._twin_slot(ekey, 0, st[1][0], st[0], st[1])] = 0  # state 0: nothing run, nothing spilled
@@ -322,7 +324,7 @@ def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_
             break
         # 2000 states a chunk: ~0.1 s between clock checks on the 50-operator graphs
         code = K.search_chunk(before, created, readers, inc.size, spill_costs(graph), io_ptr, io_idx, int(capacity),
-                              upper, 2000, per_segment, *st, hg, hid, hkey, hhead, ekey, ctr)
+                              upper, 2000, per_segment, *st, hg, hid, hkey, hblock, cl_g, cl_S, ekey, ctr)
         if code == K.FINISHED:
             parent, last_op = st[3], st[4]
             order, s = [], int(ctr[K.GOAL])
@@ -340,10 +342,12 @@ def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_
                     break  # the state cap
                 st = [np.concatenate([a, np.full_like(a, -1 if i >= 3 else 0)]) for i, a in enumerate(st)]
             while 2 * (ctr[K.N_KEYS] + room) > len(hkey):
-                hkey, hhead = K.rehash(hkey, hhead, 2 * len(hkey))
+                hkey, hblock = K.rehash(hkey, hblock, 2 * len(hkey))
             if 2 * (ctr[K.N_STATES] + room) > len(ekey):
                 ekey = K.rehash_twins(ekey, 2 * len(ekey), st[0], st[1])
             if len(hg) - ctr[K.HEAP_SIZE] < room:
                 hg, hid = np.concatenate([hg, np.zeros_like(hg)]), np.concatenate([hid, np.zeros_like(hid)])
+            while len(cl_g) - ctr[K.POOL_USED] < max(4096, int(ctr[K.POOL_NEED])):
+                cl_g, cl_S = np.concatenate([cl_g, np.zeros_like(cl_g)]), np.concatenate([cl_S, np.zeros_like(cl_S)])
     return SpillSearchResult(min(upper, int(hg[0])), None, False, int(ctr[K.POPS]), time.perf_counter() - t0)
 

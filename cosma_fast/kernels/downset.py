@@ -55,7 +55,9 @@ MAX_OPS = 62
 #: return codes of :func:`search_chunk`
 RUNNING, FINISHED, GROW, EXHAUSTED = 0, 1, 2, 3
 # counters in ``ctr``
-N_STATES, HEAP_SIZE, POPS, GOAL, N_KEYS, NEED = 0, 1, 2, 3, 4, 5
+N_STATES, HEAP_SIZE, POPS, GOAL, N_KEYS, NEED, POOL_USED, POOL_NEED = 0, 1, 2, 3, 4, 5, 6, 7
+# columns of ``hblock``: where a down-set's expanded states start in the pool, how many, room
+START, COUNT, ROOM = 0, 1, 2
 
 
 @njit(cache=True)
@@ -111,6 +113,19 @@ def _slot(hkey, D):
     return h
 
 
+# the bit index of a lowest set bit, by de Bruijn multiplication (Leiserson, Prokop & Randall 1998)
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN_INDEX = np.zeros(64, np.int64)
+for _i in range(64):
+    _DEBRUIJN_INDEX[((_DEBRUIJN << np.uint64(_i)) & np.uint64(0xFFFFFFFFFFFFFFFF)) >> np.uint64(58)] = _i
+
+
+@njit(cache=True)
+def _low_bit(x):
+    """The index of the lowest set bit of the nonzero word ``x``."""
+    return _DEBRUIJN_INDEX[((x & (~x + np.uint64(1))) * _DEBRUIJN) >> np.uint64(58)]
+
+
 @njit(cache=True)
 def _catch_up_cost(A, S, budget, per_segment, WX, size, cost):
     """What the state with words ``A`` pays to hold at least the words ``S`` by spilling now
@@ -121,45 +136,79 @@ def _catch_up_cost(A, S, budget, per_segment, WX, size, cost):
     extra = 0
     for w in range(WX):
         missing = S[w] & ~A[w]
-        t = w * 64
         while missing != np.uint64(0):
-            if missing & np.uint64(1):
-                if per_segment and (A[WX + w] >> np.uint64(t & 63)) & np.uint64(1):
-                    extra += size[t]
-                else:
-                    extra += cost[t]
-                if extra > budget:
-                    return extra
-            missing >>= np.uint64(1)
-            t += 1
+            b = _low_bit(missing)
+            missing &= missing - np.uint64(1)
+            t = w * 64 + b
+            if per_segment and (A[WX + w] >> np.uint64(b)) & np.uint64(1):
+                extra += size[t]
+            else:
+                extra += cost[t]
+            if extra > budget:
+                return extra
     if per_segment:
         for w in range(WX):
             missing = S[WX + w] & ~A[WX + w] & ~S[w]
-            t = w * 64
             while missing != np.uint64(0):
-                if missing & np.uint64(1):
-                    extra += cost[t] - size[t]
-                    if extra > budget:
-                        return extra
-                missing >>= np.uint64(1)
-                t += 1
+                t = w * 64 + _low_bit(missing)
+                missing &= missing - np.uint64(1)
+                extra += cost[t] - size[t]
+                if extra > budget:
+                    return extra
     return extra
 
 
 @njit(cache=True)
-def _dominated(D, S, g, per_segment, WX, size, cost, hkey, hhead, st_S, st_g, st_next):
+def _dominated(D, S, g, per_segment, WX, size, cost, hkey, hblock, cl_g, cl_S):
     """Whether a state already expanded at ``D``, spilling now what it keeps and ``S`` does
-    not (:func:`_catch_up_cost`), reaches supersets of ``S`` at no more cost than ``g``."""
+    not (:func:`_catch_up_cost`), reaches supersets of ``S`` at no more cost than ``g``.
+    The expanded states of one down-set lie side by side in the pool ``(cl_g, cl_S)``, so
+    the scan reads memory in order."""
     h = _slot(hkey, D)
     if hkey[h] == -1:
         return False
-    c = hhead[h]
-    while c != -1:
-        budget = g - st_g[c]
-        if budget >= 0 and _catch_up_cost(st_S[c], S, budget, per_segment, WX, size, cost) <= budget:
+    start = hblock[h, START]
+    for c in range(start, start + hblock[h, COUNT]):
+        budget = g - cl_g[c]
+        if budget >= 0 and _catch_up_cost(cl_S[c], S, budget, per_segment, WX, size, cost) <= budget:
             return True
-        c = st_next[c]
     return False
+
+
+@njit(cache=True)
+def _pool_need(hkey, hblock, D):
+    """Pool rows that closing a state at ``D`` takes: a first block of 4, or, when the
+    down-set's block is full, a new one twice as large (the old one is left behind)."""
+    h = _slot(hkey, D)
+    if hkey[h] == -1:
+        return 4
+    return 2 * hblock[h, ROOM] if hblock[h, COUNT] == hblock[h, ROOM] else 0
+
+
+@njit(cache=True)
+def _close(hkey, hblock, cl_g, cl_S, D, g, S, ctr):
+    """Record an expanded state at ``D`` in its down-set's block (room checked by
+    :func:`_pool_need`)."""
+    h = _slot(hkey, D)
+    if hkey[h] == -1:
+        hkey[h] = D
+        hblock[h, START] = ctr[POOL_USED]
+        hblock[h, COUNT] = 0
+        hblock[h, ROOM] = 4
+        ctr[POOL_USED] += 4
+        ctr[N_KEYS] += 1
+    elif hblock[h, COUNT] == hblock[h, ROOM]:
+        old, k = hblock[h, START], hblock[h, COUNT]
+        new = ctr[POOL_USED]
+        cl_g[new:new + k] = cl_g[old:old + k]
+        cl_S[new:new + k] = cl_S[old:old + k]
+        hblock[h, START] = new
+        hblock[h, ROOM] = 2 * k
+        ctr[POOL_USED] += 2 * k
+    c = hblock[h, START] + hblock[h, COUNT]
+    cl_g[c] = g
+    cl_S[c] = S
+    hblock[h, COUNT] += 1
 
 
 @njit(cache=True)
@@ -260,7 +309,7 @@ def _doubled(ch_D, ch_S, ch_g, ch_op):
 
 @njit(cache=True)
 def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity, upper, max_pops, per_segment,
-                 st_D, st_S, st_g, st_par, st_op, st_next, hg, hid, hkey, hhead, ekey, ctr):
+                 st_D, st_S, st_g, st_par, st_op, hg, hid, hkey, hblock, cl_g, cl_S, ekey, ctr):
     """Run the uniform-cost search for at most ``max_pops`` states.
 
     ``before[v]``: the operators that run before ``v`` in every order, ``created[t]`` the ones
@@ -301,7 +350,7 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
             S[w] = st_S[sid, w]
         if ekey[_twin_slot(ekey, D, S, st_D, st_S)] != sid:
             continue  # a cheaper twin was queued after it
-        if _dominated(D, S, g, per_segment, WX, size, cost, hkey, hhead, st_S, st_g, st_next):
+        if _dominated(D, S, g, per_segment, WX, size, cost, hkey, hblock, cl_g, cl_S):
             continue
         ctr[POPS] += 1
         if per_segment:
@@ -378,25 +427,22 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
                 ch_g[nch] = gc
                 ch_op[nch] = v
                 nch += 1
+        pool_need = _pool_need(hkey, hblock, D)
         if (ctr[N_STATES] + nch > st_D.shape[0] or ctr[HEAP_SIZE] + nch + 1 > hg.shape[0]
-                or 2 * (ctr[N_KEYS] + 1) > hkey.shape[0] or 2 * (ctr[N_STATES] + nch) > ekey.shape[0]):
+                or 2 * (ctr[N_KEYS] + 1) > hkey.shape[0] or 2 * (ctr[N_STATES] + nch) > ekey.shape[0]
+                or ctr[POOL_USED] + pool_need > cl_g.shape[0]):
             ctr[HEAP_SIZE] = _heap_push(hg, hid, ctr[HEAP_SIZE], g, sid)
             ctr[POPS] -= 1
             ctr[NEED] = nch + 1
+            ctr[POOL_NEED] = pool_need
             return GROW
-        h = _slot(hkey, D)  # close the popped state
-        if hkey[h] == -1:
-            hkey[h] = D
-            hhead[h] = -1
-            ctr[N_KEYS] += 1
-        st_next[sid] = hhead[h]
-        hhead[h] = sid
+        _close(hkey, hblock, cl_g, cl_S, D, g, S, ctr)
         for c in range(nch):
-            if _dominated(ch_D[c], ch_S[c], ch_g[c], per_segment, WX, size, cost, hkey, hhead, st_S, st_g, st_next):
-                continue
             e = _twin_slot(ekey, ch_D[c], ch_S[c], st_D, st_S)
             if ekey[e] != -1 and st_g[ekey[e]] <= ch_g[c]:
                 continue  # a stored state, or a sibling just stored, is the same for no more
+            if _dominated(ch_D[c], ch_S[c], ch_g[c], per_segment, WX, size, cost, hkey, hblock, cl_g, cl_S):
+                continue
             k = ctr[N_STATES]
             st_D[k] = ch_D[c]
             for w in range(W):
@@ -404,7 +450,6 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
             st_g[k] = ch_g[c]
             st_par[k] = sid
             st_op[k] = ch_op[c]
-            st_next[k] = -1
             ekey[e] = k
             ctr[N_STATES] = k + 1
             ctr[HEAP_SIZE] = _heap_push(hg, hid, ctr[HEAP_SIZE], ch_g[c], k)
@@ -412,16 +457,16 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
 
 
 @njit(cache=True)
-def rehash(hkey, hhead, new_size):
+def rehash(hkey, hblock, new_size):
     """The open-addressing table of expanded down-sets, in ``new_size`` slots."""
     nk = np.full(new_size, -1, np.int64)
-    nh = np.full(new_size, -1, np.int64)
+    nb = np.zeros((new_size, 3), np.int64)
     for i in range(hkey.shape[0]):
         if hkey[i] != -1:
             s = _slot(nk, hkey[i])
             nk[s] = hkey[i]
-            nh[s] = hhead[i]
-    return nk, nh
+            nb[s] = hblock[i]
+    return nk, nb
 
 
 @njit(cache=True)
@@ -440,13 +485,14 @@ def warmup() -> None:
     i64 = np.int64
     cap = 8
     st = (np.zeros(cap, i64), np.zeros((cap, 1), np.uint64), np.zeros(cap, i64), np.full(cap, -1, i64),
-          np.full(cap, -1, i64), np.full(cap, -1, i64))
-    hkey, hhead, ekey = np.full(16, -1, i64), np.full(16, -1, i64), np.full(16, -1, i64)
-    ctr = np.array([1, 1, 0, 0, 1, 0], i64)
-    hkey[_slot(hkey, 0)] = 0
+          np.full(cap, -1, i64))
+    hkey, hblock, ekey = np.full(16, -1, i64), np.zeros((16, 3), i64), np.full(16, -1, i64)
+    cl_g, cl_S = np.zeros(16, i64), np.zeros((16, 1), np.uint64)
+    ctr = np.array([1, 1, 0, 0, 0, 0, 0, 0], i64)
     ekey[_twin_slot(ekey, 0, st[1][0], st[0], st[1])] = 0
     search_chunk(np.array([0, 1], i64), np.array([1, 1, 2], i64), np.array([1, 2, 0], i64), np.array([4, 4, 4], i64),
                  np.array([4, 8, 4], i64), np.array([0, 2, 4], i64), np.array([0, 1, 1, 2], i64), 8,
-                 np.iinfo(i64).max, 10, False, *st, np.zeros(cap, i64), np.zeros(cap, i64), hkey, hhead, ekey, ctr)
-    rehash(hkey, hhead, 32)
+                 np.iinfo(i64).max, 10, False, *st, np.zeros(cap, i64), np.zeros(cap, i64), hkey, hblock, cl_g, cl_S,
+                 ekey, ctr)
+    rehash(hkey, hblock, 32)
     rehash_twins(ekey, 32, st[0], st[1])
