@@ -184,14 +184,15 @@ def _refined_plan(graph: Graph, capacity: int, order, traffic: int, mode: int, b
 
 
 def _climb(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: float, moves: int | None,
-           deadline: float | None, seed: int, alignment: int):
+           deadline: float | None, seed: int, alignment: int, target: int | None = None):
     """Local search from ``order`` (plan cost ``traffic`` with setting ``mode``, ``beta``): up to
     ``moves`` moves (None: until ``deadline``) in chunks of 50, the replacement setting
-    re-picked after every chunk. Returns ``(order, traffic, mode, beta, improving moves,
+    re-picked after every chunk, until the cost is ``target`` or less (default: the
+    compulsory traffic). Returns ``(order, traffic, mode, beta, improving moves,
     evaluations)``."""
-    compulsory = graph.compulsory()
+    target = graph.compulsory() if target is None else target
     improved = n_evals = done = 0
-    while (moves is None or done < moves) and traffic > compulsory:
+    while (moves is None or done < moves) and traffic > target:
         if deadline is not None and time.perf_counter() > deadline:
             break
         k = 50 if moves is None else min(50, moves - done)
@@ -214,9 +215,10 @@ def _climb(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: fl
 
 
 def local_search_plan(graph: Graph, capacity: int, schedule, *, time_limit: float, seed: int = 0,
-                      alignment: int = 1) -> Plan:
+                      alignment: int = 1, target: int | None = None) -> Plan:
     """The heuristic's local search (module docstring, step 3) continued from ``schedule`` for
-    ``time_limit`` seconds instead of a fixed number of moves, then its refining passes (step 4).
+    ``time_limit`` seconds instead of a fixed number of moves, or until a plan's traffic is
+    ``target`` bytes or less (a proven bound, say), then its refining passes (step 4).
 
     :func:`heuristic_plan` stops after ``max(20, min(4 n, 100000 / n))`` moves so that it
     answers in milliseconds; the exact mode has seconds to spare on graphs it cannot prove,
@@ -229,7 +231,7 @@ def local_search_plan(graph: Graph, capacity: int, schedule, *, time_limit: floa
     order = np.ascontiguousarray(schedule, dtype=np.int64)
     traffic, mode, beta = best_setting(graph, capacity, order, alignment=alignment)
     order, traffic, mode, beta, _, _ = _climb(graph, capacity, order, traffic, mode, beta, None,
-                                              t0 + 0.9 * time_limit, seed, alignment)
+                                              t0 + 0.9 * time_limit, seed, alignment, target)
     return _refined_plan(graph, capacity, order, traffic, mode, beta, alignment)[0]
 
 

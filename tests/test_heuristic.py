@@ -136,6 +136,18 @@ def test_local_search_plan_is_valid_and_no_worse_than_its_start(g, factor, rule)
     assert cf.validate(g, plan, cap).traffic <= start
 
 
+def test_local_search_stops_at_its_target():
+    from cosma_fast.heuristic import _climb
+
+    g = gen.random_layered(12, seed=3)
+    cap = m_r(g)
+    order = rule_schedule(g, 0)
+    traffic, mode, beta = min((run_pass(g, cap, order, mode=m, beta=b, emit=False)[0], m, b) for m, b in SETTINGS)
+    assert traffic > g.compulsory()  # so the search has something to do without a target
+    assert _climb(g, cap, order, traffic, mode, beta, 200, None, 0, 1)[5] > 0
+    assert _climb(g, cap, order, traffic, mode, beta, 200, None, 0, 1, target=traffic)[5] == 0
+
+
 def test_heuristic_plan_api():
     g = gen.residual(3, seed=1)
     info = {}

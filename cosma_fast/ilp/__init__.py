@@ -47,7 +47,7 @@ WINDOW_SEARCH_MIN_OPS = 40  # from this size, half of that share goes to a searc
 MODEL_MAX_OPS = 100  # from this size under a time limit the local search gets the model's time
 SPILL_SEARCH_MAX_OPS = DOWNSET_MAX_OPS  # the down-set search's bit masks hold this many operators
 SPILL_SEARCH_SHARE = 0.25  # of the order search's share, for the address-free down-set search run first
-SPILL_ORDER_PACK_TIME = 1.0  # seconds at most to cover and pack the down-set search's order at once
+SPILL_ORDER_PACK_TIME = 2.0  # seconds at most to cover and pack the down-set search's order at once
 
 
 def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=None,
@@ -401,9 +401,13 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
 
     Up to ``SPILL_SEARCH_MAX_OPS`` operators :func:`cosma_fast.bounds.address_free_optimum`
     runs first with ``SPILL_SEARCH_SHARE`` of the share: when it finishes, its value is the
-    least address-free traffic over every order, and the plan of its order's cover, when that
-    packs, is optimal with no order search (layered30 at ``M_R``: 22355 bytes proven in
-    1.5 s, where 60 s ended at 26519 over 19042 before).
+    least address-free traffic over every order, and a plan of its order's covers
+    (``SPILL_ORDER_PACK_TIME``) at that value is optimal with no order search (layered30 at
+    ``M_R``: 22355 bytes proven in 1.5 s, where 60 s ended at 26519 over 19042 before;
+    layered40 at ``M_R``: 19442 in 8 s, the zero-slack cover alone did not pack). From
+    ``WINDOW_SEARCH_MIN_OPS`` operators, when that fails, the local search below runs before
+    the order search and stops once it meets the value (layered40 at ``M_H``: 4564 bytes
+    proven in 10 s instead of 34 s).
 
     The search gets ``ORDER_SEARCH_SHARE`` of the time left (``ORDER_SEARCH_NODES`` bounds without a time
     limit). From ``WINDOW_SEARCH_MIN_OPS`` operators, where proofs are rare, it gets half of
@@ -434,7 +438,7 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
                            "time": time.perf_counter() - opts.start_time})
     share = None if rem is None else ORDER_SEARCH_SHARE * rem
     windows = g.n_ops >= WINDOW_SEARCH_MIN_OPS
-    spill = None
+    spill = early = None
     if g.n_ops <= SPILL_SEARCH_MAX_OPS:
         spill = _downset_search(g, capacity, start_cost - compulsory, info,
                                 None if share is None else SPILL_SEARCH_SHARE * share, address_free=True)
@@ -442,18 +446,23 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
         if start_cost - compulsory <= other:
             return start_plan, start_cost, other
         if spill.schedule is not None:
-            # its order costs ``other`` without addresses: when that cover packs, it is optimal
-            # (one packing only here, the cheaper covers after the order search: a new start
-            # would change the search's path)
+            # its order costs ``other`` without addresses: when a cover of that cost packs, it is
+            # optimal (its covers only here, its fixed-schedule model after the order search: a
+            # new start would change the search's path)
             left = opts.remaining()
             pack_time = SPILL_ORDER_PACK_TIME if left is None else min(SPILL_ORDER_PACK_TIME, 0.1 * left)
-            plan = order_plan(g, capacity, spill.schedule, alignment=opts.alignment, attempts=1, threads=opts.threads,
+            plan = order_plan(g, capacity, spill.schedule, alignment=opts.alignment, threads=opts.threads,
                               time_limit=pack_time)
             plan, cost = _cheapest_valid(g, capacity, opts, [] if plan is None else [plan])
             if plan is not None and cost - compulsory <= other:
                 return plan, cost, other
         if share is not None:
             share = ORDER_SEARCH_SHARE * opts.remaining()
+            if spill.exact and windows:  # the bound is known: the local search stops once it meets it
+                early = _local_search(g, capacity, opts, start_plan, start_cost, share / 4, other + compulsory)
+                if early[1] - compulsory <= other:
+                    return early[0], early[1], other
+                share = ORDER_SEARCH_SHARE * opts.remaining()
     res = order_search(g, capacity, start_schedule=start_plan.schedule, upper=start_cost - compulsory,
                        time_limit=None if share is None else share / 2 if windows else share,
                        max_nodes=ORDER_SEARCH_NODES if rem is None else None, mip_gap=opts.mip_gap,
@@ -462,12 +471,11 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
                 order_proven=res.proven, order_time=res.time)
     order, value = res.schedule, res.value
     searching = windows and not res.proven and value is not None
-    if searching and rem is not None:
-        from ..heuristic import local_search_plan
-
-        plan = local_search_plan(g, capacity, start_plan.schedule, seed=opts.seed, time_limit=share / 4,
-                                 alignment=opts.alignment)
-        start_plan, start_cost = _cheapest_valid(g, capacity, opts, [start_plan, plan])
+    if early is not None:
+        start_plan, start_cost = early
+        info["local_search_non_compulsory"] = start_cost - compulsory
+    elif searching and rem is not None:
+        start_plan, start_cost = _local_search(g, capacity, opts, start_plan, start_cost, share / 4)
         info["local_search_non_compulsory"] = start_cost - compulsory
     if searching:
         left = None if rem is None else share - (time.perf_counter() - t0)
@@ -482,6 +490,18 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     if spill is not None:  # after the order search, whose own orders pack more often
         start_plan, start_cost = _realise_spill_order(g, capacity, opts, spill, start_plan, start_cost, other)
     return start_plan, start_cost, other
+
+
+def _local_search(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int,
+                  time_limit: float, target: int | None = None) -> tuple[Plan, int]:
+    """(plan, traffic): the cheaper of the start and the heuristic's local search continued
+    from its order for ``time_limit`` seconds, or until its traffic is ``target`` or less
+    (:func:`cosma_fast.heuristic.local_search_plan`)."""
+    from ..heuristic import local_search_plan
+
+    plan = local_search_plan(g, capacity, start_plan.schedule, seed=opts.seed, time_limit=time_limit,
+                             alignment=opts.alignment, target=target)
+    return _cheapest_valid(g, capacity, opts, [start_plan, plan])
 
 
 def _downset_search(g: Graph, capacity: int, upper: int, info: dict, time_limit: float | None,
