@@ -248,7 +248,7 @@ class SpillSearchResult:
 
 
 def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, time_limit: float | None = None,
-                      max_states: int = 2_000_000) -> SpillSearchResult:
+                      max_states: int = 2_000_000, lean_states: int | None = None) -> SpillSearchResult:
     """The least spill cover (the bound of :func:`spill_cover_bound` for a fixed schedule)
     over every order of ``graph``, by a uniform-cost search over down-sets
     (:mod:`cosma_fast.kernels.downset`); a lower bound on the non-compulsory bytes of every
@@ -257,17 +257,21 @@ def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, 
 
     ``upper``: a known plan's non-compulsory bytes; states that cost that much are dropped,
     so the search ends sooner, and when none below it is left the bound is ``upper`` (the
-    plan is then optimal). On ``time_limit`` or ``max_states`` stored states (about 100 bytes
-    each, so ~200 MB at the default) the bound is the least cost still queued (valid: every
-    cheaper state was expanded). Graphs of more than
+    plan is then optimal). On ``time_limit`` or ``max_states`` stored states (about 125 bytes
+    each, so ~250 MB at the default) the bound is the least cost still queued (valid: every
+    cheaper state was expanded). Past ``lean_states`` stored states the search also stops
+    when it has expanded fewer than one state in ``LEAN_RATIO`` of those it stored: its
+    frontier then grows much faster than it closes, and it rarely finishes (randwire40 at
+    ``M_H``: 50 stored per expanded, unfinished at 8M states after 13 s; layered50 at
+    ``M_R``: 3, finished at 2.2M in 18 s). Graphs of more than
     :data:`cosma_fast.kernels.downset.MAX_OPS` operators raise :class:`ValueError`. Raises
     :class:`cosma_fast.InfeasibleError` below ``M_R``.
     """
-    return _downset_search(graph, capacity, False, upper, time_limit, max_states, "least_spill_cover")
+    return _downset_search(graph, capacity, False, upper, time_limit, max_states, lean_states, "least_spill_cover")
 
 
 def address_free_optimum(graph: Graph, capacity: int, *, upper: int | None = None, time_limit: float | None = None,
-                         max_states: int = 2_000_000) -> SpillSearchResult:
+                         max_states: int = 2_000_000, lean_states: int | None = None) -> SpillSearchResult:
     """The least address-free non-compulsory bytes over every order of ``graph``: the
     optimum of the relaxation that ignores addresses (a tensor off chip across an operator
     is loaded again before its next reader, each time; a dirty intermediate is written back
@@ -278,10 +282,14 @@ def address_free_optimum(graph: Graph, capacity: int, *, upper: int | None = Non
     attains it. Options, limits and errors as in :func:`least_spill_cover`; the states
     weigh more (two sets each) and are more numerous.
     """
-    return _downset_search(graph, capacity, True, upper, time_limit, max_states, "address_free_optimum")
+    return _downset_search(graph, capacity, True, upper, time_limit, max_states, lean_states, "address_free_optimum")
 
 
-def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_limit, max_states, name):
+LEAN_RATIO = 10  # stored states per expanded one beyond which a search past ``lean_states`` stops
+
+
+def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_limit, max_states, lean_states,
+                    name):
     """The search of :func:`least_spill_cover` (``per_segment`` False) or
     :func:`address_free_optimum`; ``name`` names the caller in errors."""
     import time
@@ -340,6 +348,8 @@ def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_
             if len(st[0]) - ctr[K.N_STATES] < room:
                 if len(st[0]) >= max_states:
                     break  # the state cap
+                if lean_states is not None and len(st[0]) >= lean_states and LEAN_RATIO * ctr[K.POPS] < ctr[K.N_STATES]:
+                    break  # a frontier that outgrows the search
                 st = [np.concatenate([a, np.full_like(a, -1 if i >= 3 else 0)]) for i, a in enumerate(st)]
             while 2 * (ctr[K.N_KEYS] + room) > len(hkey):
                 hkey, hblock = K.rehash(hkey, hblock, 2 * len(hkey))

@@ -166,6 +166,21 @@ def test_down_set_searches_under_a_time_limit_or_state_cap_are_still_bounds(sear
 
 
 @pytest.mark.parametrize("search", [least_spill_cover, address_free_optimum])
+def test_lean_states_stop_a_search_whose_frontier_outgrows_it(search):
+    # randwire30 at M_R stores more than ten states for each it expands
+    g = generators.randwire(30)
+    cap = m_r(g)
+    lean = search(g, cap, lean_states=100_000, max_states=400_000)
+    full = search(g, cap, max_states=400_000)
+    assert not lean.exact and lean.states < full.states
+    assert lean.bound <= full.bound  # the same search, stopped sooner: a bound all the same
+    # a search that finishes under ``lean_states`` is not affected
+    small = generators.randwire(20)
+    a, b = search(small, m_r(small), lean_states=100_000), search(small, m_r(small))
+    assert a.exact and (a.bound, a.states, a.schedule.tolist()) == (b.bound, b.states, b.schedule.tolist())
+
+
+@pytest.mark.parametrize("search", [least_spill_cover, address_free_optimum])
 def test_down_set_searches_name_their_size_limit(search):
     with pytest.raises(ValueError, match=f"{search.__name__} takes at most 62 operators"):
         search(generators.chain(63), 10**9)

@@ -47,6 +47,9 @@ WINDOW_SEARCH_MIN_OPS = 40  # from this size, half of that share goes to a searc
 MODEL_MAX_OPS = 100  # from this size under a time limit the local search gets the model's time
 SPILL_SEARCH_MAX_OPS = DOWNSET_MAX_OPS  # the down-set search's bit masks hold this many operators
 SPILL_SEARCH_SHARE = 0.25  # of the order search's share, for the address-free down-set search run first
+SPILL_SEARCH_SHARE_LARGE = 0.5  # the same from WINDOW_SEARCH_MIN_OPS operators, where the order search rarely proves
+DOWNSET_MAX_STATES = 8_000_000  # states the down-set searches may store (about 1 GB)
+DOWNSET_LEAN_STATES = 2_000_000  # past these, a search whose frontier outgrows it stops (bounds.LEAN_RATIO)
 SPILL_ORDER_PACK_TIME = 2.0  # seconds at most to cover and pack the down-set search's order at once
 
 
@@ -400,7 +403,11 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     """(best plan, its traffic, proven lower bound) after :func:`cosma_fast.ilp.orders.order_search`.
 
     Up to ``SPILL_SEARCH_MAX_OPS`` operators :func:`cosma_fast.bounds.address_free_optimum`
-    runs first with ``SPILL_SEARCH_SHARE`` of the share: when it finishes, its value is the
+    runs first with ``SPILL_SEARCH_SHARE`` of the share (``SPILL_SEARCH_SHARE_LARGE`` from
+    ``WINDOW_SEARCH_MIN_OPS`` operators: layered50 at ``M_R`` needs 19 s and 2.2M states,
+    and is then proven at 27200 bytes, where 60 s ended at 28274 over 18057 before), storing
+    ``DOWNSET_MAX_STATES`` states at most (``DOWNSET_LEAN_STATES`` when it stores ten states
+    or more for each it expands: randwire40 at ``M_R`` and ``M_H``): when it finishes, its value is the
     least address-free traffic over every order, and a plan of its order's covers
     (``SPILL_ORDER_PACK_TIME``) at that value is optimal with no order search (layered30 at
     ``M_R``: 22355 bytes proven in 1.5 s, where 60 s ended at 26519 over 19042 before;
@@ -440,8 +447,9 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     windows = g.n_ops >= WINDOW_SEARCH_MIN_OPS
     spill = early = None
     if g.n_ops <= SPILL_SEARCH_MAX_OPS:
+        spill_share = SPILL_SEARCH_SHARE_LARGE if windows else SPILL_SEARCH_SHARE
         spill = _downset_search(g, capacity, start_cost - compulsory, info,
-                                None if share is None else SPILL_SEARCH_SHARE * share, address_free=True)
+                                None if share is None else spill_share * share, address_free=True)
         other = max(other, spill.bound)
         if start_cost - compulsory <= other:
             return start_plan, start_cost, other
@@ -523,7 +531,8 @@ def _downset_search(g: Graph, capacity: int, upper: int, info: dict, time_limit:
     (randwire29 at ``M_R``: 44 s with the best plan as ``upper``), that much longer does not
     fit in a minute either."""
     search = address_free_optimum if address_free else least_spill_cover
-    res = search(g, capacity, upper=upper, time_limit=time_limit)
+    res = search(g, capacity, upper=upper, time_limit=time_limit, max_states=DOWNSET_MAX_STATES,
+                 lean_states=DOWNSET_LEAN_STATES)
     info.update(spill_search=search.__name__, spill_search_bound=res.bound, spill_search_exact=res.exact,
                 spill_search_states=res.states, spill_search_time=res.time)
     return res
