@@ -407,8 +407,8 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     ``WINDOW_SEARCH_MIN_OPS`` operators: layered50 at ``M_R`` needs 19 s and 2.2M states,
     and is then proven at 27200 bytes, where 60 s ended at 28274 over 18057 before), storing
     ``DOWNSET_MAX_STATES`` states at most (``DOWNSET_LEAN_STATES`` when it stores ten states
-    or more for each it expands: randwire40 at ``M_R`` and ``M_H``): when it finishes, its value is the
-    least address-free traffic over every order, and a plan of its order's covers
+    or more for each it expands: randwire40 at ``M_R`` and ``M_H``): when it finishes, its
+    value is the least address-free traffic over every order, and a plan of its order's covers
     (``SPILL_ORDER_PACK_TIME``) at that value is optimal with no order search (layered30 at
     ``M_R``: 22355 bytes proven in 1.5 s, where 60 s ended at 26519 over 19042 before;
     layered40 at ``M_R``: 19442 in 8 s, the zero-slack cover alone did not pack). From
