@@ -50,7 +50,7 @@ SPILL_SEARCH_SHARE = 0.25  # of the order search's share, for the address-free d
 SPILL_SEARCH_SHARE_LARGE = 0.5  # the same from WINDOW_SEARCH_MIN_OPS operators, where the order search rarely proves
 DOWNSET_MAX_STATES = 8_000_000  # states the down-set searches may store (about 1 GB)
 DOWNSET_LEAN_STATES = 2_000_000  # past these, a search whose frontier outgrows it stops (bounds.LEAN_RATIO)
-SPILL_ORDER_PACK_TIME = 2.0  # seconds at most to cover and pack the down-set search's order at once
+SPILL_ORDER_PACK_TIME = 8.0  # seconds at most to cover and pack the down-set search's order at once
 
 
 def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=None,
@@ -458,7 +458,7 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
             # optimal (its covers only here, its fixed-schedule model after the order search: a
             # new start would change the search's path)
             left = opts.remaining()
-            pack_time = SPILL_ORDER_PACK_TIME if left is None else min(SPILL_ORDER_PACK_TIME, 0.1 * left)
+            pack_time = SPILL_ORDER_PACK_TIME if left is None else min(SPILL_ORDER_PACK_TIME, 0.2 * left)
             plan = order_plan(g, capacity, spill.schedule, alignment=opts.alignment, threads=opts.threads,
                               time_limit=pack_time)
             plan, cost = _cheapest_valid(g, capacity, opts, [] if plan is None else [plan])
