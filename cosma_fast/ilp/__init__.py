@@ -526,11 +526,10 @@ def _downset_search(g: Graph, capacity: int, upper: int, info: dict, time_limit:
     The address-free search holds more states (two sets each, more of them): where neither
     finishes, the spill cover's bound is often the higher (layered50 at ``M_R`` in 13 s: 13180
     against 9926), so from ``WINDOW_SEARCH_MIN_OPS`` operators it runs again after the order
-    search when the address-free search did not finish. Expanding each state's children one
+    search when the address-free search did not finish (layered50 at ``M_R`` finishes now, at
+    27200, with the dominance that catches up on spills). Expanding each state's children one
     cost at a time (partial expansion) stored 1.5-2.7x fewer states but took 2.5-3x longer
-    (layered30/35 at ``M_R``, randwire34 at ``M_H``); where the state cap stops the search
-    (randwire29 at ``M_R``: 44 s with the best plan as ``upper``), that much longer does not
-    fit in a minute either."""
+    (layered30/35 at ``M_R``, randwire34 at ``M_H``, before that dominance rule)."""
     search = address_free_optimum if address_free else least_spill_cover
     res = search(g, capacity, upper=upper, time_limit=time_limit, max_states=DOWNSET_MAX_STATES,
                  lean_states=DOWNSET_LEAN_STATES)
