@@ -327,11 +327,12 @@ def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_
     ekey = np.full(1 << (2 * cap - 1).bit_length(), -1, np.int64)  # a power of two, at least 2 * cap
     ekey[K._twin_slot(ekey, 0, st[1][0], st[0], st[1])] = 0  # state 0: nothing run, nothing spilled
     deadline = None if time_limit is None else t0 + time_limit
+    costs = spill_costs(graph)
     while True:
         if deadline is not None and time.perf_counter() >= deadline:
             break
         # 2000 states a chunk: ~0.1 s between clock checks on the 50-operator graphs
-        code = K.search_chunk(before, created, readers, inc.size, spill_costs(graph), io_ptr, io_idx, int(capacity),
+        code = K.search_chunk(before, created, readers, inc.size, costs, io_ptr, io_idx, int(capacity),
                               upper, 2000, per_segment, *st, hg, hid, hkey, hblock, cl_g, cl_S, ekey, ctr)
         if code == K.FINISHED:
             parent, last_op = st[3], st[4]
