@@ -250,7 +250,7 @@ class SpillSearchResult:
 def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, time_limit: float | None = None,
                       max_states: int = 2_000_000, lean_states: int | None = None) -> SpillSearchResult:
     """The least spill cover (the bound of :func:`spill_cover_bound` for a fixed schedule)
-    over every order of ``graph``, by a uniform-cost search over down-sets
+    over every order of ``graph``, by an A* search over down-sets
     (:mod:`cosma_fast.kernels.downset`); a lower bound on the non-compulsory bytes of every
     plan within ``capacity``, and stronger than :func:`spill_cover_bound` without a
     schedule, which relaxes the order to the operators' possible live sets.
@@ -258,8 +258,9 @@ def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, 
     ``upper``: a known plan's non-compulsory bytes; states that cost that much are dropped,
     so the search ends sooner, and when none below it is left the bound is ``upper`` (the
     plan is then optimal). On ``time_limit`` or ``max_states`` stored states (about 125 bytes
-    each, so ~250 MB at the default) the bound is the least cost still queued (valid: every
-    cheaper state was expanded). Past ``lean_states`` stored states the search also stops
+    each, so ~250 MB at the default) the bound is the least estimate still queued (a state's
+    cost plus a lower bound on what it still pays; valid: the cheapest order passes through
+    a queued state, or one as good). Past ``lean_states`` stored states the search also stops
     when it has expanded fewer than one state in ``LEAN_RATIO`` of those it stored: its
     frontier then grows much faster than it closes, and it rarely finishes (randwire40 at
     ``M_H``: 50 stored per expanded, unfinished at 8M states after 13 s; layered50 at
@@ -292,26 +293,37 @@ def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_
                     name):
     """The search of :func:`least_spill_cover` (``per_segment`` False) or
     :func:`address_free_optimum`; ``name`` names the caller in errors."""
-    import time
-
     from .kernels import downset as K
 
-    t0 = time.perf_counter()
     check_capacity(graph, capacity)
-    n, nt = graph.n_ops, len(graph.tensor_size)
-    if n > K.MAX_OPS:
-        raise ValueError(f"{name} takes at most {K.MAX_OPS} operators, got {n}")
-    upper = np.iinfo(np.int64).max if upper is None else int(upper)
+    if graph.n_ops > K.MAX_OPS:
+        raise ValueError(f"{name} takes at most {K.MAX_OPS} operators, got {graph.n_ops}")
     inc = Incidence(graph)
     # operator sets as bit masks (sums of distinct bits): a tensor's readers, and the operators
     # that run before an operator in every order (a down-set holds them all or not its direct
     # predecessors)
-    bit = np.int64(1) << np.arange(n, dtype=np.int64)
+    bit = np.int64(1) << np.arange(graph.n_ops, dtype=np.int64)
     readers = (inc.read > 0) @ bit
     producer = graph.tensor_producer
     created = np.where(producer >= 0, bit[np.maximum(producer, 0)], readers)
     before = ancestors(graph) @ bit
     io_ptr, io_idx = _rows_csr(inc.operand)
+    return _search_downsets(before, created, readers, inc.size, spill_costs(graph), io_ptr, io_idx, capacity,
+                            per_segment, upper, time_limit, max_states, lean_states)
+
+
+def _search_downsets(before, created, readers, size, costs, io_ptr, io_idx, capacity, per_segment, upper, time_limit,
+                     max_states, lean_states) -> SpillSearchResult:
+    """The down-set search on its arrays (bit masks of operators: ``before[v]``, and per
+    tensor ``created`` and ``readers``; ``size``, ``costs``; each operator's operands in
+    CSR), in chunks between clock checks, growing the arrays as it goes."""
+    import time
+
+    from .kernels import downset as K
+
+    t0 = time.perf_counter()
+    nt = len(size)
+    upper = np.iinfo(np.int64).max if upper is None else int(upper)
     W = (nt + 63) // 64 * (2 if per_segment else 1)  # off-chip words (then written-back words)
     cap = max(16, min(1 << 16, int(max_states)))
     # per state: down-set, spilled live tensors, cost, parent, operator run last
@@ -327,12 +339,11 @@ def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_
     ekey = np.full(1 << (2 * cap - 1).bit_length(), -1, np.int64)  # a power of two, at least 2 * cap
     ekey[K._twin_slot(ekey, 0, st[1][0], st[0], st[1])] = 0  # state 0: nothing run, nothing spilled
     deadline = None if time_limit is None else t0 + time_limit
-    costs = spill_costs(graph)
     while True:
         if deadline is not None and time.perf_counter() >= deadline:
             break
         # 2000 states a chunk: ~0.1 s between clock checks on the 50-operator graphs
-        code = K.search_chunk(before, created, readers, inc.size, costs, io_ptr, io_idx, int(capacity),
+        code = K.search_chunk(before, created, readers, size, costs, io_ptr, io_idx, int(capacity),
                               upper, 2000, per_segment, *st, hg, hid, hkey, hblock, cl_g, cl_S, ekey, ctr)
         if code == K.FINISHED:
             parent, last_op = st[3], st[4]

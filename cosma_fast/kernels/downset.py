@@ -11,10 +11,11 @@ for a dirty intermediate, its size otherwise). Its minimum over all orders is a 
 on every plan's non-compulsory bytes.
 
 Two orders reaching the same down-set with the same spilled live tensors have the same
-future, so the search is a uniform-cost search (Dijkstra 1959) over states ``(D, S ∩ live)``
-with cost ``sum cost(S)``, as in dynamic programs over down-sets for scheduling with
-precedences (Held & Karp 1962; for memory, the exact peak-memory search of
-:mod:`cosma_fast.schedule`). Rules that keep it small, each in its own function:
+future, so the search is an A* search (Hart, Nilsson & Raphael 1968) over states
+``(D, S ∩ live)`` with cost ``sum cost(S)``, as in dynamic programs over down-sets for
+scheduling with precedences (Held & Karp 1962; for memory, the exact peak-memory search of
+:mod:`cosma_fast.schedule`), ordered by that cost plus :func:`_cost_to_come`, a lower bound on
+what is still to pay. Rules that keep it small, each in its own function:
 
 * :func:`_minimal_covers`: at a step that does not fit, ``S`` grows only by a minimal set of
   live tensors (adding more now is never cheaper than adding it at the step that needs it);
@@ -25,8 +26,14 @@ precedences (Held & Karp 1962; for memory, the exact peak-memory search of
   state's best future is no dearer;
 * :func:`_twin_slot`: equal states reached by different orders are queued once, at the
   least cost;
-* states at or above ``upper`` (a known plan's cost) are never queued: when the queue runs
-  dry the bound is ``upper`` itself.
+* states whose cost plus :func:`_cost_to_come` reaches ``upper`` (a known plan's cost) are
+  never queued: when the queue runs dry the bound is ``upper`` itself.
+
+The least estimate still queued is a lower bound at any time (some state on an optimal
+order, or one that dominates it, is queued, and its estimate is no more than the optimum).
+``cost`` may be any non-negative prices (a part of a graph priced by its share of each
+tensor, :func:`cosma_fast.bounds.chunked_spill_cover`); with ``per_segment`` a tensor's price
+is at least its size.
 
 With ``per_segment`` the search prices what the address-free problem (the relaxation of
 :mod:`cosma_fast.ilp.model`, DESIGN.md section 3) charges instead: a tensor off chip across
@@ -61,8 +68,31 @@ START, COUNT, ROOM = 0, 1, 2
 
 
 @njit(cache=True)
+def _popcount(x):
+    """The number of set bits of the non-negative ``x``."""
+    c = 0
+    while x:
+        x &= x - 1
+        c += 1
+    return c
+
+
+# a heap entry: the operators still to run above ``DEPTH_SHIFT`` bits, the state below
+DEPTH_SHIFT = 40
+ID_MASK = (np.int64(1) << DEPTH_SHIFT) - 1
+
+
+@njit(cache=True)
+def _heap_entry(n, D, sid):
+    """The heap entry of state ``sid`` at the down-set ``D`` of ``n`` operators: at equal
+    estimates the state with fewer operators left goes first (towards a goal, as A* is
+    usually tie-broken), then the older state (so the search is deterministic)."""
+    return (np.int64(n - _popcount(D)) << DEPTH_SHIFT) | sid
+
+
+@njit(cache=True)
 def _less(hg, hid, a, b):
-    """Heap order: least cost first, then the older state (so the search is deterministic)."""
+    """Heap order: least estimate first, then by the entry (:func:`_heap_entry`)."""
     return hg[a] < hg[b] or (hg[a] == hg[b] and hid[a] < hid[b])
 
 
@@ -309,9 +339,93 @@ def _doubled(ch_D, ch_S, ch_g, ch_op):
 
 
 @njit(cache=True)
+def _step_masks(before, created, readers, io_ptr, io_idx, size, WX):
+    """Per operator ``v``, as tensor bit rows: ``forced[v]``, the tensors live across ``v``
+    in every order (made by an operator that runs before ``v`` in every order, read by one
+    that runs after it in every order); ``read_after[v]``, those read after ``v`` in every
+    order; ``operands[v]``; and ``op_load[v]``, the bytes of ``v``'s operands."""
+    n = before.shape[0]
+    nt = size.shape[0]
+    after = np.zeros(n, np.int64)
+    for r in range(n):
+        for v in range(n):
+            if (before[r] >> v) & 1:
+                after[v] |= np.int64(1) << r
+    forced = np.zeros((n, WX), np.uint64)
+    read_after = np.zeros((n, WX), np.uint64)
+    operands = np.zeros((n, WX), np.uint64)
+    op_load = np.zeros(n, np.int64)
+    for v in range(n):
+        for q in range(io_ptr[v], io_ptr[v + 1]):
+            t = io_idx[q]
+            operands[v, t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+            op_load[v] += size[t]
+        for t in range(nt):
+            if readers[t] & after[v]:
+                read_after[v, t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+                if created[t] & before[v]:
+                    forced[v, t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+    return forced, read_after, operands, op_load
+
+
+@njit(cache=True)
+def _cost_to_come(D, S, per_segment, WX, created, forced, read_after, operands, op_load, by_rate, size, cost,
+                  capacity, made, live):
+    """A lower bound on what the state ``(D, S)`` still pays (the A* estimate; Hart, Nilsson
+    & Raphael 1968): the most that any one operator ``v`` not yet run forces on its own. At
+    ``v``'s step its operands and the tensors live across it in every order from here (made
+    already or by an operator before ``v``, read by one after ``v``) are resident unless
+    spilled; the state's off-chip tensors are taken as free, and the rest must cover the
+    excess over ``capacity`` at no less than the cheapest bytes' prices (a fractional
+    cover: tensors by ``by_rate``, price per byte ascending; with ``per_segment`` a tensor
+    written back already costs only its reload and goes first). ``made``/``live``: scratch."""
+    n = forced.shape[0]
+    for w in range(WX):
+        made[w] = np.uint64(0)
+    for t in range(size.shape[0]):
+        if created[t] & D:
+            made[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+    best = 0.0
+    for v in range(n):
+        if (D >> v) & 1:
+            continue
+        load = op_load[v]
+        for w in range(WX):
+            live[w] = (forced[v, w] | (made[w] & read_after[v, w])) & ~S[w] & ~operands[v, w]
+            x = live[w]
+            while x != np.uint64(0):
+                load += size[w * 64 + _low_bit(x)]
+                x &= x - np.uint64(1)
+        left = load - capacity
+        if left <= 0:
+            continue
+        h = 0.0
+        if per_segment:
+            for w in range(WX):
+                x = live[w] & S[WX + w]
+                live[w] &= ~S[WX + w]
+                while x != np.uint64(0) and left > 0:
+                    take = min(left, size[w * 64 + _low_bit(x)])
+                    h += take
+                    left -= take
+                    x &= x - np.uint64(1)
+        for t in by_rate:
+            if left <= 0:
+                break
+            if size[t] > 0 and (live[t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
+                take = min(left, size[t])
+                h += cost[t] * (take / size[t])
+                left -= take
+        best = max(best, h)
+    # whole bytes, rounded down with room for the float sums' error
+    return np.int64(np.floor(best * (1.0 - 1e-12)))
+
+
+@njit(cache=True)
 def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity, upper, max_pops, per_segment,
                  st_D, st_S, st_g, st_par, st_op, hg, hid, hkey, hblock, cl_g, cl_S, ekey, ctr):
-    """Run the uniform-cost search for at most ``max_pops`` states.
+    """Run the A* search for at most ``max_pops`` states (the heap ``(hg, hid)`` holds
+    estimates and :func:`_heap_entry` entries).
 
     ``before[v]``: the operators that run before ``v`` in every order, ``created[t]`` the ones
     whose step creates ``t`` (its producer, or for an input or weight its readers),
@@ -332,6 +446,10 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
     T = np.empty(W, np.uint64)
     keep = np.empty(W, np.uint64)
     free = np.empty(nt, np.int64)
+    forced, read_after, operands, op_load = _step_masks(before, created, readers, io_ptr, io_idx, size, WX)
+    by_rate = np.argsort(cost / np.maximum(size, 1), kind="mergesort")
+    made = np.empty(WX, np.uint64)
+    live = np.empty(WX, np.uint64)
     cover_sets = np.zeros((4096, nt), np.bool_)
     cover_cost = np.empty(4096, np.int64)
     ch_D = np.empty(1024, np.int64)
@@ -341,7 +459,9 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
     for _ in range(max_pops):
         if ctr[HEAP_SIZE] == 0:
             return EXHAUSTED
-        sid, ctr[HEAP_SIZE] = _heap_pop(hg, hid, ctr[HEAP_SIZE])
+        f = hg[0]
+        entry, ctr[HEAP_SIZE] = _heap_pop(hg, hid, ctr[HEAP_SIZE])
+        sid = entry & ID_MASK
         D = st_D[sid]
         g = st_g[sid]
         if D == full:
@@ -433,7 +553,7 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
         if (ctr[N_STATES] + nch > st_D.shape[0] or ctr[HEAP_SIZE] + nch + 1 > hg.shape[0]
                 or 2 * (ctr[N_KEYS] + 1) > hkey.shape[0] or 2 * (ctr[N_STATES] + nch) > ekey.shape[0]
                 or ctr[POOL_USED] + pool_need > cl_g.shape[0]):
-            ctr[HEAP_SIZE] = _heap_push(hg, hid, ctr[HEAP_SIZE], g, sid)
+            ctr[HEAP_SIZE] = _heap_push(hg, hid, ctr[HEAP_SIZE], f, entry)
             ctr[POPS] -= 1
             ctr[NEED] = nch + 1
             ctr[POOL_NEED] = pool_need
@@ -445,6 +565,10 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
                 continue  # a stored state, or a sibling just stored, is the same for no more
             if _dominated(ch_D[c], ch_S[c], ch_g[c], per_segment, WX, size, cost, hkey, hblock, cl_g, cl_S):
                 continue
+            fc = ch_g[c] + _cost_to_come(ch_D[c], ch_S[c], per_segment, WX, created, forced, read_after, operands,
+                                         op_load, by_rate, size, cost, capacity, made, live)
+            if fc >= upper:
+                continue
             k = ctr[N_STATES]
             st_D[k] = ch_D[c]
             for w in range(W):
@@ -454,7 +578,7 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
             st_op[k] = ch_op[c]
             ekey[e] = k
             ctr[N_STATES] = k + 1
-            ctr[HEAP_SIZE] = _heap_push(hg, hid, ctr[HEAP_SIZE], ch_g[c], k)
+            ctr[HEAP_SIZE] = _heap_push(hg, hid, ctr[HEAP_SIZE], fc, _heap_entry(n, ch_D[c], k))
     return RUNNING
 
 
