@@ -234,6 +234,20 @@ def test_from_model_max_ops_the_local_search_takes_the_models_time():
     assert "model_cols" not in r.info
 
 
+def test_beyond_the_down_set_search_the_chunked_spill_cover_bounds_the_plan():
+    from cosma_fast import generators as gen
+    from cosma_fast.bounds import chunked_spill_cover, spill_cover_bound
+    from cosma_fast.ilp import SPILL_SEARCH_MAX_OPS
+
+    g = gen.random_layered(SPILL_SEARCH_MAX_OPS + 8)
+    cap = cf.budgets(g, time_limit=2.0)["M_H"]
+    r = cf.solve(g, cap, method="ilp", time_limit=4.0)
+    cf.validate(g, r.plan, cap)
+    assert r.info["chunked_part_ops"][0] == 30
+    first = chunked_spill_cover(g, cap, part_ops=30).bound  # the first pass, finished within the time
+    assert spill_cover_bound(g, cap) < first <= r.info["chunked_bound"] <= r.lower_bound <= r.non_compulsory
+
+
 def test_a_model_too_slow_to_build_gives_the_start_plan_and_its_bound(monkeypatch):
     g = chain_with_skips(14)
     from cosma_fast import ilp
