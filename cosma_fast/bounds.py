@@ -312,15 +312,15 @@ def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_
     created = np.where(producer >= 0, bit[np.maximum(producer, 0)], readers)
     before = ancestors(graph) @ bit
     io_ptr, io_idx = _rows_csr(inc.operand)
-    return _search_downsets(before, created, readers, inc.size, spill_costs(graph), io_ptr, io_idx, capacity,
-                            per_segment, upper, time_limit, max_states, lean_states)
+    return _search_downsets(before, created, readers, inc.size, inc.size, spill_costs(graph), io_ptr, io_idx,
+                            capacity, per_segment, upper, time_limit, max_states, lean_states)
 
 
-def _search_downsets(before, created, readers, size, costs, io_ptr, io_idx, capacity, per_segment, upper, time_limit,
-                     max_states, lean_states) -> SpillSearchResult:
+def _search_downsets(before, created, readers, size, reloads, costs, io_ptr, io_idx, capacity, per_segment, upper,
+                     time_limit, max_states, lean_states) -> SpillSearchResult:
     """The down-set search on its arrays (bit masks of operators: ``before[v]``, and per
-    tensor ``created`` and ``readers``; ``size``, ``costs``; each operator's operands in
-    CSR), in chunks between clock checks, growing the arrays as it goes."""
+    tensor ``created`` and ``readers``; ``size``, ``reloads``, ``costs``; each operator's
+    operands in CSR), in chunks between clock checks, growing the arrays as it goes."""
     import time
 
     from .kernels import downset as K
@@ -347,7 +347,7 @@ def _search_downsets(before, created, readers, size, costs, io_ptr, io_idx, capa
         if deadline is not None and time.perf_counter() >= deadline:
             break
         # 2000 states a chunk: ~0.1 s between clock checks on the 50-operator graphs
-        code = K.search_chunk(before, created, readers, size, costs, io_ptr, io_idx, int(capacity),
+        code = K.search_chunk(before, created, readers, size, reloads, costs, io_ptr, io_idx, int(capacity),
                               upper, 2000, per_segment, *st, hg, hid, hkey, hblock, cl_g, cl_S, ekey, ctr)
         if code == K.FINISHED:
             parent, last_op = st[3], st[4]
@@ -379,7 +379,7 @@ def _search_downsets(before, created, readers, size, costs, io_ptr, io_idx, capa
 
 
 
-def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: int = 30,
+def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: int = 30, address_free: bool = False,
                         time_limit: float | None = None, max_states: int = 2_000_000) -> SpillSearchResult:
     """A lower bound on the non-compulsory bytes of every plan of ``graph`` within
     ``capacity``, for graphs too large for :func:`least_spill_cover`: the sum of the least
@@ -392,7 +392,16 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
     costs ``cost_t / k`` in each (prices scaled to integers by a common factor), so the
     whole graph's least spill cover, cut into the parts, pays at least the sum: this is a
     Lagrangian-style decomposition by price sharing (as for the cost splits of dual
-    decomposition, Guignard & Kim 1987). The bound is strong where few tensors cross the
+    decomposition, Guignard & Kim 1987).
+
+    With ``address_free`` the parts are priced as :func:`address_free_optimum` prices the
+    whole (a reload per segment off chip, a write-back once), each reload and write-back
+    shared the same way: a part's segment off chip between two of its own touches holds
+    whole segments of the whole graph's, one of which at least has the part's operator
+    across which the tensor is off chip, so a segment of the whole is charged by at most
+    ``k`` parts, and each part charges a write-back only where the whole makes one. Its
+    sum is then at most the whole's address-free optimum, and usually above the spill
+    covers' sum, but its parts' states are larger and more numerous. The bound is strong where few tensors cross the
     parts (layered100 at ``M_H``: 11600 bytes from runs of at most 30 operators in 0.2 s,
     where :func:`spill_cover_bound` gives 3242) and weak where many do (randwire, whose
     edges are mostly rewired at random: 0).
@@ -445,6 +454,7 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
     if int(costs.sum()) * scale >= 1 << 60:  # no room to scale: shares rounded down (still a bound)
         scale = 1
     price = costs * scale // np.maximum(k, 1)
+    reload = inc.size * scale // np.maximum(k, 1)
     total, exact, states, order = 0, True, 0, []
     for i, p in enumerate(parts):
         left = None if time_limit is None else max(0.0, t0 + time_limit - time.perf_counter()) / (len(parts) - i)
@@ -454,8 +464,8 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
         local[p] = np.arange(len(p))
         created = np.where(own[:, i], bit[np.maximum(local[np.maximum(producer, 0)], 0)], readers)
         io_ptr, io_idx = _rows_csr(inc.operand[p])
-        res = _search_downsets(anc[np.ix_(p, p)] @ bit, created, readers, inc.size, price, io_ptr, io_idx, capacity,
-                               False, None, left, max_states, None)
+        res = _search_downsets(anc[np.ix_(p, p)] @ bit, created, readers, inc.size, reload, price, io_ptr, io_idx,
+                               capacity, address_free, None, left, max_states, None)
         total += res.bound
         exact &= res.exact
         states += res.states

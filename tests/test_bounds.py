@@ -266,6 +266,10 @@ def test_chunked_spill_cover_of_any_partition_is_below_the_whole(data):
     assert one.bound == whole.bound and _is_topological(g, one.schedule)
     runs = chunked_spill_cover(g, cap, part_ops=data.draw(st.integers(1, 4)))
     assert runs.bound <= whole.bound and _is_topological(g, runs.schedule)
+    # priced as the address-free relaxation prices the whole: below its optimum
+    free = address_free_optimum(g, cap)
+    assert chunked_spill_cover(g, cap, parts, address_free=True).bound <= free.bound
+    assert chunked_spill_cover(g, cap, [np.arange(g.n_ops)], address_free=True).bound == free.bound
 
 
 def _crossing_by_definition(g, order, cut):

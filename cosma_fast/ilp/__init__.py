@@ -50,7 +50,7 @@ SPILL_SEARCH_SHARE = 0.25  # of the order search's share, for the address-free d
 SPILL_SEARCH_SHARE_LARGE = 0.5  # the same from WINDOW_SEARCH_MIN_OPS operators, where the order search rarely proves
 DOWNSET_MAX_STATES = 8_000_000  # states the down-set searches may store (about 1 GB)
 DOWNSET_LEAN_STATES = 2_000_000  # past these, a search whose frontier outgrows it stops (bounds.LEAN_RATIO)
-CHUNKED_SHARE = 0.25  # of the order search's share, for the chunked spill cover beyond SPILL_SEARCH_MAX_OPS
+CHUNKED_SHARE = 0.25  # of the order search's share, for the chunked bound beyond SPILL_SEARCH_MAX_OPS
 CHUNKED_PART_OPS = (30, 40, 50, 62)  # its passes: the parts' largest sizes
 SPILL_ORDER_PACK_TIME = 8.0  # seconds at most to cover and pack the down-set search's order at once
 
@@ -476,7 +476,7 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
                     return early[0], early[1], other
                 share = ORDER_SEARCH_SHARE * opts.remaining()
     else:
-        chunked, start_plan, start_cost = _chunked_bound(g, capacity, opts, start_plan, start_cost, info,
+        chunked, start_plan, start_cost = _chunked_bound(g, capacity, opts, start_plan, start_cost, other, info,
                                                          None if share is None else CHUNKED_SHARE * share)
         other = max(other, chunked)
         if start_cost - compulsory <= other:
@@ -549,17 +549,20 @@ def _downset_search(g: Graph, capacity: int, upper: int, info: dict, time_limit:
     return res
 
 
-def _chunked_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int, info: dict,
-                   time_limit: float | None) -> tuple[int, Plan, int]:
+def _chunked_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int, other: int,
+                   info: dict, time_limit: float | None) -> tuple[int, Plan, int]:
     """(bound, best plan, its traffic) for graphs too large for the down-set search: the best
-    :func:`cosma_fast.bounds.chunked_spill_cover`, one pass per size in ``CHUNKED_PART_OPS``
-    while ``time_limit`` lasts and until a pass does not finish (larger parts lose fewer
-    tensors at their cuts but take longer; where the cuts fall matters as much, so every
-    pass counts), each part storing ``DOWNSET_LEAN_STATES`` at most; then the heuristic's
-    plan of the best pass's order (its parts' orders in turn) when it is cheaper than the
-    start; ``info`` records it. layered100 at ``M_H``: 11600, 11320, 11637 and 13462 bytes in
-    0.2, 2.5, 1.9 and 2.3 s, where the other bounds give 3242; layered100 at ``M_R``: 46916
-    in 0.5 s and 51734 in 13 s, against 26329; randwire: 0 (most edges cross the cuts)."""
+    :func:`cosma_fast.bounds.chunked_spill_cover` with ``address_free`` (the parts' least
+    address-free traffic, shares summed), one pass per size in ``CHUNKED_PART_OPS`` while
+    ``time_limit`` lasts, until a pass does not finish or gives no more than ``other``, the
+    bound known already (larger parts lose fewer tensors at their cuts but take longer;
+    where the cuts fall matters as much, so every pass counts), each part storing
+    ``DOWNSET_LEAN_STATES`` at most; then the heuristic's plan of the best pass's order
+    (its parts' orders in turn) when it is cheaper than the start; ``info`` records it.
+    layered100 at ``M_H``: 12384, 12125, 12615 and 15094 bytes in 0.4, 4.0, 3.8 and 4.8 s
+    (the least spill covers' sums: 11600, 11320, 11637, 13462), where the other bounds give
+    3242; layered100 at ``M_R``: 57584 in 1.5 s, against 26329; randwire: 0, as most edges
+    cross the cuts, so one pass only."""
     import dataclasses
 
     from ..heuristic import solve_heuristic
@@ -570,12 +573,12 @@ def _chunked_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
         left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
         if left is not None and left <= 0:
             break
-        res = chunked_spill_cover(g, capacity, part_ops=min(part_ops, g.n_ops), time_limit=left,
-                                  max_states=DOWNSET_LEAN_STATES)
+        res = chunked_spill_cover(g, capacity, part_ops=min(part_ops, g.n_ops), address_free=True,
+                                  time_limit=left, max_states=DOWNSET_LEAN_STATES)
         sizes.append(part_ops)
         if res.bound > best:
             best, order = res.bound, res.schedule
-        if not res.exact:
+        if not res.exact or res.bound <= other:
             break
     info.update(chunked_bound=best, chunked_part_ops=sizes, chunked_time=time.perf_counter() - t0)
     if order is not None:

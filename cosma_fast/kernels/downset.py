@@ -157,7 +157,7 @@ def _low_bit(x):
 
 
 @njit(cache=True)
-def _catch_up_cost(A, S, budget, per_segment, WX, size, cost):
+def _catch_up_cost(A, S, budget, per_segment, WX, reload, cost):
     """What the state with words ``A`` pays to hold at least the words ``S`` by spilling now
     every tensor of ``S`` it keeps on chip (at its own prices: a reload, and a write-back
     unless ``A`` wrote the tensor back already), plus, with ``per_segment``, the write-back
@@ -173,7 +173,7 @@ def _catch_up_cost(A, S, budget, per_segment, WX, size, cost):
             missing &= missing - np.uint64(1)
             t = w * 64 + b
             if per_segment and (A[WX + w] >> np.uint64(b)) & np.uint64(1):
-                extra += size[t]
+                extra += reload[t]
             else:
                 extra += cost[t]
             if extra > budget:
@@ -184,14 +184,14 @@ def _catch_up_cost(A, S, budget, per_segment, WX, size, cost):
             while missing != np.uint64(0):
                 t = w * 64 + _low_bit(missing)
                 missing &= missing - np.uint64(1)
-                extra += cost[t] - size[t]
+                extra += cost[t] - reload[t]
                 if extra > budget:
                     return extra
     return extra
 
 
 @njit(cache=True)
-def _dominated(D, S, g, per_segment, WX, size, cost, hkey, hblock, cl_g, cl_S):
+def _dominated(D, S, g, per_segment, WX, reload, cost, hkey, hblock, cl_g, cl_S):
     """Whether a state already expanded at ``D``, spilling now what it keeps and ``S`` does
     not (:func:`_catch_up_cost`), reaches supersets of ``S`` at no more cost than ``g``.
     The expanded states of one down-set lie side by side in the pool ``(cl_g, cl_S)``, so
@@ -202,7 +202,7 @@ def _dominated(D, S, g, per_segment, WX, size, cost, hkey, hblock, cl_g, cl_S):
     start = hblock[h, START]
     for c in range(start, start + hblock[h, COUNT]):
         budget = g - cl_g[c]
-        if budget >= 0 and _catch_up_cost(cl_S[c], S, budget, per_segment, WX, size, cost) <= budget:
+        if budget >= 0 and _catch_up_cost(cl_S[c], S, budget, per_segment, WX, reload, cost) <= budget:
             return True
     return False
 
@@ -315,13 +315,13 @@ def _minimal_covers(items, size, cost, need, out_sets, out_cost):
 
 
 @njit(cache=True)
-def _spill_costs_now(S, WX, size, cost, out):
+def _spill_costs_now(S, WX, reload, cost, out):
     """Per tensor, what spilling it costs in the state ``S`` (off-chip words, then written-back
     words from ``WX``): one reload, and one write-back unless the tensor was written back
     already (it stays valid off chip until it dies)."""
-    for t in range(size.shape[0]):
+    for t in range(reload.shape[0]):
         stored = (S[WX + (t >> 6)] >> np.uint64(t & 63)) & np.uint64(1)
-        out[t] = size[t] if stored else cost[t]
+        out[t] = reload[t] if stored else cost[t]
 
 
 @njit(cache=True)
@@ -369,20 +369,23 @@ def _step_masks(before, created, readers, io_ptr, io_idx, size, WX):
 
 
 @njit(cache=True)
-def _cost_to_come(D, S, per_segment, WX, created, forced, read_after, operands, op_load, by_rate, size, cost,
-                  capacity, made, live):
+def _cost_to_come(D, S, per_segment, WX, created, forced, read_after, operands, op_load, by_cost_rate, size, reload,
+                  cost, capacity, made, live, back):
     """A lower bound on what the state ``(D, S)`` still pays (the A* estimate; Hart, Nilsson
     & Raphael 1968): the most that any one operator ``v`` not yet run forces on its own. At
     ``v``'s step its operands and the tensors live across it in every order from here (made
     already or by an operator before ``v``, read by one after ``v``) are resident unless
     spilled; the state's off-chip tensors are taken as free, and the rest must cover the
     excess over ``capacity`` at no less than the cheapest bytes' prices (a fractional
-    cover: tensors by ``by_rate``, price per byte ascending; with ``per_segment`` a tensor
-    written back already costs only its reload and goes first). ``made``/``live``: scratch."""
+    cover, price per byte ascending: a tensor costs ``cost``, or with ``per_segment`` only
+    its ``reload`` once written back; ``by_cost_rate`` orders the tensors by cost per byte,
+    the written-back ones are sorted on the spot, and the cover walks both at once).
+    ``made``/``live``/``back``: scratch."""
     n = forced.shape[0]
+    nt = size.shape[0]
     for w in range(WX):
         made[w] = np.uint64(0)
-    for t in range(size.shape[0]):
+    for t in range(nt):
         if created[t] & D:
             made[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
     best = 0.0
@@ -400,29 +403,47 @@ def _cost_to_come(D, S, per_segment, WX, created, forced, read_after, operands, 
         if left <= 0:
             continue
         h = 0.0
+        n_back = 0  # the live tensors written back, at their reload, by price per byte
         if per_segment:
             for w in range(WX):
                 x = live[w] & S[WX + w]
                 live[w] &= ~S[WX + w]
-                while x != np.uint64(0) and left > 0:
-                    take = min(left, size[w * 64 + _low_bit(x)])
-                    h += take
-                    left -= take
+                while x != np.uint64(0):
+                    t = w * 64 + _low_bit(x)
                     x &= x - np.uint64(1)
-        for t in by_rate:
-            if left <= 0:
+                    if size[t] == 0:
+                        continue
+                    k = n_back
+                    while k > 0 and reload[back[k - 1]] / size[back[k - 1]] > reload[t] / size[t]:
+                        back[k] = back[k - 1]
+                        k -= 1
+                    back[k] = t
+                    n_back += 1
+        i = 0
+        j = 0  # over the others, at their cost
+        while left > 0:
+            while j < nt and (size[by_cost_rate[j]] == 0 or not (live[by_cost_rate[j] >> 6]
+                                                                  >> np.uint64(by_cost_rate[j] & 63)) & np.uint64(1)):
+                j += 1
+            if i == n_back and j == nt:
                 break
-            if size[t] > 0 and (live[t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
-                take = min(left, size[t])
-                h += cost[t] * (take / size[t])
-                left -= take
+            if j == nt or (i < n_back and reload[back[i]] / size[back[i]]
+                           <= cost[by_cost_rate[j]] / size[by_cost_rate[j]]):
+                t, price = back[i], reload[back[i]]
+                i += 1
+            else:
+                t, price = by_cost_rate[j], cost[by_cost_rate[j]]
+                j += 1
+            take = min(left, size[t])
+            h += price * (take / size[t])
+            left -= take
         best = max(best, h)
     # whole bytes, rounded down with room for the float sums' error
     return np.int64(np.floor(best * (1.0 - 1e-12)))
 
 
 @njit(cache=True)
-def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity, upper, max_pops, per_segment,
+def search_chunk(before, created, readers, size, reload, cost, io_ptr, io_idx, capacity, upper, max_pops, per_segment,
                  st_D, st_S, st_g, st_par, st_op, hg, hid, hkey, hblock, cl_g, cl_S, ekey, ctr):
     """Run the A* search for at most ``max_pops`` states (the heap ``(hg, hid)`` holds
     estimates and :func:`_heap_entry` entries).
@@ -430,8 +451,11 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
     ``before[v]``: the operators that run before ``v`` in every order, ``created[t]`` the ones
     whose step creates ``t`` (its producer, or for an input or weight its readers),
     ``readers[t]``, as bit masks; ``io_ptr``/``io_idx``: each operator's operands (CSR).
-    ``per_segment``: the exact address-free cost instead of the spill cover (module
-    docstring): a state's words are its off-chip set, then its written-back set.
+    ``cost[t]``: the price of spilling ``t``; ``per_segment``: the exact address-free cost
+    instead of the spill cover (module docstring): a state's words are its off-chip set,
+    then its written-back set, and spilling a tensor written back costs ``reload[t]``
+    (its size for a whole graph; ``cost[t] > reload[t]`` for a tensor that owes a
+    write-back).
     Returns RUNNING (chunk done), FINISHED (``ctr[GOAL]`` is the state that ran every
     operator), GROW (an array or the table is too small: the popped state was put back) or
     EXHAUSTED (no state under ``upper`` is left)."""
@@ -447,7 +471,8 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
     keep = np.empty(W, np.uint64)
     free = np.empty(nt, np.int64)
     forced, read_after, operands, op_load = _step_masks(before, created, readers, io_ptr, io_idx, size, WX)
-    by_rate = np.argsort(cost / np.maximum(size, 1), kind="mergesort")
+    by_cost_rate = np.argsort(cost / np.maximum(size, 1), kind="mergesort")
+    back = np.empty(nt, np.int64)
     made = np.empty(WX, np.uint64)
     live = np.empty(WX, np.uint64)
     cover_sets = np.zeros((4096, nt), np.bool_)
@@ -471,11 +496,11 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
             S[w] = st_S[sid, w]
         if ekey[_twin_slot(ekey, D, S, st_D, st_S)] != sid:
             continue  # a cheaper twin was queued after it
-        if _dominated(D, S, g, per_segment, WX, size, cost, hkey, hblock, cl_g, cl_S):
+        if _dominated(D, S, g, per_segment, WX, reload, cost, hkey, hblock, cl_g, cl_S):
             continue
         ctr[POPS] += 1
         if per_segment:
-            _spill_costs_now(S, WX, size, cost, state_cost)
+            _spill_costs_now(S, WX, reload, cost, state_cost)
         # the children, into local buffers first so that a full array leaves nothing half done
         nch = 0
         for v in range(n):
@@ -536,7 +561,7 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
                     if cover_sets[c, j]:
                         t = free[j]
                         T[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
-                        if per_segment and cost[t] > size[t]:  # written back now, once
+                        if per_segment and cost[t] > reload[t]:  # written back now, once
                             T[WX + (t >> 6)] |= np.uint64(1) << np.uint64(t & 63)
                 for w in range(W):
                     T[w] &= keep[w]
@@ -563,10 +588,10 @@ def search_chunk(before, created, readers, size, cost, io_ptr, io_idx, capacity,
             e = _twin_slot(ekey, ch_D[c], ch_S[c], st_D, st_S)
             if ekey[e] != -1 and st_g[ekey[e]] <= ch_g[c]:
                 continue  # a stored state, or a sibling just stored, is the same for no more
-            if _dominated(ch_D[c], ch_S[c], ch_g[c], per_segment, WX, size, cost, hkey, hblock, cl_g, cl_S):
+            if _dominated(ch_D[c], ch_S[c], ch_g[c], per_segment, WX, reload, cost, hkey, hblock, cl_g, cl_S):
                 continue
             fc = ch_g[c] + _cost_to_come(ch_D[c], ch_S[c], per_segment, WX, created, forced, read_after, operands,
-                                         op_load, by_rate, size, cost, capacity, made, live)
+                                         op_load, by_cost_rate, size, reload, cost, capacity, made, live, back)
             if fc >= upper:
                 continue
             k = ctr[N_STATES]
@@ -616,9 +641,9 @@ def warmup() -> None:
     cl_g, cl_S = np.zeros(16, i64), np.zeros((16, 1), np.uint64)
     ctr = np.array([1, 1, 0, 0, 0, 0, 0, 0], i64)
     ekey[_twin_slot(ekey, 0, st[1][0], st[0], st[1])] = 0
-    search_chunk(np.array([0, 1], i64), np.array([1, 1, 2], i64), np.array([1, 2, 0], i64), np.array([4, 4, 4], i64),
-                 np.array([4, 8, 4], i64), np.array([0, 2, 4], i64), np.array([0, 1, 1, 2], i64), 8,
-                 np.iinfo(i64).max, 10, False, *st, np.zeros(cap, i64), np.zeros(cap, i64), hkey, hblock, cl_g, cl_S,
-                 ekey, ctr)
+    size = np.array([4, 4, 4], i64)
+    search_chunk(np.array([0, 1], i64), np.array([1, 1, 2], i64), np.array([1, 2, 0], i64), size, size,
+                 np.array([4, 8, 4], i64), np.array([0, 2, 4], i64), np.array([0, 1, 1, 2], i64), 8, np.iinfo(i64).max,
+                 10, False, *st, np.zeros(cap, i64), np.zeros(cap, i64), hkey, hblock, cl_g, cl_S, ekey, ctr)
     rehash(hkey, hblock, 32)
     rehash_twins(ekey, 32, st[0], st[1])
