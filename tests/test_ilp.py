@@ -244,10 +244,10 @@ def test_beyond_the_down_set_search_the_chunked_spill_cover_bounds_the_plan():
     r = cf.solve(g, cap, method="ilp", time_limit=4.0)
     cf.validate(g, r.plan, cap)
     assert r.info["chunked_part_ops"][0] == 30
-    # the first pass, finished within the time; the parts' address-free optima sum to more
-    # than their spill covers
+    # the first pass, finished within the time; the parts' address-free optima sum to at
+    # least their spill covers (here the same, 11190)
     first = chunked_spill_cover(g, cap, part_ops=30, address_free=True).bound
-    assert chunked_spill_cover(g, cap, part_ops=30).bound < first
+    assert chunked_spill_cover(g, cap, part_ops=30).bound <= first
     assert spill_cover_bound(g, cap) < first <= r.info["chunked_bound"] <= r.lower_bound <= r.non_compulsory
 
 
