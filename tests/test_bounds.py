@@ -268,7 +268,7 @@ def test_chunked_spill_cover_of_any_partition_is_below_the_whole(data):
     assert runs.bound <= whole.bound and _is_topological(g, runs.schedule)
     # priced as the address-free relaxation prices the whole: below its optimum
     free = address_free_optimum(g, cap)
-    assert chunked_spill_cover(g, cap, parts, address_free=True).bound <= free.bound
+    assert res.bound <= chunked_spill_cover(g, cap, parts, address_free=True).bound <= free.bound
     assert chunked_spill_cover(g, cap, [np.arange(g.n_ops)], address_free=True).bound == free.bound
 
 
