@@ -378,7 +378,6 @@ def _search_downsets(before, created, readers, size, reloads, costs, io_ptr, io_
     return SpillSearchResult(min(upper, int(hg[0])), None, False, int(ctr[K.POPS]), time.perf_counter() - t0)
 
 
-
 def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: int = 30, address_free: bool = False,
                         time_limit: float | None = None, max_states: int = 2_000_000) -> SpillSearchResult:
     """A lower bound on the non-compulsory bytes of every plan of ``graph`` within
@@ -400,17 +399,19 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
     whole segments of the whole graph's, one of which at least has the part's operator
     across which the tensor is off chip, so a segment of the whole is charged by at most
     ``k`` parts, and each part charges a write-back only where the whole makes one. Its
-    sum is then at most the whole's address-free optimum, and usually above the spill
-    covers' sum, but its parts' states are larger and more numerous. The bound is strong where few tensors cross the
-    parts (layered100 at ``M_H``: 11600 bytes from runs of at most 30 operators in 0.2 s,
-    where :func:`spill_cover_bound` gives 3242) and weak where many do (randwire, whose
-    edges are mostly rewired at random: 0).
+    sum is then at most the whole's address-free optimum, and at least the spill covers'
+    sum, but its parts' states are larger and more numerous.
+
+    The bound is strong where few tensors cross the parts (layered100 at ``M_H``: 11600
+    bytes from runs of at most 30 operators in 0.2 s, 12384 address-free in 0.4 s, where
+    :func:`spill_cover_bound` gives 3242) and weak where many do (randwire, whose edges
+    are mostly rewired at random: 0).
 
     ``parts``: a partition of the operators into sequences of at most
     :data:`cosma_fast.kernels.downset.MAX_OPS`; by default :func:`quiet_cuts` of the
-    graph's stored order into runs of at most ``part_ops``. ``time_limit`` is shared among the parts, a part's unused
-    time passing to the next; a part stopped by it or by ``max_states`` gives the least
-    estimate still queued (still a bound). Returns a :class:`SpillSearchResult` whose
+    graph's stored order into runs of at most ``part_ops``. ``time_limit`` is shared among
+    the parts, a part's unused time passing to the next; a part stopped by it or by
+    ``max_states`` gives the least estimate still queued (still a bound). Returns a :class:`SpillSearchResult` whose
     ``exact`` says every part finished and whose ``schedule`` is the parts' least-cover
     orders one after another (a part that did not finish keeps its given order) when that
     is a topological order, as it is for runs of one, else None; that order need not
@@ -445,7 +446,7 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
     made_in = np.where(producer >= 0, part_of[np.maximum(producer, 0)], -1)
     # where a tensor can be live across an operator of the part: made there and read there,
     # or read there twice
-    reads = np.stack([inc.read[:, p].sum(axis=1) for p in parts], axis=1) if parts else np.zeros((0, 0))
+    reads = np.stack([inc.read[:, p].sum(axis=1) for p in parts], axis=1)
     own = made_in[:, None] == np.arange(len(parts))[None, :]
     shared = np.where(own, reads >= 1, reads >= 2)
     k = shared.sum(axis=1)
@@ -453,8 +454,9 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
     scale = math.lcm(*(int(x) for x in np.unique(k[k > 0]))) if (k > 0).any() else 1
     if int(costs.sum()) * scale >= 1 << 60:  # no room to scale: shares rounded down (still a bound)
         scale = 1
-    price = costs * scale // np.maximum(k, 1)
+    # a reload's share and a write-back's, each rounded down (exact unless the scale is 1)
     reload = inc.size * scale // np.maximum(k, 1)
+    price = reload + (costs - inc.size) * scale // np.maximum(k, 1)
     total, exact, states, order = 0, True, 0, []
     for i, p in enumerate(parts):
         left = None if time_limit is None else max(0.0, t0 + time_limit - time.perf_counter()) / (len(parts) - i)
@@ -485,7 +487,9 @@ def quiet_cuts(graph: Graph, max_ops: int, order=None) -> list[np.ndarray]:
     cuts minimise the summed bytes of the tensors touched before a cut and read after it
     (a shortest path over cut positions). Tensors that cross a cut are the ones
     :func:`chunked_spill_cover` loses or shares, so its parts are then as independent as
-    runs of the order can be."""
+    runs of the order can be. Raises :class:`ValueError` when ``max_ops`` is below 1."""
+    if max_ops < 1:
+        raise ValueError(f"max_ops must be at least 1, got {max_ops}")
     n = graph.n_ops
     order = np.arange(n, dtype=np.int64) if order is None else np.asarray(order, dtype=np.int64)
     pos = np.empty(n, np.int64)

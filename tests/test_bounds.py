@@ -329,3 +329,5 @@ def test_chunked_spill_cover_rejects_parts_that_do_not_partition():
         chunked_spill_cover(g, cap, [np.arange(63), np.arange(63, 70)])
     with pytest.raises(ValueError, match="part_ops"):
         chunked_spill_cover(g, cap, part_ops=0)
+    with pytest.raises(ValueError, match="max_ops"):
+        quiet_cuts(g, 0)
