@@ -303,17 +303,25 @@ def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_
     if graph.n_ops > K.MAX_OPS:
         raise ValueError(f"{name} takes at most {K.MAX_OPS} operators, got {graph.n_ops}")
     inc = Incidence(graph)
-    # operator sets as bit masks (sums of distinct bits): a tensor's readers, and the operators
-    # that run before an operator in every order (a down-set holds them all or not its direct
-    # predecessors)
-    bit = np.int64(1) << np.arange(graph.n_ops, dtype=np.int64)
-    readers = (inc.read > 0) @ bit
-    producer = graph.tensor_producer
-    created = np.where(producer >= 0, bit[np.maximum(producer, 0)], readers)
-    before = ancestors(graph) @ bit
-    io_ptr, io_idx = _rows_csr(inc.operand)
-    return _search_downsets(before, created, readers, inc.size, inc.size, spill_costs(graph), io_ptr, io_idx,
-                            capacity, per_segment, upper, time_limit, max_states, lean_states)
+    ops = np.arange(graph.n_ops)
+    return _search_downsets(*_part_masks(inc, ancestors(graph), graph.tensor_producer, ops, graph.tensor_producer >= 0),
+                            inc.size, inc.size, spill_costs(graph), *_rows_csr(inc.operand), capacity, per_segment,
+                            upper, time_limit, max_states, lean_states)
+
+
+def _part_masks(inc: Incidence, anc: np.ndarray, producer: np.ndarray, ops: np.ndarray, made_here: np.ndarray):
+    """``(before, created, readers)`` of the operators ``ops`` (a whole graph, or a part of
+    one) as bit masks over their positions in ``ops`` (sums of distinct bits): per operator,
+    the ones of ``ops`` that run before it in every order (``anc``, :func:`ancestors`; a
+    down-set holds them all or not its direct predecessors); per tensor, the ones that read
+    it, and the ones whose step creates it: its producer where ``made_here``, else its
+    readers."""
+    bit = np.int64(1) << np.arange(len(ops), dtype=np.int64)
+    local = np.zeros(len(anc), np.int64)
+    local[ops] = np.arange(len(ops))
+    readers = (inc.read[:, ops] > 0) @ bit
+    created = np.where(made_here, bit[local[np.maximum(producer, 0)]], readers)
+    return anc[np.ix_(ops, ops)] @ bit, created, readers
 
 
 def _search_downsets(before, created, readers, size, reloads, costs, io_ptr, io_idx, capacity, per_segment, upper,
@@ -460,14 +468,8 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
     total, exact, states, order = 0, True, 0, []
     for i, p in enumerate(parts):
         left = None if time_limit is None else max(0.0, t0 + time_limit - time.perf_counter()) / (len(parts) - i)
-        bit = np.int64(1) << np.arange(len(p), dtype=np.int64)
-        readers = (inc.read[:, p] > 0) @ bit
-        local = np.full(n, -1, np.int64)
-        local[p] = np.arange(len(p))
-        created = np.where(own[:, i], bit[np.maximum(local[np.maximum(producer, 0)], 0)], readers)
-        io_ptr, io_idx = _rows_csr(inc.operand[p])
-        res = _search_downsets(anc[np.ix_(p, p)] @ bit, created, readers, inc.size, reload, price, io_ptr, io_idx,
-                               capacity, address_free, None, left, max_states, None)
+        res = _search_downsets(*_part_masks(inc, anc, producer, p, own[:, i]), inc.size, reload, price,
+                               *_rows_csr(inc.operand[p]), capacity, address_free, None, left, max_states, None)
         total += res.bound
         exact &= res.exact
         states += res.states

@@ -575,8 +575,8 @@ def _chunked_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
         left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
         if left is not None and left <= 0:
             break
-        res = chunked_spill_cover(g, capacity, part_ops=min(part_ops, g.n_ops), address_free=True,
-                                  time_limit=left, max_states=DOWNSET_LEAN_STATES)
+        res = chunked_spill_cover(g, capacity, part_ops=part_ops, address_free=True, time_limit=left,
+                                  max_states=DOWNSET_LEAN_STATES)
         sizes.append(part_ops)
         if res.bound > best:
             best, order = res.bound, res.schedule
