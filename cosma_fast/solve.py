@@ -190,7 +190,9 @@ def solve(graph: Graph, capacity, method: str = "heuristic", *, seed: int = 0,
     mip_gap : float
         Relative gap at which exact methods stop (0 = prove optimality).
     threads : int, optional
-        Solver threads (HiGHS); None lets the solver choose.
+        Solver threads: HiGHS's, and in ``method="ilp"`` the local searches run at once on
+        graphs it cannot prove; None lets each choose (HiGHS its default, one local search
+        per core).
     schedule : sequence of operator indices or names, optional
         Fix the operator order (COSMA's fixed-schedule mode).
     alignment : int

@@ -126,14 +126,30 @@ def test_generators_plan_at_m_r(name):
         assert h.non_compulsory <= cf.solve(g, cap, method=m).non_compulsory
 
 
-@given(dags(max_ops=10), st.floats(1.0, 2.0), st.integers(0, len(RULE_NAMES) - 1))
+@given(dags(max_ops=10), st.floats(1.0, 2.0), st.integers(0, len(RULE_NAMES) - 1), st.sampled_from([1, 2, None]))
 @settings(max_examples=15)
-def test_local_search_plan_is_valid_and_no_worse_than_its_start(g, factor, rule):
+def test_local_search_plan_is_valid_and_no_worse_than_its_start(g, factor, rule, threads):
     cap = int(m_r(g) * factor)
     order = rule_schedule(g, rule)
     start = min(run_pass(g, cap, order, mode=m, beta=b, emit=False)[0] for m, b in SETTINGS)
-    plan = local_search_plan(g, cap, order, time_limit=0.02)
+    plan = local_search_plan(g, cap, order, time_limit=0.02, threads=threads)
     assert cf.validate(g, plan, cap).traffic <= start
+
+
+def test_parallel_climbs_give_a_valid_plan_and_reject_zero_threads():
+    from cosma_fast.errors import OptionError
+    from cosma_fast.heuristic import climb_threads
+
+    g = gen.random_layered(30, seed=2)
+    cap = m_r(g)
+    order = rule_schedule(g, 0)
+    # two climbs in threads, the cheaper kept: valid and no dearer than the start's setting
+    both = cf.validate(g, local_search_plan(g, cap, order, time_limit=0.3, threads=2), cap).traffic
+    start = min(run_pass(g, cap, order, mode=m, beta=b, emit=False)[0] for m, b in SETTINGS)
+    assert both <= start
+    assert climb_threads(3) == 3 and climb_threads(None) >= 1
+    with pytest.raises(OptionError, match="threads must be at least 1"):
+        local_search_plan(g, cap, order, time_limit=0.01, threads=0)
 
 
 def test_local_search_stops_at_its_target():

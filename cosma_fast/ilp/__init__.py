@@ -522,7 +522,7 @@ def _local_search(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan,
     from ..heuristic import local_search_plan
 
     plan = local_search_plan(g, capacity, start_plan.schedule, seed=opts.seed, time_limit=time_limit,
-                             alignment=opts.alignment, target=target)
+                             alignment=opts.alignment, target=target, threads=opts.threads)
     return _cheapest_valid(g, capacity, opts, [start_plan, plan])
 
 
@@ -625,7 +625,7 @@ def _local_search_instead_of_model(g: Graph, capacity: int, opts: SolveOptions, 
     rem = opts.remaining()
     if rem > 0.1:
         plan = local_search_plan(g, capacity, start_plan.schedule, seed=opts.seed, time_limit=HIGHS_TIME_SHARE * rem,
-                                 alignment=opts.alignment)
+                                 alignment=opts.alignment, threads=opts.threads)
         start_plan, start_cost = _cheapest_valid(g, capacity, opts, [start_plan, plan])
     nc = start_cost - compulsory
     if nc <= other:

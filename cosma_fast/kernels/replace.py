@@ -816,7 +816,7 @@ def plan_pass_refined(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size,
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # without the GIL: independent climbs run in threads
 def local_search(order, cost, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
                  producer, cons_ptr, cons_idx, capacity, alignment, mode, beta, n_iters, seed):
     """Hill-climb over orders by moving one operator within its dependency window.
