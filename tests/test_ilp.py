@@ -249,6 +249,8 @@ def test_beyond_the_down_set_search_the_chunked_spill_cover_bounds_the_plan():
     first = chunked_spill_cover(g, cap, part_ops=30, address_free=True).bound
     assert chunked_spill_cover(g, cap, part_ops=30).bound <= first
     assert spill_cover_bound(g, cap) < first <= r.info["chunked_bound"] <= r.lower_bound <= r.non_compulsory
+    # the best pass's order, realised by the heuristic and by its covers, is a candidate start
+    assert r.non_compulsory <= r.info["chunked_order_plan"]
 
 
 def test_a_model_too_slow_to_build_gives_the_start_plan_and_its_bound(monkeypatch):
