@@ -25,6 +25,7 @@ The problem and the cost are those of COSMA (Li, Gupta, Malik, arXiv 2311.18246)
 from __future__ import annotations
 
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -186,16 +187,17 @@ def _refined_plan(graph: Graph, capacity: int, order, traffic: int, mode: int, b
 
 
 def _climb(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: float, moves: int | None,
-           deadline: float | None, seed: int, alignment: int, target: int | None = None):
+           deadline: float | None, seed: int, alignment: int, target: int | None = None, stop=None):
     """Local search from ``order`` (plan cost ``traffic`` with setting ``mode``, ``beta``): up to
     ``moves`` moves (None: until ``deadline``) in chunks of 50, the replacement setting
     re-picked after every chunk, until the cost is ``target`` or less (default: the
-    compulsory traffic). Returns ``(order, traffic, mode, beta, improving moves,
+    compulsory traffic), or until ``stop`` (a :class:`threading.Event`) is set; sets it
+    when it meets the target. Returns ``(order, traffic, mode, beta, improving moves,
     evaluations)``."""
     target = graph.compulsory() if target is None else target
     improved = n_evals = done = 0
     while (moves is None or done < moves) and traffic > target:
-        if deadline is not None and time.perf_counter() > deadline:
+        if (deadline is not None and time.perf_counter() > deadline) or (stop is not None and stop.is_set()):
             break
         k = 50 if moves is None else min(50, moves - done)
         order, traffic, acc = local_search(
@@ -213,6 +215,8 @@ def _climb(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: fl
             n_evals += 1
             if t2 < traffic:
                 traffic, mode, beta = t2, m2, b2
+    if stop is not None and traffic <= target:
+        stop.set()  # the other climbs can stop: this one met the target
     return order, int(traffic), mode, beta, improved, n_evals + done
 
 
@@ -229,17 +233,20 @@ def local_search_plan(graph: Graph, capacity: int, schedule, *, time_limit: floa
     end 10-25% apart (layered100 at ``M_H``, 10 s each: 21994 to 26201 bytes), so ``threads``
     independent climbs (seeds ``seed``, ``seed + 7919``, ...) run at once, one per thread (None:
     one per available core, at most ``MAX_CLIMBS``), and the cheapest is kept, the lower
-    seed on ties. Returns a plan at least as cheap as the best setting's on ``schedule``;
-    depends on the machine's speed, as every time limit does.
+    seed on ties; once one meets ``target`` the others stop. Returns a plan at least as
+    cheap as the best setting's on ``schedule``; depends on the machine's speed, as every
+    time limit does.
     """
     t0 = time.perf_counter()
     capacity = int(capacity)
     order = np.ascontiguousarray(schedule, dtype=np.int64)
     traffic, mode, beta = best_setting(graph, capacity, order, alignment=alignment)
     deadline = t0 + 0.9 * time_limit
+    met = threading.Event()
 
     def climb(k):
-        return _climb(graph, capacity, order, traffic, mode, beta, None, deadline, seed + 7919 * k, alignment, target)
+        return _climb(graph, capacity, order, traffic, mode, beta, None, deadline, seed + 7919 * k, alignment, target,
+                      met)
 
     n = climb_threads(threads)
     if n == 1:

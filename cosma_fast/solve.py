@@ -238,6 +238,8 @@ def solve(graph: Graph, capacity, method: str = "heuristic", *, seed: int = 0,
         raise OptionError(f"time_limit must be positive seconds or None, got {time_limit!r}")
     if not 0 <= mip_gap < 1:
         raise OptionError(f"mip_gap must be in [0, 1), got {mip_gap!r}")
+    if threads is not None and not (isinstance(threads, (int, np.integer)) and threads >= 1):
+        raise OptionError(f"threads must be a positive integer or None (each solver's default), got {threads!r}")
     check_capacity(g, cap, alignment)
     sched = None
     if schedule is not None:

@@ -150,6 +150,9 @@ def test_parallel_climbs_give_a_valid_plan_and_reject_zero_threads():
     assert climb_threads(3) == 3 and climb_threads(None) >= 1
     with pytest.raises(OptionError, match="threads must be at least 1"):
         local_search_plan(g, cap, order, time_limit=0.01, threads=0)
+    for bad in (0, -1, 1.5):  # the facade names the option before any solver runs
+        with pytest.raises(OptionError, match="threads must be a positive integer or None"):
+            cf.solve(g, cap, method="ilp", threads=bad)
 
 
 def test_local_search_stops_at_its_target():
@@ -162,6 +165,16 @@ def test_local_search_stops_at_its_target():
     assert traffic > g.compulsory()  # so the search has something to do without a target
     assert _climb(g, cap, order, traffic, mode, beta, 200, None, 0, 1)[5] > 0
     assert _climb(g, cap, order, traffic, mode, beta, 200, None, 0, 1, target=traffic)[5] == 0
+    # parallel climbs share an event: a climb that meets the target sets it, and a climb
+    # that finds it set stops before its first move
+    import threading
+    met = threading.Event()
+    _climb(g, cap, order, traffic, mode, beta, 200, None, 0, 1, target=traffic, stop=met)
+    assert met.is_set()
+    assert _climb(g, cap, order, traffic, mode, beta, 200, None, 0, 1, stop=met)[5] == 0
+    unmet = threading.Event()
+    assert _climb(g, cap, order, traffic, mode, beta, 200, None, 0, 1, target=-1, stop=unmet)[5] > 0
+    assert not unmet.is_set()
 
 
 def test_heuristic_plan_api():
