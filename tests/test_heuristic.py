@@ -177,6 +177,16 @@ def test_local_search_stops_at_its_target():
     assert not unmet.is_set()
 
 
+def test_restarts_in_threads_give_the_plan_of_restarts_one_after_another():
+    from cosma_fast.heuristic import PARALLEL_RESTARTS_MIN_OPS
+
+    g = gen.randwire(PARALLEL_RESTARTS_MIN_OPS + 5, seed=1)
+    cap = m_r(g)
+    one = heuristic_plan(g, cap, seed=3, threads=1)
+    assert heuristic_plan(g, cap, seed=3, threads=2) == one
+    assert cf.solve(g, cap, method="heuristic", seed=3, threads=3).plan == one
+
+
 def test_heuristic_plan_api():
     g = gen.residual(3, seed=1)
     info = {}

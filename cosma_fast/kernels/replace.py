@@ -781,7 +781,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
     return (0, traffic, n_moved, ev_ptr, ev_kind[:ne], ev_t[:ne], ev_a[:ne])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # called from threads too (the climbs' setting re-picks)
 def plan_pass_refined(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, is_out,
                       cons_ptr, cons_idx, capacity, alignment, mode, beta, emit, rounds):
     """:func:`plan_pass` repeated up to ``rounds`` times, each later round placing the operands
