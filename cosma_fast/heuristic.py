@@ -11,7 +11,8 @@
    result is never worse than the baselines of :mod:`cosma_fast.baselines`);
 3. a local search over the order of the best candidate (single operator moves
    that keep dependencies; on graphs of at most 200 operators also restarted
-   from the second and third best orders), re-picking the replacement setting
+   from the second and third best orders, the restarts in threads from
+   ``PARALLEL_RESTARTS_MIN_OPS`` operators), re-picking the replacement setting
    on the current order after every chunk of moves; deterministic for a seed;
    ``time_limit`` cuts it short;
 4. on the final order, the size-aware settings again with up to ``REFINE_ROUNDS``
