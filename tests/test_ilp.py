@@ -253,6 +253,28 @@ def test_beyond_the_down_set_search_the_chunked_spill_cover_bounds_the_plan():
     assert r.non_compulsory <= r.info["chunked_order_plan"]
 
 
+def test_phase_one_runs_only_when_the_heuristic_start_is_not_proven_at_once(monkeypatch):
+    from cosma_fast import generators as gen
+    from cosma_fast import ilp
+
+    calls = []
+    real = ilp._phase_one
+    monkeypatch.setattr(ilp, "_phase_one", lambda *a, **k: calls.append(a[0].n_ops) or real(*a, **k))
+    # randwire8 at M_H: the heuristic's plan is optimal, the down-set search proves it first
+    g = gen.randwire(8)
+    cap = cf.budgets(g, time_limit=2.0)["M_H"]
+    r = cf.solve(g, cap, method="ilp")
+    assert r.status == "optimal" and r.info["ilp_status"] == "skipped: the down-set search proved the bound"
+    assert r.non_compulsory == cf.solve(g, cap, method="heuristic").non_compulsory
+    assert calls == []
+    # randwire10 at M_R: the heuristic's plan is dearer than the optimum, so phase one runs
+    g = gen.randwire(10)
+    cap = cf.budgets(g, time_limit=2.0)["M_R"]
+    r = cf.solve(g, cap, method="ilp")
+    assert r.status == "optimal" and r.non_compulsory < cf.solve(g, cap, method="heuristic").non_compulsory
+    assert calls == [g.n_ops]
+
+
 def test_a_model_too_slow_to_build_gives_the_start_plan_and_its_bound(monkeypatch):
     g = chain_with_skips(14)
     from cosma_fast import ilp

@@ -55,6 +55,8 @@ DOWNSET_LEAN_STATES = 2_000_000  # past these, a search whose frontier outgrows 
 CHUNKED_SHARE = 0.4
 CHUNKED_PART_OPS = (30, 40, 50, 62)  # its passes: the parts' largest sizes
 LAST_SEARCH_SEED = 104729  # added to the seed of the local search given the model's time
+EARLY_DOWNSET_MAX_OPS = 24  # up to this size the down-set search may prove the heuristic's start before phase one
+EARLY_DOWNSET_TIME = 0.2  # seconds at most for that early search
 CHUNKED_COVER_TIME = 4.0  # seconds at most to cover and pack the chunked bound's order
 SPILL_ORDER_PACK_TIME = 8.0  # seconds at most to cover and pack the down-set search's order at once
 
@@ -145,9 +147,11 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
             "threads_honoured": threads_kept}
 
 
-def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan | None, int | None]:
+def _start_plan(graph: Graph, capacity: int, opts: SolveOptions,
+                phase_one: bool = True) -> tuple[Plan | None, int | None]:
     """(plan, traffic): the heuristic's plan when that module is available and valid, else
-    the trivial plan, improved by :func:`_phase_one` on a free schedule."""
+    the trivial plan, improved by :func:`_phase_one` on a free schedule (unless not
+    ``phase_one``)."""
     candidates = list(opts.extra.get("_start_plans", []))
     if opts.extra.get("_no_heuristic"):
         candidates.append(trivial_plan(graph, opts.schedule))
@@ -166,10 +170,37 @@ def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan |
         pass
     candidates.append(trivial_plan(graph, opts.schedule))
     best, cost = _cheapest_valid(graph, capacity, opts, candidates)
-    if (opts.schedule is None and best is not None and not opts.extra.get("_no_phase1")
-            and cost > graph.compulsory()):  # (nothing to gain from a perfect start)
+    if phase_one and _phase_one_applies(graph, opts, best, cost):
         return _phase_one(graph, capacity, opts, best, cost)
     return best, cost
+
+
+def _phase_one_applies(graph: Graph, opts: SolveOptions, start: Plan | None, cost: int | None) -> bool:
+    """Whether :func:`_phase_one` may improve ``start``: a free schedule, and extra bytes to
+    save."""
+    return (opts.schedule is None and start is not None and not opts.extra.get("_no_phase1")
+            and cost > graph.compulsory())
+
+
+def _start_and_bound(graph: Graph, capacity: int, opts: SolveOptions, quick=None):
+    """``(start plan, its traffic, proven bound, output or None)`` for both formulations: the
+    start of :func:`_start_plan`, the bound of :func:`_other_bounds`, and the start as an
+    optimal output when it meets that bound (:func:`_skip_when_start_meets_bound`). The
+    heuristic's plan is checked before :func:`_phase_one` improves it, so a start that is
+    already proven skips phase one, which costs a few milliseconds of segment covers per
+    order on the smallest graphs. ``quick(plan, traffic, bound)``: a formulation's own cheap
+    proof, tried before phase one too, returning an output or None."""
+    plan, cost = _start_plan(graph, capacity, opts, phase_one=False)
+    if plan is None:
+        return None, None, 0, None
+    other, done = _skip_when_start_meets_bound(graph, capacity, opts, plan, cost)
+    if done is None and quick is not None:
+        done = quick(plan, cost, other)
+    if done is not None or not _phase_one_applies(graph, opts, plan, cost):
+        return plan, cost, other, done
+    plan, cost = _phase_one(graph, capacity, opts, plan, cost)
+    other, done = _skip_when_start_meets_bound(graph, capacity, opts, plan, cost, other=other)
+    return plan, cost, other, done
 
 
 def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, start_cost: int) -> tuple[Plan, int]:
@@ -297,14 +328,15 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         raise OptionError(f"unknown ILP formulation {opts.formulation!r}; use 'decomposed' or 'cosma'")
     g = graph
     compulsory = g.compulsory()
-    start_plan, start_cost = _start_plan(g, capacity, opts)
+    info = {"start_accepted": False, "rounds": 0, "packed": False}
+    start_plan, start_cost, other, done = _start_and_bound(g, capacity, opts, _early_downset_proof(g, capacity, opts,
+                                                                                                 info))
     if start_plan is None:
         raise SolverError("no valid starting plan for the ILP (even the trivial plan failed); "
                           "this is a bug in cosma_fast, please report it with the graph")
-    other, skipped = _skip_when_start_meets_bound(g, capacity, opts, start_plan, start_cost)
-    if skipped is not None:
-        return skipped
-    info = {"start_accepted": False, "start_non_compulsory": start_cost - compulsory, "rounds": 0, "packed": False}
+    if done is not None:
+        return done
+    info["start_non_compulsory"] = start_cost - compulsory
     if opts.schedule is None and opts.extra.get("order_search", True):
         start_plan, start_cost, other = _search_orders(g, capacity, opts, start_plan, start_cost, other, info)
         nc = start_cost - compulsory
@@ -711,19 +743,39 @@ def _feasible(g: Graph, plan: Plan, cost: int, lower: int, info: dict, reason: s
 
 
 def _skip_when_start_meets_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan,
-                                 start_cost: int) -> tuple[int, MethodOutput | None]:
+                                 start_cost: int, other: int | None = None) -> tuple[int, MethodOutput | None]:
     """(proven bound of :func:`_other_bounds`, the start as an optimal output when its extra
     bytes already meet that bound, else None): nothing is left to search then, whatever the
-    formulation. Opt out with ``skip_when_bound_met=False``."""
+    formulation. Opt out with ``skip_when_bound_met=False``. ``other``: that bound when
+    known already."""
     nc = start_cost - g.compulsory()
-    # a start without non-compulsory bytes meets the bound 0: no other bound is needed
-    other = 0 if nc <= 0 else _other_bounds(g, capacity, opts)
+    if other is None:  # a start without non-compulsory bytes meets the bound 0: no other bound is needed
+        other = 0 if nc <= 0 else _other_bounds(g, capacity, opts)
     if nc > other or not opts.extra.get("skip_when_bound_met", True):
         return other, None
     info = {"start_accepted": False, "start_non_compulsory": nc, "rounds": 0, "packed": True,
             "other_lower_bound": other, "ilp_status": "skipped: start meets the lower bound",
             "formulation": opts.formulation}
     return other, MethodOutput(plan=start_plan, lower_bound=int(nc), status="optimal", message="", info=info)
+
+
+def _early_downset_proof(g: Graph, capacity: int, opts: SolveOptions, info: dict):
+    """The decomposed formulation's ``quick`` proof for :func:`_start_and_bound`: up to
+    ``EARLY_DOWNSET_MAX_OPS`` operators on a free schedule, the address-free down-set search
+    (:func:`_downset_search`, ``EARLY_DOWNSET_TIME`` seconds at most), which settles such
+    graphs in milliseconds; the start as an optimal output when the search proves it."""
+    def quick(plan: Plan, cost: int, other: int) -> MethodOutput | None:
+        if g.n_ops > EARLY_DOWNSET_MAX_OPS or opts.schedule is not None or not opts.extra.get("order_search", True):
+            return None
+        nc = cost - g.compulsory()
+        rem = opts.remaining()
+        res = _downset_search(g, capacity, nc, info, EARLY_DOWNSET_TIME if rem is None
+                              else min(EARLY_DOWNSET_TIME, 0.1 * rem), address_free=True)
+        if not (res.exact and res.bound >= nc):
+            return None
+        info["start_non_compulsory"] = nc
+        return _proven(g, plan, cost, max(other, res.bound), info, "the down-set search")
+    return quick
 
 
 def _other_bounds(g: Graph, capacity: int, opts: SolveOptions) -> int:

@@ -100,12 +100,11 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
     Returns the decoded plan ("optimal" when HiGHS proved it) or, when HiGHS found
     nothing in time, the starting plan with the dual bound.
     """
-    from . import _skip_when_start_meets_bound, _start_plan, _with_valid_cuts, highs_time, run_highs
+    from . import _start_and_bound, _with_valid_cuts, highs_time, run_highs
 
     g = graph
     compulsory = g.compulsory()
-    start_plan, start_cost = _start_plan(g, capacity, opts)
-    other, skipped = _skip_when_start_meets_bound(g, capacity, opts, start_plan, start_cost)
+    start_plan, start_cost, other, skipped = _start_and_bound(g, capacity, opts)
     if skipped is not None:
         return skipped
     model, acol = build_cosma_model(g, capacity, opts.schedule, opts.alignment)
