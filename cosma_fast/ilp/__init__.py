@@ -147,11 +147,9 @@ def run_highs(model: ReplacementModel, *, time_limit=None, mip_gap=0.0, threads=
             "threads_honoured": threads_kept}
 
 
-def _start_plan(graph: Graph, capacity: int, opts: SolveOptions,
-                phase_one: bool = True) -> tuple[Plan | None, int | None]:
+def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan | None, int | None]:
     """(plan, traffic): the heuristic's plan when that module is available and valid, else
-    the trivial plan, improved by :func:`_phase_one` on a free schedule (unless not
-    ``phase_one``)."""
+    the trivial plan (:func:`_start_and_bound` may improve it with :func:`_phase_one`)."""
     candidates = list(opts.extra.get("_start_plans", []))
     if opts.extra.get("_no_heuristic"):
         candidates.append(trivial_plan(graph, opts.schedule))
@@ -169,10 +167,7 @@ def _start_plan(graph: Graph, capacity: int, opts: SolveOptions,
     except Exception:  # noqa: BLE001 - the heuristic is optional here; trivial always exists
         pass
     candidates.append(trivial_plan(graph, opts.schedule))
-    best, cost = _cheapest_valid(graph, capacity, opts, candidates)
-    if phase_one and _phase_one_applies(graph, opts, best, cost):
-        return _phase_one(graph, capacity, opts, best, cost)
-    return best, cost
+    return _cheapest_valid(graph, capacity, opts, candidates)
 
 
 def _phase_one_applies(graph: Graph, opts: SolveOptions, start: Plan | None, cost: int | None) -> bool:
@@ -190,7 +185,7 @@ def _start_and_bound(graph: Graph, capacity: int, opts: SolveOptions, quick=None
     already proven skips phase one, which costs a few milliseconds of segment covers per
     order on the smallest graphs. ``quick(plan, traffic, bound)``: a formulation's own cheap
     proof, tried before phase one too, returning an output or None."""
-    plan, cost = _start_plan(graph, capacity, opts, phase_one=False)
+    plan, cost = _start_plan(graph, capacity, opts)
     if plan is None:
         return None, None, 0, None
     other, done = _skip_when_start_meets_bound(graph, capacity, opts, plan, cost)
