@@ -598,10 +598,6 @@ def _chunked_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     (the least spill covers' sums: 11600, 11320, 11637, 13462), where the other bounds give
     3242; layered100 at ``M_R``: 57584 in 1.5 s, against 26329; randwire: 0, as most edges
     cross the cuts, so one pass only."""
-    import dataclasses
-
-    from ..heuristic import solve_heuristic
-
     t0 = time.perf_counter()
     best, sizes, order = 0, [], None
     for part_ops in CHUNKED_PART_OPS:
@@ -617,9 +613,7 @@ def _chunked_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
             break
     info.update(chunked_bound=best, chunked_part_ops=sizes, chunked_time=time.perf_counter() - t0)
     if order is not None:
-        fixed = dataclasses.replace(opts, schedule=order, start_time=time.perf_counter(), time_limit=None,
-                                    progress=None)
-        plans = [solve_heuristic(g, capacity, fixed).plan]
+        plans = [_order_heuristic_plan(g, capacity, opts, order, None)]
         left = opts.remaining()
         if left is None or left > 0:
             cover_time = CHUNKED_COVER_TIME if left is None else min(CHUNKED_COVER_TIME, 0.1 * left)
@@ -679,6 +673,18 @@ def _local_search_instead_of_model(g: Graph, capacity: int, opts: SolveOptions, 
                      reason or f"{MODEL_MAX_OPS} operators or more under a time limit")
 
 
+def _order_heuristic_plan(g: Graph, capacity: int, opts: SolveOptions, order, time_limit: float | None) -> Plan:
+    """The heuristic's plan of the fixed ``order`` (its replacement settings on that order, no
+    order moves) within ``time_limit`` seconds."""
+    import dataclasses
+
+    from ..heuristic import solve_heuristic
+
+    fixed = dataclasses.replace(opts, schedule=np.asarray(order, dtype=np.int64), start_time=time.perf_counter(),
+                                time_limit=time_limit, progress=None)
+    return solve_heuristic(g, capacity, fixed).plan
+
+
 def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarray, target: int,
                    time_cap: float | None = None) -> tuple[Plan, int]:
     """(plan, traffic): the cheapest valid plan found for ``order``, whose address-free least
@@ -687,15 +693,9 @@ def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarra
     order's segment cover, which attains it when its residency packs, else the
     fixed-schedule model started from the heuristic's plan; half the time left, at most
     ``time_cap`` seconds)."""
-    import dataclasses
-
-    from ..heuristic import solve_heuristic
-
     rem = opts.remaining()
-    fixed = dataclasses.replace(opts, schedule=np.asarray(order, dtype=np.int64), start_time=time.perf_counter(),
-                                time_limit=None if rem is None else 0.1 * rem, progress=None)
-    heuristic = solve_heuristic(g, capacity, fixed).plan
-    best, cost = _cheapest_valid(g, capacity, fixed, [heuristic])
+    heuristic = _order_heuristic_plan(g, capacity, opts, order, None if rem is None else 0.1 * rem)
+    best, cost = _cheapest_valid(g, capacity, opts, [heuristic], any_schedule=True)
     rem = opts.remaining()
     if best is None or (cost > target and (rem is None or rem > 0.5)):
         limit = None if rem is None else 0.5 * rem if time_cap is None else min(0.5 * rem, time_cap)
