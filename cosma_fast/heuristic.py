@@ -32,12 +32,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .errors import InfeasibleError, OptionError
+from .errors import InfeasibleError
 from .graph import Graph
 from .kernels.replace import BELADY, SIZE_AWARE, local_search, plan_pass_refined
 from .kernels.schedule import RULE_NAMES, list_schedule
 from .plan import Plan
-from .solve import MethodOutput, SolveOptions
+from .solve import MethodOutput, SolveOptions, check_threads
 
 __all__ = ["best_setting", "heuristic_plan", "local_search_plan", "solve_heuristic", "run_pass", "rule_schedule"]
 
@@ -286,9 +286,8 @@ def _in_threads(fn, n: int, threads: int) -> list:
 def climb_threads(threads: int | None) -> int:
     """How many climbs :func:`local_search_plan` runs at once: ``threads``, or with None one
     per core this process may use, at most ``MAX_CLIMBS``."""
+    check_threads(threads)
     if threads is not None:
-        if int(threads) < 1:
-            raise OptionError(f"threads must be at least 1 (got {threads}); use None for one per core")
         return int(threads)
     try:
         cores = len(os.sched_getaffinity(0))

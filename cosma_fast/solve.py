@@ -238,8 +238,7 @@ def solve(graph: Graph, capacity, method: str = "heuristic", *, seed: int = 0,
         raise OptionError(f"time_limit must be positive seconds or None, got {time_limit!r}")
     if not 0 <= mip_gap < 1:
         raise OptionError(f"mip_gap must be in [0, 1), got {mip_gap!r}")
-    if threads is not None and not (isinstance(threads, (int, np.integer)) and threads >= 1):
-        raise OptionError(f"threads must be a positive integer or None (each solver's default), got {threads!r}")
+    check_threads(threads)
     check_capacity(g, cap, alignment)
     sched = None
     if schedule is not None:
@@ -257,6 +256,13 @@ def solve(graph: Graph, capacity, method: str = "heuristic", *, seed: int = 0,
     if isinstance(out, Result):  # composite methods (auto/dnc) may finish themselves
         return out
     return finish(g, cap, out, method, t0, alignment)
+
+
+def check_threads(threads) -> None:
+    """Raise :class:`OptionError` unless ``threads`` is a positive integer or None: the one
+    check of the option, for the facade and the functions that take it directly."""
+    if threads is not None and not (isinstance(threads, (int, np.integer)) and threads >= 1):
+        raise OptionError(f"threads must be a positive integer or None (each solver's default), got {threads!r}")
 
 
 def _resolve_schedule(g: Graph, schedule) -> np.ndarray:
