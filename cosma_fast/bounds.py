@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .budgets import check_capacity
+from .errors import OptionError
 from .graph import INTERMEDIATE, Graph
 from .highs import solve_min
 
@@ -288,6 +289,51 @@ def address_free_optimum(graph: Graph, capacity: int, *, upper: int | None = Non
     weigh more (two sets each) and are more numerous.
     """
     return _downset_search(graph, capacity, True, upper, time_limit, max_states, lean_states, "address_free_optimum")
+
+
+def address_free_beam(graph: Graph, capacity: int, *, width: int = 256, upper: int | None = None,
+                      time_limit: float | None = None) -> tuple[np.ndarray | None, int | None]:
+    """``(order, value)``: an order of ``graph`` and address-free non-compulsory bytes it
+    attains (at least its least, :func:`cosma_fast.ilp.orders.segment_cover`), by a beam
+    search over the states of :func:`address_free_optimum` (Lowerre 1976): depth by depth,
+    only the ``width`` states of least cost plus estimate are expanded. Where that search
+    stores too many states to finish, this one still ends, in ``n_ops`` depths of at most
+    ``width`` states each. ``(None, None)`` when every state reaches ``upper`` (a known
+    plan's non-compulsory bytes) or ``time_limit`` runs out first. Graphs of at most
+    :data:`cosma_fast.kernels.downset.MAX_OPS` operators, as :func:`address_free_optimum`."""
+    import time
+
+    from .kernels import downset as K
+
+    t0 = time.perf_counter()
+    check_capacity(graph, capacity)
+    if graph.n_ops > K.MAX_OPS:
+        raise ValueError(f"address_free_beam takes at most {K.MAX_OPS} operators, got {graph.n_ops}")
+    if width < 1:
+        raise OptionError(f"width must be a positive integer, got {width!r}")
+    inc = Incidence(graph)
+    before, created, readers = _part_masks(inc, ancestors(graph), graph.tensor_producer, np.arange(graph.n_ops),
+                                           graph.tensor_producer >= 0)
+    io_ptr, io_idx = _rows_csr(inc.operand)
+    costs = spill_costs(graph)
+    upper = np.iinfo(np.int64).max if upper is None else int(upper)
+    W = 2 * ((len(inc.size) + 63) // 64)
+    D, S, g = np.zeros(1, np.int64), np.zeros((1, W), np.uint64), np.zeros(1, np.int64)
+    parents, ops = [], []
+    for _ in range(graph.n_ops):
+        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+            return None, None
+        D, S, g, par, op = K.beam_layer(before, created, readers, inc.size, inc.size, costs, io_ptr, io_idx,
+                                        int(capacity), upper, int(width), True, D, S, g)
+        if not len(D):
+            return None, None
+        parents.append(par)
+        ops.append(op)
+    order, k = [], 0  # the cheapest goal, first in its depth's rank
+    for par, op in zip(reversed(parents), reversed(ops)):
+        order.append(int(op[k]))
+        k = int(par[k])
+    return np.asarray(order[::-1], np.int64), int(g[0])
 
 
 LEAN_RATIO = 10  # stored states per expanded one beyond which a search past ``lean_states`` stops

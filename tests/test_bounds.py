@@ -15,6 +15,7 @@ import cosma_fast as cf
 from cosma_fast import generators
 from cosma_fast.bounds import (
     Incidence,
+    address_free_beam,
     address_free_optimum,
     ancestors,
     before_matrix,
@@ -242,6 +243,49 @@ def test_capacity_below_m_r_is_a_clear_error():
     g = skip_graph()
     with pytest.raises(cf.InfeasibleError, match="op"):
         spill_cover_bound(g, m_r(g) - 1)
+
+
+@settings(max_examples=25)
+@given(data=st.data(), width=st.sampled_from([1, 2, 8]))
+def test_address_free_beam_attains_its_value_on_its_order(data, width):
+    g, cap = data.draw(instances(max_ops=6, max_size=20))
+    order, value = address_free_beam(g, cap, width=width)
+    assert _is_topological(g, order)
+    optimum = address_free_optimum(g, cap).bound
+    # what the order attains without addresses, at least its least (its segment cover), and
+    # no order does better than the optimum over every order
+    assert value >= _one_order(address_free_optimum)(g, cap, order) >= optimum
+    # wide enough to hold every state, the beam is the whole search: the optimum itself
+    wide_order, wide = address_free_beam(g, cap, width=1_000_000)
+    assert wide == optimum and _one_order(address_free_optimum)(g, cap, wide_order) == optimum
+    # ``upper``: nothing at or above it is kept
+    assert address_free_beam(g, cap, width=1_000_000, upper=optimum) == (None, None)
+
+
+def test_address_free_beam_finds_cheap_orders_where_the_search_cannot_finish():
+    # randwire30 at M_R: the down-set search stops at its state cap; width 256 ends in under
+    # a second at an order of 15726 bytes without addresses, where the heuristic's plan costs
+    # 17869
+    g = generators.randwire(30)
+    cap = m_r(g)
+    order, value = address_free_beam(g, cap, width=256)
+    stopped = address_free_optimum(g, cap, max_states=20_000)
+    assert not stopped.exact and stopped.bound <= value < cf.solve(g, cap, method="heuristic").non_compulsory
+    assert _one_order(address_free_optimum)(g, cap, order) <= value
+    # deterministic: the same order again
+    again = address_free_beam(g, cap, width=256)
+    assert again[1] == value and again[0].tolist() == order.tolist()
+
+
+def test_address_free_beam_options_are_checked():
+    g = generators.randwire(10)
+    with pytest.raises(cf.OptionError, match="width must be a positive integer"):
+        address_free_beam(g, cf.budgets(g)["M_R"], width=0)
+    with pytest.raises(ValueError, match="address_free_beam takes at most 62 operators"):
+        address_free_beam(generators.chain(63), 10**9)
+    with pytest.raises(cf.InfeasibleError):
+        address_free_beam(g, m_r(g) - 1)
+    assert address_free_beam(g, cf.budgets(g)["M_R"], time_limit=0.0) == (None, None)
 
 
 def _is_topological(g, order) -> bool:
