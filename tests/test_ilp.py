@@ -253,6 +253,22 @@ def test_beyond_the_down_set_search_the_chunked_spill_cover_bounds_the_plan():
     assert r.non_compulsory <= r.info["chunked_order_plan"]
 
 
+def test_where_the_down_set_search_stops_the_beams_order_is_a_start():
+    from cosma_fast import generators as gen
+    from cosma_fast.budgets import m_r
+
+    # randwire32 at M_R: the address-free down-set search does not finish in its share of
+    # 6 s; the beam search's order (27017 bytes without addresses) is realised at 28167, where
+    # the start cost 32036
+    g = gen.randwire(32)
+    cap = m_r(g)
+    r = cf.solve(g, cap, method="ilp", time_limit=6.0)
+    cf.validate(g, r.plan, cap)
+    assert not r.info["spill_search_exact"] and r.info["beam_value"] is not None
+    assert r.lower_bound <= r.non_compulsory <= r.info["beam_order_plan"]
+    assert r.info["beam_value"] < r.info["start_non_compulsory"]
+
+
 def test_phase_one_runs_only_when_the_heuristic_start_is_not_proven_at_once(monkeypatch):
     from cosma_fast import generators as gen
     from cosma_fast import ilp
