@@ -236,7 +236,8 @@ def _climb(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: fl
 
 
 def local_search_plan(graph: Graph, capacity: int, schedule, *, time_limit: float, seed: int = 0,
-                      alignment: int = 1, target: int | None = None, threads: int | None = None) -> Plan:
+                      alignment: int = 1, target: int | None = None, threads: int | None = None,
+                      stop: threading.Event | None = None) -> Plan:
     """The heuristic's local search (module docstring, step 3) continued from ``schedule`` for
     ``time_limit`` seconds instead of a fixed number of moves, or until a plan's traffic is
     ``target`` bytes or less (a proven bound, say), then its refining passes (step 4).
@@ -248,16 +249,17 @@ def local_search_plan(graph: Graph, capacity: int, schedule, *, time_limit: floa
     end 10-25% apart (layered100 at ``M_H``, 10 s each: 21994 to 26201 bytes), so ``threads``
     independent climbs (seeds ``seed``, ``seed + 7919``, ...) run at once, one per thread (None:
     one per available core, at most ``MAX_CLIMBS``), and the cheapest is kept, the lower
-    seed on ties; once one meets ``target`` the others stop. Returns a plan at least as
-    cheap as the best setting's on ``schedule``; depends on the machine's speed, as every
-    time limit does.
+    seed on ties; once one meets ``target`` the others stop. ``stop``: an event that ends
+    the climbs early when the caller sets it (set by them too when one meets ``target``).
+    Returns a plan at least as cheap as the best setting's on ``schedule``; depends on the
+    machine's speed, as every time limit does.
     """
     t0 = time.perf_counter()
     capacity = int(capacity)
     order = np.ascontiguousarray(schedule, dtype=np.int64)
     traffic, mode, beta = best_setting(graph, capacity, order, alignment=alignment)
     deadline = t0 + 0.9 * time_limit
-    met = threading.Event()
+    met = threading.Event() if stop is None else stop
 
     def climb(k):
         return _climb(graph, capacity, order, traffic, mode, beta, None, deadline, seed + 7919 * k, alignment, target,

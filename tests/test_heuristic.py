@@ -175,6 +175,11 @@ def test_local_search_stops_at_its_target():
     unmet = threading.Event()
     assert _climb(g, cap, order, traffic, mode, beta, 200, None, 0, 1, target=-1, stop=unmet)[5] > 0
     assert not unmet.is_set()
+    # the caller's event ends local_search_plan's climbs: set before, no move is made, as
+    # when no time is left
+    stopped = local_search_plan(g, cap, order, time_limit=5.0, stop=met)
+    assert stopped == local_search_plan(g, cap, order, time_limit=0.0)
+    assert cf.validate(g, stopped, cap).traffic <= traffic
 
 
 def test_restarts_in_threads_give_the_plan_of_restarts_one_after_another():

@@ -17,7 +17,9 @@ the fallback.
 from __future__ import annotations
 
 import math
+import threading
 import time
+from functools import partial
 
 import numpy as np
 
@@ -61,6 +63,7 @@ CHUNKED_COVER_TIME = 4.0  # seconds at most to cover and pack the chunked bound'
 SPILL_ORDER_PACK_TIME = 8.0  # seconds at most to cover and pack the down-set search's order at once
 BEAM_WIDTHS = (64, 256, 1024, 4096)  # the beam search's widths, in turn while its time lasts
 BEAM_SHARE = 0.15  # of the time left, for the beam search (all widths); without a time limit, widths to 1024
+CONCURRENT_SHARE = 0.75  # of the order search's share, for it and a local search at once (from 40 operators)
 BEAM_PACK_TIME = 2.0  # seconds at most to cover and pack the beam's best order
 
 
@@ -456,10 +459,12 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
 
     The search gets ``ORDER_SEARCH_SHARE`` of the time left (``ORDER_SEARCH_NODES`` bounds without a time
     limit). From ``WINDOW_SEARCH_MIN_OPS`` operators, where proofs are rare, it gets half of
-    that, and when it proves nothing the other half goes to cheaper plans:
+    that, or under a time limit ``CONCURRENT_SHARE`` of it with a local search in a second
+    thread for the same time (:func:`_alongside_local_search`; randwire49 at ``M_R``: bound
+    35740 -> 36454 bytes in 60 s), and when it proves nothing the rest goes to cheaper plans:
 
-    * under a time limit, first a quarter of the share to the heuristic's local search
-      continued from the start's order (:func:`cosma_fast.heuristic.local_search_plan`),
+    * under a time limit, that local search: the heuristic's, continued from the start's
+      order (:func:`cosma_fast.heuristic.local_search_plan`),
       whose plans are valid by construction: the searches below find orders of less
       address-free traffic whose residency often packs only at a much higher cost on 100
       operators or more (layered100 at ``M_H``: an order of 25288 bytes address-free costs
@@ -521,19 +526,23 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
             return start_plan, start_cost, other
         if share is not None:
             share = ORDER_SEARCH_SHARE * opts.remaining()
-    res = order_search(g, capacity, start_schedule=start_plan.schedule, upper=start_cost - compulsory,
-                       time_limit=None if share is None else share / 2 if windows else share,
-                       max_nodes=ORDER_SEARCH_NODES if rem is None else None, mip_gap=opts.mip_gap,
-                       progress=report, threads=opts.threads)
+    alongside = windows and share is not None and early is None
+    search = partial(order_search, g, capacity, start_schedule=start_plan.schedule, upper=start_cost - compulsory,
+                     time_limit=None if share is None else CONCURRENT_SHARE * share if alongside else share / 2
+                     if windows else share, max_nodes=ORDER_SEARCH_NODES if rem is None else None,
+                     mip_gap=opts.mip_gap, progress=report, threads=opts.threads)
+    if alongside:
+        res, (start_plan, start_cost) = _alongside_local_search(g, capacity, opts, start_plan, start_cost,
+                                                                CONCURRENT_SHARE * share, search)
+        info["local_search_non_compulsory"] = start_cost - compulsory
+    else:
+        res = search()
     info.update(order_nodes=res.nodes, order_value=res.value, order_lower_bound=res.lower_bound,
                 order_proven=res.proven, order_time=res.time)
     order, value = res.schedule, res.value
     searching = windows and not res.proven and value is not None
     if early is not None:
         start_plan, start_cost = early
-        info["local_search_non_compulsory"] = start_cost - compulsory
-    elif searching and rem is not None:
-        start_plan, start_cost = _local_search(g, capacity, opts, start_plan, start_cost, share / 4)
         info["local_search_non_compulsory"] = start_cost - compulsory
     if searching:
         left = None if rem is None else share - (time.perf_counter() - t0)
@@ -589,15 +598,37 @@ def _beam_start(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, s
     return _cheapest_valid(g, capacity, opts, [start_plan] + ([] if plan is None else [plan]))
 
 
+def _alongside_local_search(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int,
+                            time_limit: float, search):
+    """``(search(), (plan, traffic))``: the order search ``search`` and, in a second thread for
+    the same ``time_limit``, one climb of the heuristic's local search from the start's
+    order (:func:`_local_search`), stopped when the order search proves its order. The
+    climb's kernel and HiGHS release the GIL, so on two cores each gets the whole time
+    instead of a share of it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        climb = pool.submit(_local_search, g, capacity, opts, start_plan, start_cost, time_limit, threads=1,
+                            stop=stop)
+        try:
+            res = search()
+        finally:
+            stop.set()  # the search is over: a proof, or its time is up as the climb's is
+        return res, climb.result()
+
+
 def _local_search(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int,
-                  time_limit: float, target: int | None = None) -> tuple[Plan, int]:
+                  time_limit: float, target: int | None = None, threads: int | None = None,
+                  stop=None) -> tuple[Plan, int]:
     """(plan, traffic): the cheaper of the start and the heuristic's local search continued
     from its order for ``time_limit`` seconds, or until its traffic is ``target`` or less
     (:func:`cosma_fast.heuristic.local_search_plan`)."""
     from ..heuristic import local_search_plan
 
     plan = local_search_plan(g, capacity, start_plan.schedule, seed=opts.seed, time_limit=time_limit,
-                             alignment=opts.alignment, target=target, threads=opts.threads)
+                             alignment=opts.alignment, target=target,
+                             threads=opts.threads if threads is None else threads, stop=stop)
     return _cheapest_valid(g, capacity, opts, [start_plan, plan])
 
 
