@@ -459,12 +459,16 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
 
     The search gets ``ORDER_SEARCH_SHARE`` of the time left (``ORDER_SEARCH_NODES`` bounds without a time
     limit). From ``WINDOW_SEARCH_MIN_OPS`` operators, where proofs are rare, it gets half of
-    that, or under a time limit ``CONCURRENT_SHARE`` of it with a local search in a second
-    thread for the same time (:func:`_alongside_local_search`; randwire49 at ``M_R``: bound
-    35740 -> 36454 bytes in 60 s), and when it proves nothing the rest goes to cheaper plans:
+    that (up to ``SPILL_SEARCH_MAX_OPS`` operators under a time limit, ``CONCURRENT_SHARE`` of
+    it with one climb of the local search below in a second thread for the same time,
+    :func:`_alongside_local_search`; randwire49 at ``M_R``: bound 35740 -> 36454 bytes in 60
+    s; beyond, where its bound is far below the chunked one, a single climb there lost the
+    diversity of two: layered100 at ``M_H`` 26401 bytes instead of 20349), and when it
+    proves nothing the rest goes to cheaper plans:
 
-    * under a time limit, that local search: the heuristic's, continued from the start's
-      order (:func:`cosma_fast.heuristic.local_search_plan`),
+    * under a time limit, a quarter of the share (unless it ran alongside) to the
+      heuristic's local search continued from the start's order
+      (:func:`cosma_fast.heuristic.local_search_plan`),
       whose plans are valid by construction: the searches below find orders of less
       address-free traffic whose residency often packs only at a much higher cost on 100
       operators or more (layered100 at ``M_H``: an order of 25288 bytes address-free costs
@@ -526,7 +530,7 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
             return start_plan, start_cost, other
         if share is not None:
             share = ORDER_SEARCH_SHARE * opts.remaining()
-    alongside = windows and share is not None and early is None
+    alongside = windows and g.n_ops <= SPILL_SEARCH_MAX_OPS and share is not None and early is None
     search = partial(order_search, g, capacity, start_schedule=start_plan.schedule, upper=start_cost - compulsory,
                      time_limit=None if share is None else CONCURRENT_SHARE * share if alongside else share / 2
                      if windows else share, max_nodes=ORDER_SEARCH_NODES if rem is None else None,
@@ -543,6 +547,9 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     searching = windows and not res.proven and value is not None
     if early is not None:
         start_plan, start_cost = early
+        info["local_search_non_compulsory"] = start_cost - compulsory
+    elif searching and not alongside and rem is not None:
+        start_plan, start_cost = _local_search(g, capacity, opts, start_plan, start_cost, share / 4)
         info["local_search_non_compulsory"] = start_cost - compulsory
     if searching:
         left = None if rem is None else share - (time.perf_counter() - t0)
