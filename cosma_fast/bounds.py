@@ -296,35 +296,44 @@ def address_free_beam(graph: Graph, capacity: int, *, width: int = 256, upper: i
     """``(order, value)``: an order of ``graph`` and address-free non-compulsory bytes it
     attains (at least its least, :func:`cosma_fast.ilp.orders.segment_cover`), by a beam
     search over the states of :func:`address_free_optimum` (Lowerre 1976): depth by depth,
-    only the ``width`` states of least cost plus estimate are expanded. Where that search
-    stores too many states to finish, this one still ends, in ``n_ops`` depths of at most
-    ``width`` states each. ``(None, None)`` when every state reaches ``upper`` (a known
-    plan's non-compulsory bytes) or ``time_limit`` runs out first. Graphs of at most
-    :data:`cosma_fast.kernels.downset.MAX_OPS` operators, as :func:`address_free_optimum`."""
+    only the ``width`` states of least cost plus estimate are expanded, each taking at most
+    the cheapest :data:`cosma_fast.kernels.beam.MAX_COVERS` sets of tensors to spill at a
+    step. Where that search stores too many states to finish, this one still ends, in
+    ``n_ops`` depths of at most ``width`` states each, and it takes graphs of any size (its
+    down-sets are rows of words). ``(None, None)`` when every state reaches ``upper`` (a known
+    plan's non-compulsory bytes) or ``time_limit`` runs out first. Raises
+    :class:`cosma_fast.InfeasibleError` below ``M_R``."""
     import time
 
-    from .kernels import downset as K
+    from .kernels.beam import beam_layer_words
 
     t0 = time.perf_counter()
     check_capacity(graph, capacity)
-    if graph.n_ops > K.MAX_OPS:
-        raise ValueError(f"address_free_beam takes at most {K.MAX_OPS} operators, got {graph.n_ops}")
-    if width < 1:
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
         raise OptionError(f"width must be a positive integer, got {width!r}")
-    inc = Incidence(graph)
-    before, created, readers = _part_masks(inc, ancestors(graph), graph.tensor_producer, np.arange(graph.n_ops),
-                                           graph.tensor_producer >= 0)
+    g, n = graph, graph.n_ops
+    inc = Incidence(g)
+    anc = ancestors(g)
+    read = inc.read > 0
+    created = read.copy()  # an input or weight is created at its readers' steps
+    made = g.tensor_producer >= 0
+    created[made] = False
+    created[np.flatnonzero(made), g.tensor_producer[made]] = True
+    read_after = (read.astype(np.float32) @ anc.astype(np.float32)).T > 0  # [v, t]: read after v in every order
+    made_before = (created.astype(np.float32) @ anc.T.astype(np.float32)).T > 0  # made before v in every order
     io_ptr, io_idx = _rows_csr(inc.operand)
-    costs = spill_costs(graph)
     upper = np.iinfo(np.int64).max if upper is None else int(upper)
-    W = 2 * ((len(inc.size) + 63) // 64)
-    D, S, g = np.zeros(1, np.int64), np.zeros((1, W), np.uint64), np.zeros(1, np.int64)
+    WX = (g.n_tensors + 63) // 64
+    D = np.zeros((1, (n + 63) // 64), np.uint64)
+    S, cost = np.zeros((1, 2 * WX), np.uint64), np.zeros(1, np.int64)
     parents, ops = [], []
-    for _ in range(graph.n_ops):
+    args = (_words(anc), _words(created), _words(read), inc.size, spill_costs(g), io_ptr, io_idx,
+            _words(read_after & made_before), _words(read_after), _words(inc.operand),
+            inc.operand.astype(np.int64) @ inc.size, int(capacity), upper, int(width))
+    for _ in range(n):
         if time_limit is not None and time.perf_counter() - t0 > time_limit:
             return None, None
-        D, S, g, par, op = K.beam_layer(before, created, readers, inc.size, inc.size, costs, io_ptr, io_idx,
-                                        int(capacity), upper, int(width), True, D, S, g)
+        D, S, cost, par, op = beam_layer_words(*args, D, S, cost)
         if not len(D):
             return None, None
         parents.append(par)
@@ -333,8 +342,16 @@ def address_free_beam(graph: Graph, capacity: int, *, width: int = 256, upper: i
     for par, op in zip(reversed(parents), reversed(ops)):
         order.append(int(op[k]))
         k = int(par[k])
-    return np.asarray(order[::-1], np.int64), int(g[0])
+    return np.asarray(order[::-1], np.int64), int(cost[0])
 
+
+def _words(M: np.ndarray) -> np.ndarray:
+    """The rows of the boolean matrix ``M`` as rows of ``uint64`` words (bit ``j`` of a row is
+    bit ``j % 64`` of its word ``j // 64``)."""
+    rows, cols = M.shape
+    padded = np.zeros((rows, max(1, (cols + 63) // 64) * 64), dtype=bool)
+    padded[:, :cols] = M
+    return np.packbits(padded, axis=1, bitorder="little").view("<u8").astype(np.uint64)
 
 LEAN_RATIO = 10  # stored states per expanded one beyond which a search past ``lean_states`` stops
 

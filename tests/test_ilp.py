@@ -269,6 +269,20 @@ def test_where_the_down_set_search_stops_the_beams_order_is_a_start():
     assert r.info["beam_value"] < r.info["start_non_compulsory"]
 
 
+def test_beyond_the_down_set_search_the_beams_order_is_a_start_too():
+    from cosma_fast import generators as gen
+    from cosma_fast.budgets import m_r
+
+    # layered70 at M_R, 6 s: after the chunked bound (its order's plan: 57031 bytes), the
+    # beam's order (49728 bytes without addresses) packs at 51356, where the start cost 67410
+    g = gen.random_layered(70)
+    cap = m_r(g)
+    r = cf.solve(g, cap, method="ilp", time_limit=6.0)
+    cf.validate(g, r.plan, cap)
+    assert r.info["beam_value"] is not None and r.info["beam_value"] < r.info["start_non_compulsory"]
+    assert r.lower_bound <= r.non_compulsory <= r.info["beam_order_plan"]
+
+
 def test_phase_one_runs_only_when_the_heuristic_start_is_not_proven_at_once(monkeypatch):
     from cosma_fast import generators as gen
     from cosma_fast import ilp

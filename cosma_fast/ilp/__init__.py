@@ -63,6 +63,7 @@ CHUNKED_COVER_TIME = 4.0  # seconds at most to cover and pack the chunked bound'
 SPILL_ORDER_PACK_TIME = 8.0  # seconds at most to cover and pack the down-set search's order at once
 BEAM_WIDTHS = (64, 256, 1024, 4096)  # the beam search's widths, in turn while its time lasts
 BEAM_SHARE = 0.15  # of the time left, for the beam search (all widths); without a time limit, widths to 1024
+BEAM_SHARE_LARGE = 0.1  # the same beyond SPILL_SEARCH_MAX_OPS, where it helps fewer graphs (layered, at M_R)
 CONCURRENT_SHARE = 0.75  # of the order search's share, for it and a local search at once (from 40 operators)
 BEAM_PACK_TIME = 2.0  # seconds at most to cover and pack the beam's best order
 
@@ -528,6 +529,9 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
         other = max(other, chunked)
         if start_cost - compulsory <= other:
             return start_plan, start_cost, other
+        start_plan, start_cost = _beam_start(g, capacity, opts, start_plan, start_cost, info, BEAM_SHARE_LARGE)
+        if start_cost - compulsory <= other:
+            return start_plan, start_cost, other
         if share is not None:
             share = ORDER_SEARCH_SHARE * opts.remaining()
     alongside = windows and g.n_ops <= SPILL_SEARCH_MAX_OPS and share is not None and early is None
@@ -567,20 +571,23 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
 
 
 def _beam_start(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int,
-                info: dict) -> tuple[Plan, int]:
+                info: dict, share: float = BEAM_SHARE) -> tuple[Plan, int]:
     """(plan, traffic): the cheaper of the start and a plan of the best order of
     :func:`cosma_fast.bounds.address_free_beam` (widths ``BEAM_WIDTHS`` in turn, each only when
-    four times the last one's time fits in ``BEAM_SHARE`` of the time left; its order's segment
+    four times the last one's time fits in ``share`` of the time left; its order's segment
     covers packed, ``BEAM_PACK_TIME`` at most, or the heuristic's plan of it), run when the
-    address-free down-set search did not finish: the later searches start from it.
-    randwire39 at ``M_R``: width 4096 finds an order whose covers pack at 34601 bytes in 4 s,
-    where 60 s of the other searches ended at 40024."""
+    address-free down-set search did not finish, or beyond its size after the chunked bound:
+    the later searches start from it. randwire39 at ``M_R``: width 4096 finds an order whose
+    covers pack at 34601 bytes in 4 s, where 60 s of the other searches ended at 40024;
+    layered100 at ``M_R``: width 1024, 73582 bytes in 2.3 s, against 82109. (At ``M_H`` there
+    its orders rarely pack near their address-free cost: layered100, 16286 bytes without
+    addresses, 42265 packed.)"""
     from ..bounds import address_free_beam
 
     t0 = time.perf_counter()
     compulsory = g.compulsory()
     rem = opts.remaining()
-    budget = None if rem is None else BEAM_SHARE * rem
+    budget = None if rem is None else share * rem
     best_order, best_value, last = None, start_cost - compulsory, 0.0
     for width in BEAM_WIDTHS:
         spent = time.perf_counter() - t0

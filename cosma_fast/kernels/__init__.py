@@ -6,7 +6,7 @@ Python objects and is compiled with ``cache=True``. One module per family:
 (eviction/spill/reload), ``allocate`` (address search), ``partition``
 (divide-and-conquer cuts), ``cover`` (rows of the order search's segment covers),
 ``flow`` (least live bytes per operator, by minimum cuts), ``downset`` (least spill
-cover over every order).
+cover over every order), ``beam`` (cheap orders by a beam search over the same states).
 
 :func:`warmup` compiles (or loads from cache) every kernel on tiny inputs, so
 that tests and benchmarks pay the JIT cost once.
@@ -20,7 +20,7 @@ import numpy as np
 
 #: kernel modules that define a ``warmup()`` function
 KERNEL_MODULES = ("simulate", "peak", "schedule", "replace", "allocate", "canonical", "partition", "cover", "flow",
-                  "downset")
+                  "downset", "beam")
 
 
 def warmup() -> None:

@@ -388,10 +388,25 @@ def _cost_to_come(D, S, per_segment, WX, created, forced, read_after, operands, 
     for t in range(nt):
         if created[t] & D:
             made[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
-    best = 0.0
+    todo = np.empty(n, np.int64)
+    n_todo = 0
     for v in range(n):
-        if (D >> v) & 1:
-            continue
+        if not (D >> v) & 1:
+            todo[n_todo] = v
+            n_todo += 1
+    return estimate_to_come(todo[:n_todo], made, S, per_segment, WX, forced, read_after, operands, op_load,
+                            by_cost_rate, size, reload, cost, capacity, live, back)
+
+
+@njit(cache=True)
+def estimate_to_come(todo, made, S, per_segment, WX, forced, read_after, operands, op_load, by_cost_rate, size,
+                     reload, cost, capacity, live, back):
+    """:func:`_cost_to_come` of a state given as the operators not yet run (``todo``) and the
+    tensors its operators made (``made``, tensor words), so that searches holding down-sets
+    in other forms share it (:mod:`cosma_fast.kernels.beam`)."""
+    nt = size.shape[0]
+    best = 0.0
+    for v in todo:
         load = op_load[v]
         for w in range(WX):
             live[w] = (forced[v, w] | (made[w] & read_after[v, w])) & ~S[w] & ~operands[v, w]
@@ -626,106 +641,6 @@ def search_chunk(before, created, readers, size, reload, cost, io_ptr, io_idx, c
 
 
 @njit(cache=True)
-def beam_layer(before, created, readers, size, reload, cost, io_ptr, io_idx, capacity, upper, width, per_segment,
-               cur_D, cur_S, cur_g):
-    """One depth of a beam search over the states of :func:`search_chunk` (Lowerre 1976): the
-    children of the states ``(cur_D, cur_S)`` of costs ``cur_g`` (all with the same number of
-    operators run), and of those below ``upper`` the ``width`` distinct ones of least cost
-    plus :func:`_cost_to_come` (then least cost, then first made). Returns their
-    ``(D, S, g, parent, op)``: ``parent`` indexes ``cur_*``, ``op`` is the operator run."""
-    nt = size.shape[0]
-    W = cur_S.shape[1]
-    WX = W // 2 if per_segment else W
-    forced, read_after, operands, op_load = _step_masks(before, created, readers, io_ptr, io_idx, size, WX)
-    by_cost_rate = np.argsort(cost / np.maximum(size, 1), kind="mergesort")
-    state_cost = cost.copy()
-    is_io = np.zeros(nt, np.bool_)
-    S = np.empty(W, np.uint64)
-    T = np.empty(W, np.uint64)
-    keep = np.empty(W, np.uint64)
-    free = np.empty(nt, np.int64)
-    back = np.empty(nt, np.int64)
-    made = np.empty(WX, np.uint64)
-    live = np.empty(WX, np.uint64)
-    cover_sets = np.zeros((4096, nt), np.bool_)
-    cover_cost = np.empty(4096, np.int64)
-    ch_D = np.empty(1024, np.int64)
-    ch_S = np.empty((1024, W), np.uint64)
-    ch_g = np.empty(1024, np.int64)
-    ch_op = np.empty(1024, np.int64)
-    cap = max(1024, 8 * cur_D.shape[0])
-    all_D = np.empty(cap, np.int64)
-    all_S = np.empty((cap, W), np.uint64)
-    all_g = np.empty(cap, np.int64)
-    all_f = np.empty(cap, np.int64)
-    all_par = np.empty(cap, np.int64)
-    all_op = np.empty(cap, np.int64)
-    na = 0
-    for i in range(cur_D.shape[0]):
-        for w in range(W):
-            S[w] = cur_S[i, w]
-        if per_segment:
-            _spill_costs_now(S, WX, reload, cost, state_cost)
-        nch, cover_sets, cover_cost, ch_D, ch_S, ch_g, ch_op = _children(
-            cur_D[i], S, cur_g[i], upper, per_segment, WX, before, created, readers, size, reload, cost, state_cost,
-            io_ptr, io_idx, capacity, is_io, T, keep, free, cover_sets, cover_cost, ch_D, ch_S, ch_g, ch_op)
-        for c in range(nch):
-            f = ch_g[c] + _cost_to_come(ch_D[c], ch_S[c], per_segment, WX, created, forced, read_after, operands,
-                                        op_load, by_cost_rate, size, reload, cost, capacity, made, live, back)
-            if f >= upper:
-                continue
-            if na == cap:
-                cap *= 2
-                all_D, all_g, all_f = _grown(all_D, cap), _grown(all_g, cap), _grown(all_f, cap)
-                all_par, all_op = _grown(all_par, cap), _grown(all_op, cap)
-                grown_S = np.empty((cap, W), np.uint64)
-                grown_S[:na] = all_S[:na]
-                all_S = grown_S
-            all_D[na] = ch_D[c]
-            all_S[na] = ch_S[c]
-            all_g[na] = ch_g[c]
-            all_f[na] = f
-            all_par[na] = i
-            all_op[na] = ch_op[c]
-            na += 1
-    rank = np.argsort(all_g[:na], kind="mergesort")
-    rank = rank[np.argsort(all_f[:na][rank], kind="mergesort")]
-    k_max = min(width, na)
-    out_D = np.empty(k_max, np.int64)
-    out_S = np.empty((k_max, W), np.uint64)
-    out_g = np.empty(k_max, np.int64)
-    out_par = np.empty(k_max, np.int64)
-    out_op = np.empty(k_max, np.int64)
-    slots = 4
-    while slots < 2 * k_max:
-        slots *= 2
-    table = np.full(slots, -1, np.int64)
-    k = 0
-    for j in rank:
-        if k == k_max:
-            break
-        e = _twin_slot(table, all_D[j], all_S[j], out_D, out_S)
-        if table[e] != -1:
-            continue  # an equal state ranked before it (equal estimates: at no more cost)
-        out_D[k] = all_D[j]
-        out_S[k] = all_S[j]
-        out_g[k] = all_g[j]
-        out_par[k] = all_par[j]
-        out_op[k] = all_op[j]
-        table[e] = k
-        k += 1
-    return out_D[:k], out_S[:k], out_g[:k], out_par[:k], out_op[:k]
-
-
-@njit(cache=True)
-def _grown(a, cap):
-    """``a`` copied into a longer array of ``cap`` entries."""
-    b = np.empty(cap, a.dtype)
-    b[:a.shape[0]] = a
-    return b
-
-
-@njit(cache=True)
 def rehash(hkey, hblock, new_size):
     """The open-addressing table of expanded down-sets, in ``new_size`` slots."""
     nk = np.full(new_size, -1, np.int64)
@@ -750,7 +665,7 @@ def rehash_twins(ekey, new_size, st_D, st_S):
 
 
 def warmup() -> None:
-    """Compile :func:`search_chunk`, :func:`beam_layer` and the rehashes on a two-operator chain."""
+    """Compile :func:`search_chunk` and the rehashes on a two-operator chain."""
     i64 = np.int64
     cap = 8
     st = (np.zeros(cap, i64), np.zeros((cap, 1), np.uint64), np.zeros(cap, i64), np.full(cap, -1, i64),
@@ -763,8 +678,5 @@ def warmup() -> None:
     search_chunk(np.array([0, 1], i64), np.array([1, 1, 2], i64), np.array([1, 2, 0], i64), size, size,
                  np.array([4, 8, 4], i64), np.array([0, 2, 4], i64), np.array([0, 1, 1, 2], i64), 8, np.iinfo(i64).max,
                  10, False, *st, np.zeros(cap, i64), np.zeros(cap, i64), hkey, hblock, cl_g, cl_S, ekey, ctr)
-    beam_layer(np.array([0, 1], i64), np.array([1, 1, 2], i64), np.array([1, 2, 0], i64), size, size,
-               np.array([4, 8, 4], i64), np.array([0, 2, 4], i64), np.array([0, 1, 1, 2], i64), 8, np.iinfo(i64).max,
-               4, True, np.zeros(1, i64), np.zeros((1, 2), np.uint64), np.zeros(1, i64))
     rehash(hkey, hblock, 32)
     rehash_twins(ekey, 32, st[0], st[1])
