@@ -534,7 +534,10 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
             return start_plan, start_cost, other
         if share is not None:
             share = ORDER_SEARCH_SHARE * opts.remaining()
-    alongside = windows and g.n_ops <= SPILL_SEARCH_MAX_OPS and share is not None and early is None
+    from ..heuristic import climb_threads
+
+    alongside = (windows and g.n_ops <= SPILL_SEARCH_MAX_OPS and share is not None and early is None
+                 and climb_threads(opts.threads) > 1)  # threads=1 keeps the solve on one thread
     search = partial(order_search, g, capacity, start_schedule=start_plan.schedule, upper=start_cost - compulsory,
                      time_limit=None if share is None else CONCURRENT_SHARE * share if alongside else share / 2
                      if windows else share, max_nodes=ORDER_SEARCH_NODES if rem is None else None,
