@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .downset import _minimal_covers, _spill_costs_now, estimate_to_come
+from .downset import _spill_costs_now, estimate_to_come, mark_operands, step_covers
 
 MAX_COVERS = 32  # the cheapest minimal covers a state's step may take, per operator
 
@@ -56,22 +56,18 @@ def _state_slot(table, D, S, out_D, out_S):
     for w in range(S.shape[0]):
         h = (h ^ np.int64(S[w])) * np.int64(1099511628211)
     h = (h ^ (h >> 29)) & mask
-    while table[h] != -1:
-        c = table[h]
-        same = True
-        for w in range(D.shape[0]):
-            if out_D[c, w] != D[w]:
-                same = False
-                break
-        if same:
-            for w in range(S.shape[0]):
-                if out_S[c, w] != S[w]:
-                    same = False
-                    break
-        if same:
-            return h
+    while table[h] != -1 and not (_same(out_D[table[h]], D) and _same(out_S[table[h]], S)):
         h = (h + 1) & mask
     return h
+
+
+@njit(cache=True)
+def _same(a, b):
+    """Whether the word rows ``a`` and ``b`` are equal."""
+    for w in range(a.shape[0]):
+        if a[w] != b[w]:
+            return False
+    return True
 
 
 @njit(cache=True)
@@ -126,12 +122,7 @@ def beam_layer_words(before, created, readers, size, cost, io_ptr, io_idx, force
             for w in range(WO):
                 Dn[w] = D[w]
             Dn[v >> 6] |= np.uint64(1) << np.uint64(v & 63)
-            load = 0
-            for q in range(io_ptr[v], io_ptr[v + 1]):
-                t = io_idx[q]
-                if not is_io[t]:
-                    is_io[t] = True
-                    load += size[t]
+            load = mark_operands(v, io_ptr, io_idx, size, is_io)
             # the live tensors v may spill (``free``), and the bits a child keeps: tensors live
             # after v, off chip only if not v's operands (they are loaded for it)
             for w in range(W):
@@ -151,22 +142,9 @@ def beam_layer_words(before, created, readers, size, cost, io_ptr, io_idx, force
                 t = io_idx[q]
                 is_io[t] = False
                 keep[t >> 6] &= ~(np.uint64(1) << np.uint64(t & 63))
-            excess = load - capacity
             n_todo = _made_and_todo(Dn, created, made, todo)  # the estimate's inputs from the down-set
-            if excess <= 0:
-                n_covers = 1
-                cover_cost[0] = 0
-                for j in range(m):
-                    cover_sets[0, j] = False
-            else:
-                items = free[:m][np.argsort(-size[free[:m]], kind="mergesort")]
-                for j in range(m):
-                    free[j] = items[j]
-                n_covers = _minimal_covers(free[:m], size, state_cost, excess, cover_sets, cover_cost)
-                while n_covers < 0:
-                    cover_sets = np.zeros((2 * cover_sets.shape[0], nt), np.bool_)
-                    cover_cost = np.empty(cover_sets.shape[0], np.int64)
-                    n_covers = _minimal_covers(free[:m], size, state_cost, excess, cover_sets, cover_cost)
+            n_covers, cover_sets, cover_cost = step_covers(free, m, size, state_cost, load - capacity, cover_sets,
+                                                           cover_cost)
             cheapest = np.argsort(cover_cost[:n_covers], kind="mergesort")[:MAX_COVERS]
             for c in cheapest:
                 gc = cur_g[i] + cover_cost[c]

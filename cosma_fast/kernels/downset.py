@@ -315,6 +315,41 @@ def _minimal_covers(items, size, cost, need, out_sets, out_cost):
 
 
 @njit(cache=True)
+def mark_operands(v, io_ptr, io_idx, size, is_io):
+    """The bytes of operator ``v``'s operands (each tensor once), marking them in ``is_io``
+    (the caller clears the marks)."""
+    load = 0
+    for q in range(io_ptr[v], io_ptr[v + 1]):
+        t = io_idx[q]
+        if not is_io[t]:
+            is_io[t] = True
+            load += size[t]
+    return load
+
+
+@njit(cache=True)
+def step_covers(free, m, size, price, excess, cover_sets, cover_cost):
+    """``(count, cover_sets, cover_cost)``: the ways a step that is ``excess`` bytes over the
+    capacity fits, as :func:`_minimal_covers` of the live tensors ``free[:m]`` (sorted here,
+    largest first, in place) at ``price``, or one empty set when it fits already; the buffers
+    grown when they were too small."""
+    if excess <= 0:
+        cover_cost[0] = 0
+        for j in range(m):
+            cover_sets[0, j] = False
+        return 1, cover_sets, cover_cost
+    items = free[:m][np.argsort(-size[free[:m]], kind="mergesort")]
+    for j in range(m):
+        free[j] = items[j]
+    n_covers = _minimal_covers(free[:m], size, price, excess, cover_sets, cover_cost)
+    while n_covers < 0:
+        cover_sets = np.zeros((2 * cover_sets.shape[0], cover_sets.shape[1]), np.bool_)
+        cover_cost = np.empty(cover_sets.shape[0], np.int64)
+        n_covers = _minimal_covers(free[:m], size, price, excess, cover_sets, cover_cost)
+    return n_covers, cover_sets, cover_cost
+
+
+@njit(cache=True)
 def _spill_costs_now(S, WX, reload, cost, out):
     """Per tensor, what spilling it costs in the state ``S`` (off-chip words, then written-back
     words from ``WX``): one reload, and one write-back unless the tensor was written back
@@ -475,12 +510,7 @@ def _children(D, S, g, upper, per_segment, WX, before, created, readers, size, r
         if (D & bit) != 0 or (before[v] & D) != before[v]:
             continue
         Dn = D | bit
-        load = 0
-        for q in range(io_ptr[v], io_ptr[v + 1]):
-            t = io_idx[q]
-            if not is_io[t]:
-                is_io[t] = True
-                load += size[t]
+        load = mark_operands(v, io_ptr, io_idx, size, is_io)
         # in one pass: the live tensors v may spill (``free``), and the bits a child keeps
         # (tensors live after v; in the off-chip words with per_segment, not v's operands,
         # which are loaded for it)
@@ -503,21 +533,8 @@ def _children(D, S, g, upper, per_segment, WX, before, created, readers, size, r
             for q in range(io_ptr[v], io_ptr[v + 1]):
                 t = io_idx[q]
                 keep[t >> 6] &= ~(np.uint64(1) << np.uint64(t & 63))
-        excess = load - capacity
-        if excess <= 0:
-            n_covers = 1
-            cover_cost[0] = 0
-            for j in range(m):
-                cover_sets[0, j] = False
-        else:
-            items = free[:m][np.argsort(-size[free[:m]], kind="mergesort")]
-            for j in range(m):
-                free[j] = items[j]
-            n_covers = _minimal_covers(free[:m], size, state_cost, excess, cover_sets, cover_cost)
-            while n_covers < 0:
-                cover_sets = np.zeros((2 * cover_sets.shape[0], nt), np.bool_)
-                cover_cost = np.empty(cover_sets.shape[0], np.int64)
-                n_covers = _minimal_covers(free[:m], size, state_cost, excess, cover_sets, cover_cost)
+        n_covers, cover_sets, cover_cost = step_covers(free, m, size, state_cost, load - capacity, cover_sets,
+                                                       cover_cost)
         for c in range(n_covers):
             gc = g + cover_cost[c]
             if gc >= upper:
