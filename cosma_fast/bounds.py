@@ -31,7 +31,8 @@ from .errors import OptionError
 from .graph import INTERMEDIATE, Graph
 from .highs import solve_min
 
-__all__ = ["Incidence", "address_free_optimum", "ancestors", "before_matrix", "chunked_spill_cover", "forced_live",
+__all__ = ["Incidence", "address_free_beam", "address_free_optimum", "ancestors", "before_matrix",
+           "chunked_spill_cover", "forced_live",
            "forced_need", "quiet_cuts",
            "op_pressure", "least_spill_cover", "owes_write_back", "spill_costs", "spill_cover_bound",
            "SpillSearchResult"]
