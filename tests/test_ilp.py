@@ -283,6 +283,27 @@ def test_beyond_the_down_set_search_the_beams_order_is_a_start_too():
     assert r.lower_bound <= r.non_compulsory <= r.info["beam_order_plan"]
 
 
+def test_the_order_search_runs_alongside_a_climb_only_when_threads_allow_two(monkeypatch):
+    from cosma_fast import generators as gen
+    from cosma_fast import ilp
+    from cosma_fast.budgets import m_r
+
+    calls = []
+    real = ilp._alongside_local_search
+    monkeypatch.setattr(ilp, "_alongside_local_search", lambda *a, **k: calls.append(1) or real(*a, **k))
+    # randwire44 at M_R: from 40 operators, not proven by the down-set search
+    g = gen.randwire(44)
+    cap = m_r(g)
+    one = cf.solve(g, cap, method="ilp", time_limit=4.0, threads=1)
+    assert calls == []
+    two = cf.solve(g, cap, method="ilp", time_limit=4.0, threads=2)
+    assert calls == [1]
+    for r in (one, two):
+        cf.validate(g, r.plan, cap)
+        assert r.lower_bound <= r.non_compulsory <= r.info["start_non_compulsory"]
+        assert "local_search_non_compulsory" in r.info
+
+
 def test_phase_one_runs_only_when_the_heuristic_start_is_not_proven_at_once(monkeypatch):
     from cosma_fast import generators as gen
     from cosma_fast import ilp
