@@ -1,22 +1,21 @@
 """Beam search over down-sets held in words: cheap orders for graphs of any size.
 
-:func:`cosma_fast.kernels.downset.beam_layer` keeps a down-set in one ``int64``, so 62
-operators at most, like the exact search whose states it shares. This kernel holds down-sets
-(and the operator sets per operator and tensor) as rows of ``uint64`` words, so graphs of
-hundreds of operators fit. Its states and moves are the address-free ones of
-:mod:`cosma_fast.kernels.downset` with ``per_segment``: a state is the operators run, the
-live tensors off chip now and the live ones written back; running an operator whose step
+The exact search of :mod:`cosma_fast.kernels.downset` keeps a down-set in one ``int64``, so
+62 operators at most. This kernel holds down-sets (and the operator sets per operator and
+tensor) as rows of ``uint64`` words, so graphs of hundreds of operators fit. Its states and
+moves are that search's address-free ones (``per_segment``): a state is the operators run,
+the live tensors off chip now and the live ones written back; running an operator whose step
 does not fit spills a minimal set of live tensors, each charged its reload and, the first
-time, its write-back. Depth by depth only the ``width`` distinct states of least cost are
-kept (Lowerre 1976); all states of a depth have run as many operators.
-"""
+time, its write-back. Depth by depth only the ``width`` distinct states of least cost plus
+the search's A* estimate are kept (Lowerre 1976); all states of a depth have run as many
+operators, so the beam ends in ``n_ops`` depths."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from .downset import _spill_costs_now, estimate_to_come, mark_operands, step_covers
+from .downset import estimate_to_come, mark_operands, spill_costs_now, step_covers
 
 MAX_COVERS = 32  # the cheapest minimal covers a state's step may take, per operator
 
@@ -115,7 +114,7 @@ def beam_layer_words(before, created, readers, size, cost, io_ptr, io_idx, force
     for i in range(cur_D.shape[0]):
         D = cur_D[i]
         S = cur_S[i]
-        _spill_costs_now(S, WX, size, cost, state_cost)
+        spill_costs_now(S, WX, size, cost, state_cost)
         for v in range(n):
             if _has(D, v) or not _is_subset(before[v], D):
                 continue

@@ -164,7 +164,7 @@ def _catch_up_cost(A, S, budget, per_segment, WX, reload, cost):
     it may still owe for a tensor ``S`` wrote back and keeps on chip. Stops once the cost
     passes ``budget`` (any value above it is returned then)."""
     extra = 0
-    # the prices of _spill_costs_now, written out: a shared per-tensor helper here made the
+    # the prices of spill_costs_now, written out: a shared per-tensor helper here made the
     # scan three times slower (randwire29 at M_R: 2.7 -> 8.5 s)
     for w in range(WX):
         missing = S[w] & ~A[w]
@@ -350,7 +350,7 @@ def step_covers(free, m, size, price, excess, cover_sets, cover_cost):
 
 
 @njit(cache=True)
-def _spill_costs_now(S, WX, reload, cost, out):
+def spill_costs_now(S, WX, reload, cost, out):
     """Per tensor, what spilling it costs in the state ``S`` (off-chip words, then written-back
     words from ``WX``): one reload, and one write-back unless the tensor was written back
     already (it stays valid off chip until it dies)."""
@@ -618,7 +618,7 @@ def search_chunk(before, created, readers, size, reload, cost, io_ptr, io_idx, c
             continue
         ctr[POPS] += 1
         if per_segment:
-            _spill_costs_now(S, WX, reload, cost, state_cost)
+            spill_costs_now(S, WX, reload, cost, state_cost)
         # the children, into local buffers first so that a full array leaves nothing half done
         nch, cover_sets, cover_cost, ch_D, ch_S, ch_g, ch_op = _children(
             D, S, g, upper, per_segment, WX, before, created, readers, size, reload, cost, state_cost, io_ptr,
