@@ -293,7 +293,7 @@ def address_free_optimum(graph: Graph, capacity: int, *, upper: int | None = Non
 
 
 def address_free_beam(graph: Graph, capacity: int, *, width: int = 256, upper: int | None = None,
-                      time_limit: float | None = None) -> tuple[np.ndarray | None, int | None]:
+                      time_limit: float | None = None, stop=None) -> tuple[np.ndarray | None, int | None]:
     """``(order, value)``: an order of ``graph`` and address-free non-compulsory bytes it
     attains (at least its least, :func:`cosma_fast.ilp.orders.segment_cover`), by a beam
     search over the states of :func:`address_free_optimum` (Lowerre 1976): depth by depth,
@@ -302,7 +302,8 @@ def address_free_beam(graph: Graph, capacity: int, *, width: int = 256, upper: i
     step. Where that search stores too many states to finish, this one still ends, in
     ``n_ops`` depths of at most ``width`` states each, and it takes graphs of any size (its
     down-sets are rows of words). ``(None, None)`` when every state reaches ``upper`` (a known
-    plan's non-compulsory bytes) or ``time_limit`` runs out first. Raises
+    plan's non-compulsory bytes), ``time_limit`` runs out first, or ``stop`` (a
+    :class:`threading.Event`, checked between depths) is set. Raises
     :class:`cosma_fast.InfeasibleError` below ``M_R``."""
     import time
 
@@ -332,7 +333,7 @@ def address_free_beam(graph: Graph, capacity: int, *, width: int = 256, upper: i
             _words(read_after & made_before), _words(read_after), _words(inc.operand),
             inc.operand.astype(np.int64) @ inc.size, int(capacity), upper, int(width))
     for _ in range(n):
-        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+        if (time_limit is not None and time.perf_counter() - t0 > time_limit) or (stop is not None and stop.is_set()):
             return None, None
         D, S, cost, par, op = beam_layer_words(*args, D, S, cost)
         if not len(D):

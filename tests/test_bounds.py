@@ -298,6 +298,11 @@ def test_address_free_beam_options_are_checked():
     with pytest.raises(cf.InfeasibleError):
         address_free_beam(g, m_r(g) - 1)
     assert address_free_beam(g, cf.budgets(g)["M_R"], time_limit=0.0) == (None, None)
+    import threading
+    stop = threading.Event()
+    assert address_free_beam(g, cf.budgets(g)["M_R"], stop=stop)[0] is not None
+    stop.set()  # a caller's event, checked between depths
+    assert address_free_beam(g, cf.budgets(g)["M_R"], stop=stop) == (None, None)
 
 
 def _is_topological(g, order) -> bool:

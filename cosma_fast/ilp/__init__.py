@@ -493,36 +493,48 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
                            "time": time.perf_counter() - opts.start_time})
     share = None if rem is None else ORDER_SEARCH_SHARE * rem
     windows = g.n_ops >= WINDOW_SEARCH_MIN_OPS
+    from ..heuristic import climb_threads
     spill = early = None
     if g.n_ops <= SPILL_SEARCH_MAX_OPS:
-        spill_share = SPILL_SEARCH_SHARE_LARGE if windows else SPILL_SEARCH_SHARE
-        spill = _downset_search(g, capacity, start_cost - compulsory, info,
-                                None if share is None else spill_share * share, address_free=True)
-        other = max(other, spill.bound)
-        if start_cost - compulsory <= other:
-            return start_plan, start_cost, other
-        if spill.schedule is not None:
-            # its order costs ``other`` without addresses: when a cover of that cost packs, it is
-            # optimal (its covers only here, its fixed-schedule model after the order search: a
-            # new start would change the search's path)
-            left = opts.remaining()
-            pack_time = SPILL_ORDER_PACK_TIME if left is None else min(SPILL_ORDER_PACK_TIME, 0.2 * left)
-            plan = order_plan(g, capacity, spill.schedule, alignment=opts.alignment, threads=opts.threads,
-                              time_limit=pack_time)
-            plan, cost = _cheapest_valid(g, capacity, opts, [] if plan is None else [plan])
-            if plan is not None and cost - compulsory <= other:
-                return plan, cost, other
-        if not spill.exact and g.n_ops > EARLY_DOWNSET_MAX_OPS:
-            start_plan, start_cost = _beam_start(g, capacity, opts, start_plan, start_cost, info)
+        background = None  # the beam below, started now beside the down-set search when two threads may run
+        if g.n_ops > EARLY_DOWNSET_MAX_OPS and share is not None and climb_threads(opts.threads) > 1:
+            background = _BackgroundBeam(g, capacity, start_cost - compulsory, BEAM_SHARE * rem)
+        try:
+            spill_share = SPILL_SEARCH_SHARE_LARGE if windows else SPILL_SEARCH_SHARE
+            spill = _downset_search(g, capacity, start_cost - compulsory, info,
+                                    None if share is None else spill_share * share, address_free=True)
+            if spill.exact and background is not None:  # the search finished: no beam is needed
+                background.close()
+                background = None
+            other = max(other, spill.bound)
             if start_cost - compulsory <= other:
                 return start_plan, start_cost, other
-        if share is not None:
-            share = ORDER_SEARCH_SHARE * opts.remaining()
-            if spill.exact and windows:  # the bound is known: the local search stops once it meets it
-                early = _local_search(g, capacity, opts, start_plan, start_cost, share / 4, other + compulsory)
-                if early[1] - compulsory <= other:
-                    return early[0], early[1], other
+            if spill.schedule is not None:
+                # its order costs ``other`` without addresses: when a cover of that cost packs, it is
+                # optimal (its covers only here, its fixed-schedule model after the order search: a
+                # new start would change the search's path)
+                left = opts.remaining()
+                pack_time = SPILL_ORDER_PACK_TIME if left is None else min(SPILL_ORDER_PACK_TIME, 0.2 * left)
+                plan = order_plan(g, capacity, spill.schedule, alignment=opts.alignment, threads=opts.threads,
+                                  time_limit=pack_time)
+                plan, cost = _cheapest_valid(g, capacity, opts, [] if plan is None else [plan])
+                if plan is not None and cost - compulsory <= other:
+                    return plan, cost, other
+            if not spill.exact and g.n_ops > EARLY_DOWNSET_MAX_OPS:
+                start_plan, start_cost = _beam_start(g, capacity, opts, start_plan, start_cost, info,
+                                                     found=None if background is None else background.result())
+                if start_cost - compulsory <= other:
+                    return start_plan, start_cost, other
+            if share is not None:
                 share = ORDER_SEARCH_SHARE * opts.remaining()
+                if spill.exact and windows:  # the bound is known: the local search stops once it meets it
+                    early = _local_search(g, capacity, opts, start_plan, start_cost, share / 4, other + compulsory)
+                    if early[1] - compulsory <= other:
+                        return early[0], early[1], other
+                    share = ORDER_SEARCH_SHARE * opts.remaining()
+        finally:
+            if background is not None:
+                background.close()
     else:
         chunked, start_plan, start_cost = _chunked_bound(g, capacity, opts, start_plan, start_cost, other, info,
                                                          None if share is None else CHUNKED_SHARE * share)
@@ -534,8 +546,6 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
             return start_plan, start_cost, other
         if share is not None:
             share = ORDER_SEARCH_SHARE * opts.remaining()
-    from ..heuristic import climb_threads
-
     alongside = (windows and g.n_ops <= SPILL_SEARCH_MAX_OPS and share is not None and early is None
                  and climb_threads(opts.threads) > 1)  # threads=1 keeps the solve on one thread
     search = partial(order_search, g, capacity, start_schedule=start_plan.schedule, upper=start_cost - compulsory,
@@ -574,7 +584,7 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
 
 
 def _beam_start(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int,
-                info: dict, share: float = BEAM_SHARE) -> tuple[Plan, int]:
+                info: dict, share: float = BEAM_SHARE, found=None) -> tuple[Plan, int]:
     """(plan, traffic): the cheaper of the start and a plan of the best order of
     :func:`cosma_fast.bounds.address_free_beam` (widths ``BEAM_WIDTHS`` in turn, each only when
     four times the last one's time fits in ``share`` of the time left; its order's segment
@@ -584,25 +594,13 @@ def _beam_start(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, s
     covers pack at 34601 bytes in 4 s, where 60 s of the other searches ended at 40024;
     layered100 at ``M_R``: width 1024, 73582 bytes in 2.3 s, against 82109. (At ``M_H`` there
     its orders rarely pack near their address-free cost: layered100, 16286 bytes without
-    addresses, 42265 packed.)"""
-    from ..bounds import address_free_beam
-
-    t0 = time.perf_counter()
+    addresses, 42265 packed.) ``found``: :func:`_beam_search`'s answer when it ran already."""
     compulsory = g.compulsory()
-    rem = opts.remaining()
-    budget = None if rem is None else share * rem
-    best_order, best_value, last = None, start_cost - compulsory, 0.0
-    for width in BEAM_WIDTHS:
-        spent = time.perf_counter() - t0
-        if (budget is None and width > 1024) or (budget is not None and spent + 4 * last > budget):
-            break
-        t1 = time.perf_counter()
-        order, value = address_free_beam(g, capacity, width=width, upper=best_value,
-                                         time_limit=None if budget is None else budget - spent)
-        last = time.perf_counter() - t1
-        if order is not None and value < best_value:
-            best_order, best_value = order, value
-    info.update(beam_value=None if best_order is None else best_value, beam_time=time.perf_counter() - t0)
+    if found is None:
+        rem = opts.remaining()
+        found = _beam_search(g, capacity, start_cost - compulsory, None if rem is None else share * rem)
+    best_order, best_value, seconds = found
+    info.update(beam_value=None if best_order is None else best_value, beam_time=seconds)
     if best_order is None:
         return start_plan, start_cost
     plans = [_order_heuristic_plan(g, capacity, opts, best_order, None)]
@@ -613,6 +611,50 @@ def _beam_start(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, s
     plan, cost = _cheapest_valid(g, capacity, opts, plans)
     info["beam_order_plan"] = None if plan is None else cost - compulsory
     return _cheapest_valid(g, capacity, opts, [start_plan] + ([] if plan is None else [plan]))
+
+
+def _beam_search(g: Graph, capacity: int, upper: int, budget: float | None, stop=None):
+    """``(order, value, seconds)``: the best order of :func:`cosma_fast.bounds.address_free_beam`
+    below ``upper`` non-compulsory bytes (None and ``upper`` when none), widths ``BEAM_WIDTHS``
+    in turn, each only when four times the last one's time fits in ``budget`` seconds (without
+    one, widths up to 1024), until ``stop`` is set."""
+    from ..bounds import address_free_beam
+
+    t0 = time.perf_counter()
+    best_order, best_value, last = None, upper, 0.0
+    for width in BEAM_WIDTHS:
+        spent = time.perf_counter() - t0
+        if (budget is None and width > 1024) or (budget is not None and spent + 4 * last > budget):
+            break
+        if stop is not None and stop.is_set():
+            break
+        t1 = time.perf_counter()
+        order, value = address_free_beam(g, capacity, width=width, upper=best_value,
+                                         time_limit=None if budget is None else budget - spent, stop=stop)
+        last = time.perf_counter() - t1
+        if order is not None and value < best_value:
+            best_order, best_value = order, value
+    return best_order, best_value, time.perf_counter() - t0
+
+
+class _BackgroundBeam:
+    """:func:`_beam_search` in a second thread, started at once, while the address-free
+    down-set search runs (both kernels release the GIL, so on two cores neither waits);
+    :meth:`result` waits for it, :meth:`close` stops it."""
+
+    def __init__(self, g: Graph, capacity: int, upper: int, budget: float):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.stop = threading.Event()
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.future = self.pool.submit(_beam_search, g, capacity, upper, budget, self.stop)
+
+    def result(self):
+        return self.future.result()
+
+    def close(self):
+        self.stop.set()
+        self.pool.shutdown(wait=True)
 
 
 def _alongside_local_search(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int,

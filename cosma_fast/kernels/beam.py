@@ -69,7 +69,7 @@ def _same(a, b):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def beam_layer_words(before, created, readers, size, cost, io_ptr, io_idx, forced, read_after, operands, op_load,
                      capacity, upper, width, cur_D, cur_S, cur_g):
     """One depth of the beam: the children of the states ``(cur_D, cur_S)`` of costs ``cur_g``,

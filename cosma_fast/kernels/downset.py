@@ -560,7 +560,7 @@ def _children(D, S, g, upper, per_segment, WX, before, created, readers, size, r
     return nch, cover_sets, cover_cost, ch_D, ch_S, ch_g, ch_op
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def search_chunk(before, created, readers, size, reload, cost, io_ptr, io_idx, capacity, upper, max_pops, per_segment,
                  st_D, st_S, st_g, st_par, st_op, hg, hid, hkey, hblock, cl_g, cl_S, ekey, ctr):
     """Run the A* search for at most ``max_pops`` states (the heap ``(hg, hid)`` holds
