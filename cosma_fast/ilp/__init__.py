@@ -494,11 +494,13 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     share = None if rem is None else ORDER_SEARCH_SHARE * rem
     windows = g.n_ops >= WINDOW_SEARCH_MIN_OPS
     from ..heuristic import climb_threads
+
+    two_threads = climb_threads(opts.threads) > 1  # threads=1 keeps the solve on one thread
     spill = early = None
     if g.n_ops <= SPILL_SEARCH_MAX_OPS:
         background = None  # the beam below, started now beside the down-set search when two threads may run
-        if g.n_ops > EARLY_DOWNSET_MAX_OPS and share is not None and climb_threads(opts.threads) > 1:
-            background = _BackgroundBeam(g, capacity, start_cost - compulsory, BEAM_SHARE * rem)
+        if g.n_ops > EARLY_DOWNSET_MAX_OPS and share is not None and two_threads:
+            background = _Background(_beam_search, g, capacity, start_cost - compulsory, BEAM_SHARE * rem)
         try:
             spill_share = SPILL_SEARCH_SHARE_LARGE if windows else SPILL_SEARCH_SHARE
             spill = _downset_search(g, capacity, start_cost - compulsory, info,
@@ -546,8 +548,7 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
             return start_plan, start_cost, other
         if share is not None:
             share = ORDER_SEARCH_SHARE * opts.remaining()
-    alongside = (windows and g.n_ops <= SPILL_SEARCH_MAX_OPS and share is not None and early is None
-                 and climb_threads(opts.threads) > 1)  # threads=1 keeps the solve on one thread
+    alongside = windows and g.n_ops <= SPILL_SEARCH_MAX_OPS and share is not None and early is None and two_threads
     search = partial(order_search, g, capacity, start_schedule=start_plan.schedule, upper=start_cost - compulsory,
                      time_limit=None if share is None else CONCURRENT_SHARE * share if alongside else share / 2
                      if windows else share, max_nodes=ORDER_SEARCH_NODES if rem is None else None,
@@ -603,12 +604,7 @@ def _beam_start(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, s
     info.update(beam_value=None if best_order is None else best_value, beam_time=seconds)
     if best_order is None:
         return start_plan, start_cost
-    plans = [_order_heuristic_plan(g, capacity, opts, best_order, None)]
-    left = opts.remaining()
-    cover = order_plan(g, capacity, best_order, alignment=opts.alignment, threads=opts.threads,
-                       time_limit=BEAM_PACK_TIME if left is None else min(BEAM_PACK_TIME, 0.1 * left))
-    plans += [] if cover is None else [cover]
-    plan, cost = _cheapest_valid(g, capacity, opts, plans)
+    plan, cost = _order_plan_or_heuristic(g, capacity, opts, best_order, BEAM_PACK_TIME)
     info["beam_order_plan"] = None if plan is None else cost - compulsory
     return _cheapest_valid(g, capacity, opts, [start_plan] + ([] if plan is None else [plan]))
 
@@ -637,17 +633,18 @@ def _beam_search(g: Graph, capacity: int, upper: int, budget: float | None, stop
     return best_order, best_value, time.perf_counter() - t0
 
 
-class _BackgroundBeam:
-    """:func:`_beam_search` in a second thread, started at once, while the address-free
-    down-set search runs (both kernels release the GIL, so on two cores neither waits);
-    :meth:`result` waits for it, :meth:`close` stops it."""
+class _Background:
+    """``fn(*args, stop=event, **kwargs)`` in a second thread, started at once, while the
+    caller searches in this one (HiGHS and the kernels release the GIL, so on two cores
+    neither waits); :meth:`close` sets the event and waits for ``fn`` to return, and
+    :meth:`result` gives what it returned."""
 
-    def __init__(self, g: Graph, capacity: int, upper: int, budget: float):
+    def __init__(self, fn, *args, **kwargs):
         from concurrent.futures import ThreadPoolExecutor
 
         self.stop = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=1)
-        self.future = self.pool.submit(_beam_search, g, capacity, upper, budget, self.stop)
+        self.future = self.pool.submit(fn, *args, stop=self.stop, **kwargs)
 
     def result(self):
         return self.future.result()
@@ -660,21 +657,16 @@ class _BackgroundBeam:
 def _alongside_local_search(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int,
                             time_limit: float, search):
     """``(search(), (plan, traffic))``: the order search ``search`` and, in a second thread for
-    the same ``time_limit``, one climb of the heuristic's local search from the start's
-    order (:func:`_local_search`), stopped when the order search proves its order. The
-    climb's kernel and HiGHS release the GIL, so on two cores each gets the whole time
+    the same ``time_limit`` (:class:`_Background`), one climb of the heuristic's local search
+    from the start's order (:func:`_local_search`), stopped when the order search is over (a
+    proof, or its time is up as the climb's is): on two cores each gets the whole time
     instead of a share of it."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    stop = threading.Event()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        climb = pool.submit(_local_search, g, capacity, opts, start_plan, start_cost, time_limit, threads=1,
-                            stop=stop)
-        try:
-            res = search()
-        finally:
-            stop.set()  # the search is over: a proof, or its time is up as the climb's is
-        return res, climb.result()
+    climb = _Background(_local_search, g, capacity, opts, start_plan, start_cost, time_limit, threads=1)
+    try:
+        res = search()
+    finally:
+        climb.close()
+    return res, climb.result()
 
 
 def _local_search(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int,
@@ -749,14 +741,7 @@ def _chunked_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
             break
     info.update(chunked_bound=best, chunked_part_ops=sizes, chunked_time=time.perf_counter() - t0)
     if order is not None:
-        plans = [_order_heuristic_plan(g, capacity, opts, order, None)]
-        left = opts.remaining()
-        if left is None or left > 0:
-            cover_time = CHUNKED_COVER_TIME if left is None else min(CHUNKED_COVER_TIME, 0.1 * left)
-            cover = order_plan(g, capacity, order, alignment=opts.alignment, time_limit=cover_time,
-                               threads=opts.threads)
-            plans += [] if cover is None else [cover]
-        plan, cost = _cheapest_valid(g, capacity, opts, plans)
+        plan, cost = _order_plan_or_heuristic(g, capacity, opts, order, CHUNKED_COVER_TIME)
         if plan is not None:
             info["chunked_order_plan"] = cost - g.compulsory()
             if cost < start_cost:
@@ -819,6 +804,20 @@ def _order_heuristic_plan(g: Graph, capacity: int, opts: SolveOptions, order, ti
     fixed = dataclasses.replace(opts, schedule=np.asarray(order, dtype=np.int64), start_time=time.perf_counter(),
                                 time_limit=time_limit, progress=None)
     return solve_heuristic(g, capacity, fixed).plan
+
+
+def _order_plan_or_heuristic(g: Graph, capacity: int, opts: SolveOptions, order, cover_time: float):
+    """(plan, traffic), or (None, None): the cheaper valid plan of ``order`` between the
+    heuristic's (:func:`_order_heuristic_plan`) and its segment covers' packed
+    (:func:`cosma_fast.ilp.orders.order_plan`, ``cover_time`` seconds at most and a tenth of
+    the time left; skipped when none is left)."""
+    plans = [_order_heuristic_plan(g, capacity, opts, order, None)]
+    left = opts.remaining()
+    if left is None or left > 0:
+        cover = order_plan(g, capacity, order, alignment=opts.alignment, threads=opts.threads,
+                           time_limit=cover_time if left is None else min(cover_time, 0.1 * left))
+        plans += [] if cover is None else [cover]
+    return _cheapest_valid(g, capacity, opts, plans)
 
 
 def _realise_order(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarray, target: int,
