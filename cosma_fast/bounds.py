@@ -308,6 +308,7 @@ def address_free_beam(graph: Graph, capacity: int, *, width: int = 256, upper: i
     import time
 
     from .kernels.beam import beam_layer_words
+    from .kernels.downset import step_rows
 
     t0 = time.perf_counter()
     check_capacity(graph, capacity)
@@ -321,17 +322,15 @@ def address_free_beam(graph: Graph, capacity: int, *, width: int = 256, upper: i
     made = g.tensor_producer >= 0
     created[made] = False
     created[np.flatnonzero(made), g.tensor_producer[made]] = True
-    read_after = (read.astype(np.float32) @ anc.astype(np.float32)).T > 0  # [v, t]: read after v in every order
-    made_before = (created.astype(np.float32) @ anc.T.astype(np.float32)).T > 0  # made before v in every order
     io_ptr, io_idx = _rows_csr(inc.operand)
+    masks = (_words(anc), _words(created), _words(read))
     upper = np.iinfo(np.int64).max if upper is None else int(upper)
     WX = (g.n_tensors + 63) // 64
     D = np.zeros((1, (n + 63) // 64), np.uint64)
     S, cost = np.zeros((1, 2 * WX), np.uint64), np.zeros(1, np.int64)
     parents, ops = [], []
-    args = (_words(anc), _words(created), _words(read), inc.size, spill_costs(g), io_ptr, io_idx,
-            _words(read_after & made_before), _words(read_after), _words(inc.operand),
-            inc.operand.astype(np.int64) @ inc.size, int(capacity), upper, int(width))
+    args = (*masks, inc.size, spill_costs(g), io_ptr, io_idx, *step_rows(*masks, io_ptr, io_idx, inc.size),
+            int(capacity), upper, int(width))
     for _ in range(n):
         if (time_limit is not None and time.perf_counter() - t0 > time_limit) or (stop is not None and stop.is_set()):
             return None, None
@@ -416,11 +415,13 @@ def _search_downsets(before, created, readers, size, reloads, costs, io_ptr, io_
     ekey = np.full(1 << (2 * cap - 1).bit_length(), -1, np.int64)  # a power of two, at least 2 * cap
     ekey[K._twin_slot(ekey, 0, st[1][0], st[0], st[1])] = 0  # state 0: nothing run, nothing spilled
     deadline = None if time_limit is None else t0 + time_limit
+    rows = K.step_rows(*(np.asarray(m, np.int64).astype(np.uint64)[:, None] for m in (before, created, readers)),
+                       io_ptr, io_idx, size)
     while True:
         if deadline is not None and time.perf_counter() >= deadline:
             break
         # 2000 states a chunk: ~0.1 s between clock checks on the 50-operator graphs
-        code = K.search_chunk(before, created, readers, size, reloads, costs, io_ptr, io_idx, int(capacity),
+        code = K.search_chunk(before, created, readers, size, reloads, costs, io_ptr, io_idx, *rows, int(capacity),
                               upper, 2000, per_segment, *st, hg, hid, hkey, hblock, cl_g, cl_S, ekey, ctr)
         if code == K.FINISHED:
             parent, last_op = st[3], st[4]

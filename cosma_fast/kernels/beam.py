@@ -82,7 +82,7 @@ def beam_layer_words(before, created, readers, size, cost, io_ptr, io_idx, force
     ``readers[t]``; all word rows over the operators. ``cost[t]``: a reload plus, for a tensor
     that owes one, a write-back; a reload is ``size[t]``. ``io_ptr``/``io_idx``: each
     operator's operands (CSR). ``forced``, ``read_after``, ``operands`` (tensor word rows per
-    operator) and ``op_load``: as :func:`cosma_fast.kernels.downset._step_masks` gives them.
+    operator) and ``op_load``: :func:`cosma_fast.kernels.downset.step_rows` of those.
     ``cur_S``: off-chip words, then written-back words.
     Returns ``(D, S, g, parent, op)``: ``parent`` indexes ``cur_*``, ``op`` is the operator
     run."""

@@ -374,18 +374,31 @@ def _doubled(ch_D, ch_S, ch_g, ch_op):
 
 
 @njit(cache=True)
-def _step_masks(before, created, readers, io_ptr, io_idx, size, WX):
-    """Per operator ``v``, as tensor bit rows: ``forced[v]``, the tensors live across ``v``
+def _meets(a, b):
+    """Whether the word rows ``a`` and ``b`` share a bit."""
+    for w in range(a.shape[0]):
+        if a[w] & b[w]:
+            return True
+    return False
+
+
+@njit(cache=True)
+def step_rows(before, created, readers, io_ptr, io_idx, size):
+    """Per operator ``v``, as tensor word rows: ``forced[v]``, the tensors live across ``v``
     in every order (made by an operator that runs before ``v`` in every order, read by one
     that runs after it in every order); ``read_after[v]``, those read after ``v`` in every
-    order; ``operands[v]``; and ``op_load[v]``, the bytes of ``v``'s operands."""
-    n = before.shape[0]
+    order; ``operands[v]``; and ``op_load[v]``, the bytes of ``v``'s operands. ``before``,
+    ``created`` and ``readers`` are word rows over the operators (one word each in the
+    down-set search, any number in the beam); the two searches take these rows from here,
+    computed once per graph."""
+    n, WO = before.shape
     nt = size.shape[0]
-    after = np.zeros(n, np.int64)
+    WX = (nt + 63) // 64
+    after = np.zeros((n, WO), np.uint64)
     for r in range(n):
         for v in range(n):
-            if (before[r] >> v) & 1:
-                after[v] |= np.int64(1) << r
+            if (before[r, v >> 6] >> np.uint64(v & 63)) & np.uint64(1):
+                after[v, r >> 6] |= np.uint64(1) << np.uint64(r & 63)
     forced = np.zeros((n, WX), np.uint64)
     read_after = np.zeros((n, WX), np.uint64)
     operands = np.zeros((n, WX), np.uint64)
@@ -396,9 +409,9 @@ def _step_masks(before, created, readers, io_ptr, io_idx, size, WX):
             operands[v, t >> 6] |= np.uint64(1) << np.uint64(t & 63)
             op_load[v] += size[t]
         for t in range(nt):
-            if readers[t] & after[v]:
+            if _meets(readers[t], after[v]):
                 read_after[v, t >> 6] |= np.uint64(1) << np.uint64(t & 63)
-                if created[t] & before[v]:
+                if _meets(created[t], before[v]):
                     forced[v, t >> 6] |= np.uint64(1) << np.uint64(t & 63)
     return forced, read_after, operands, op_load
 
@@ -561,14 +574,16 @@ def _children(D, S, g, upper, per_segment, WX, before, created, readers, size, r
 
 
 @njit(cache=True, nogil=True)
-def search_chunk(before, created, readers, size, reload, cost, io_ptr, io_idx, capacity, upper, max_pops, per_segment,
-                 st_D, st_S, st_g, st_par, st_op, hg, hid, hkey, hblock, cl_g, cl_S, ekey, ctr):
+def search_chunk(before, created, readers, size, reload, cost, io_ptr, io_idx, forced, read_after, operands, op_load,
+                 capacity, upper, max_pops, per_segment, st_D, st_S, st_g, st_par, st_op, hg, hid, hkey, hblock, cl_g,
+                 cl_S, ekey, ctr):
     """Run the A* search for at most ``max_pops`` states (the heap ``(hg, hid)`` holds
     estimates and :func:`_heap_entry` entries).
 
     ``before[v]``: the operators that run before ``v`` in every order, ``created[t]`` the ones
     whose step creates ``t`` (its producer, or for an input or weight its readers),
-    ``readers[t]``, as bit masks; ``io_ptr``/``io_idx``: each operator's operands (CSR).
+    ``readers[t]``, as bit masks; ``io_ptr``/``io_idx``: each operator's operands (CSR);
+    ``forced``, ``read_after``, ``operands``, ``op_load``: :func:`step_rows` of those.
     ``cost[t]``: the price of spilling ``t``; ``per_segment``: the exact address-free cost
     instead of the spill cover (module docstring): a state's words are its off-chip set,
     then its written-back set, and spilling a tensor written back costs ``reload[t]``
@@ -588,7 +603,6 @@ def search_chunk(before, created, readers, size, reload, cost, io_ptr, io_idx, c
     T = np.empty(W, np.uint64)
     keep = np.empty(W, np.uint64)
     free = np.empty(nt, np.int64)
-    forced, read_after, operands, op_load = _step_masks(before, created, readers, io_ptr, io_idx, size, WX)
     by_cost_rate = np.argsort(cost / np.maximum(size, 1), kind="mergesort")
     back = np.empty(nt, np.int64)
     made = np.empty(WX, np.uint64)
@@ -682,7 +696,7 @@ def rehash_twins(ekey, new_size, st_D, st_S):
 
 
 def warmup() -> None:
-    """Compile :func:`search_chunk` and the rehashes on a two-operator chain."""
+    """Compile :func:`step_rows`, :func:`search_chunk` and the rehashes on a two-operator chain."""
     i64 = np.int64
     cap = 8
     st = (np.zeros(cap, i64), np.zeros((cap, 1), np.uint64), np.zeros(cap, i64), np.full(cap, -1, i64),
@@ -692,8 +706,11 @@ def warmup() -> None:
     ctr = np.array([1, 1, 0, 0, 0, 0, 0, 0], i64)
     ekey[_twin_slot(ekey, 0, st[1][0], st[0], st[1])] = 0
     size = np.array([4, 4, 4], i64)
-    search_chunk(np.array([0, 1], i64), np.array([1, 1, 2], i64), np.array([1, 2, 0], i64), size, size,
-                 np.array([4, 8, 4], i64), np.array([0, 2, 4], i64), np.array([0, 1, 1, 2], i64), 8, np.iinfo(i64).max,
-                 10, False, *st, np.zeros(cap, i64), np.zeros(cap, i64), hkey, hblock, cl_g, cl_S, ekey, ctr)
+    before, created, readers = (np.array(m, np.uint64)[:, None] for m in ([0, 1], [1, 1, 2], [1, 2, 0]))
+    io_ptr, io_idx = np.array([0, 2, 4], i64), np.array([0, 1, 1, 2], i64)
+    rows = step_rows(before, created, readers, io_ptr, io_idx, size)
+    search_chunk(before[:, 0].astype(i64), created[:, 0].astype(i64), readers[:, 0].astype(i64), size, size,
+                 np.array([4, 8, 4], i64), io_ptr, io_idx, *rows, 8, np.iinfo(i64).max, 10, False, *st,
+                 np.zeros(cap, i64), np.zeros(cap, i64), hkey, hblock, cl_g, cl_S, ekey, ctr)
     rehash(hkey, hblock, 32)
     rehash_twins(ekey, 32, st[0], st[1])
