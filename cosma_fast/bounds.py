@@ -453,7 +453,8 @@ def _search_downsets(before, created, readers, size, reloads, costs, io_ptr, io_
 
 
 def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: int = 30, address_free: bool = False,
-                        time_limit: float | None = None, max_states: int = 2_000_000) -> SpillSearchResult:
+                        time_limit: float | None = None, max_states: int = 2_000_000,
+                        workers: int = 1) -> SpillSearchResult:
     """A lower bound on the non-compulsory bytes of every plan of ``graph`` within
     ``capacity``, for graphs too large for :func:`least_spill_cover`: the sum of the least
     spill covers of its parts, each over every order of the part's operators.
@@ -483,9 +484,12 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
 
     ``parts``: a partition of the operators into sequences of at most
     :data:`cosma_fast.kernels.downset.MAX_OPS`; by default :func:`quiet_cuts` of the
-    graph's stored order into runs of at most ``part_ops``. ``time_limit`` is shared among
-    the parts, a part's unused time passing to the next; a part stopped by it or by
-    ``max_states`` gives the least estimate still queued (still a bound). Returns a :class:`SpillSearchResult` whose
+    graph's stored order into runs of at most ``part_ops``. ``workers``: parts searched at
+    once, in threads (the search releases the GIL; each stores up to ``max_states``
+    states). ``time_limit`` is shared among the parts, a part's unused time passing to the
+    ones not yet started; a part stopped by it or by ``max_states`` gives the least
+    estimate still queued (still a bound), so the result depends on ``workers`` only when
+    a part is stopped. Returns a :class:`SpillSearchResult` whose
     ``exact`` says every part finished and whose ``schedule`` is the parts' least-cover
     orders one after another (a part that did not finish keeps its given order) when that
     is a topological order, as it is for runs of one, else None; that order need not
@@ -493,7 +497,9 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
     :class:`ValueError` for parts that do not partition the operators or are too large.
     """
     import math
+    import threading
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
     from .kernels import downset as K
 
@@ -511,6 +517,8 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
     too_large = [len(p) for p in parts if len(p) > K.MAX_OPS]
     if too_large:
         raise ValueError(f"a part has {too_large[0]} operators; at most {K.MAX_OPS}")
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise OptionError(f"workers must be a positive integer, got {workers!r}")
     inc = Incidence(graph)
     anc = ancestors(graph)
     part_of = np.empty(n, np.int64)
@@ -531,15 +539,29 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
     # a reload's share and a write-back's, each rounded down (exact unless the scale is 1)
     reload = inc.size * scale // np.maximum(k, 1)
     price = reload + (costs - inc.size) * scale // np.maximum(k, 1)
-    total, exact, states, order = 0, True, 0, []
-    for i, p in enumerate(parts):
-        left = None if time_limit is None else max(0.0, t0 + time_limit - time.perf_counter()) / (len(parts) - i)
-        res = _search_downsets(*_part_masks(inc, anc, producer, p, own[:, i]), inc.size, reload, price,
-                               *_rows_csr(inc.operand[p]), capacity, address_free, None, left, max_states, None)
-        total += res.bound
-        exact &= res.exact
-        states += res.states
-        order.append(p if res.schedule is None else p[res.schedule])
+    started = [0]  # parts handed to a worker so far
+    lock = threading.Lock()
+
+    def search(i):
+        with lock:
+            waiting = len(parts) - started[0]  # this part and the ones not yet started
+            started[0] += 1
+        # the time left, spread over the rounds of ``workers`` parts still to run
+        rounds = -(-waiting // min(workers, len(parts)))
+        left = None if time_limit is None else max(0.0, t0 + time_limit - time.perf_counter()) / rounds
+        p = parts[i]
+        return _search_downsets(*_part_masks(inc, anc, producer, p, own[:, i]), inc.size, reload, price,
+                                *_rows_csr(inc.operand[p]), capacity, address_free, None, left, max_states, None)
+
+    if workers == 1 or len(parts) == 1:
+        results = [search(i) for i in range(len(parts))]
+    else:
+        with ThreadPoolExecutor(max_workers=min(workers, len(parts))) as pool:
+            results = list(pool.map(search, range(len(parts))))
+    total = sum(r.bound for r in results)
+    exact = all(r.exact for r in results)
+    states = sum(r.states for r in results)
+    order = [p if r.schedule is None else p[r.schedule] for p, r in zip(parts, results)]
     # the parts' own orders, one after another, when the parts are runs of one order
     schedule = np.concatenate(order)
     pos = np.empty(n, np.int64)

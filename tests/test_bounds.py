@@ -381,6 +381,19 @@ def test_chunked_spill_cover_bounds_a_layered_graph_too_large_for_one_search():
     assert _is_topological(g, res.schedule)
 
 
+def test_chunked_spill_cover_searches_parts_at_once_with_the_same_result():
+    # two workers search the parts in threads; when every part finishes, the sum and the
+    # parts' orders are those of one worker
+    g = generators.random_layered(100)
+    cap = cf.budgets(g)["M_H"]
+    one = chunked_spill_cover(g, cap, part_ops=30, address_free=True, workers=1)
+    two = chunked_spill_cover(g, cap, part_ops=30, address_free=True, workers=2)
+    assert one.exact and two.exact and one.bound == two.bound and one.states == two.states
+    assert np.array_equal(one.schedule, two.schedule)
+    with pytest.raises(cf.OptionError, match="workers"):
+        chunked_spill_cover(g, cap, part_ops=30, workers=0)
+
+
 def test_chunked_spill_cover_rejects_parts_that_do_not_partition():
     g = generators.random_layered(70)
     cap = cf.budgets(g)["M_H"]

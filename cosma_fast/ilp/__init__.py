@@ -53,9 +53,12 @@ SPILL_SEARCH_SHARE_LARGE = 0.5  # the same from WINDOW_SEARCH_MIN_OPS operators,
 DOWNSET_MAX_STATES = 8_000_000  # states the down-set searches may store (about 1 GB)
 DOWNSET_LEAN_STATES = 2_000_000  # past these, a search whose frontier outgrows it stops (bounds.LEAN_RATIO)
 # of the order search's share, for the chunked bound beyond SPILL_SEARCH_MAX_OPS (0.25 cut its
-# last passes on layered100/200 at M_H: bounds 12593 and 12602 instead of 15094 and 15401)
-CHUNKED_SHARE = 0.4
-CHUNKED_PART_OPS = (30, 40, 50, 62)  # its passes: the parts' largest sizes
+# last passes on layered100/200 at M_H: bounds 12593 and 12602 instead of 15094 and 15401; 0.4
+# left layered100 at M_R at 67350 instead of 69852, and its order search's bound was 27516)
+CHUNKED_SHARE = 0.6
+# its passes, the parts' largest sizes: a quick probe, then the largest parts first (the strongest
+# bounds: layered100 at M_R, 57584, 58517, 67862 and 69852 bytes from 30 to 62 operators)
+CHUNKED_PART_OPS = (30, 62, 50, 40)
 LAST_SEARCH_SEED = 104729  # added to the seed of the local search given the model's time
 EARLY_DOWNSET_MAX_OPS = 24  # up to this size the down-set search may prove the heuristic's start before phase one
 EARLY_DOWNSET_TIME = 0.2  # seconds at most for that early search
@@ -713,19 +716,24 @@ def _chunked_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     """(bound, best plan, its traffic) for graphs too large for the down-set search: the best
     :func:`cosma_fast.bounds.chunked_spill_cover` with ``address_free`` (the parts' least
     address-free traffic, shares summed), one pass per size in ``CHUNKED_PART_OPS`` while
-    ``time_limit`` lasts, until a pass does not finish or gives no more than ``other``, the
-    bound known already (larger parts lose fewer tensors at their cuts but take longer;
-    where the cuts fall matters as much, so every pass counts), each part storing
-    ``DOWNSET_LEAN_STATES`` at most; then the cheaper of the heuristic's plan of the best
-    pass's order (its parts' orders in turn) and the plan of its segment covers
-    (:func:`cosma_fast.ilp.orders.order_plan`, ``CHUNKED_COVER_TIME`` seconds at most, a
-    tenth of the time left) when it is cheaper than the start; ``info`` records it.
-    layered100 at ``M_R``: the covers of the 30-operator pass's order (79120 bytes
-    address-free) pack at 85624 bytes in 3.3 s, where 60 s ended at 90445 before.
-    layered100 at ``M_H``: 12384, 12125, 12615 and 15094 bytes in 0.4, 4.0, 3.8 and 4.8 s
-    (the least spill covers' sums: 11600, 11320, 11637, 13462), where the other bounds give
-    3242; layered100 at ``M_R``: 57584 in 1.5 s, against 26329; randwire: 0, as most edges
-    cross the cuts, so one pass only."""
+    ``time_limit`` lasts, until a pass gives no more than ``other``, the bound known already
+    (larger parts lose fewer tensors at their cuts but take longer; where the cuts fall
+    matters as much, so every pass counts, and a pass stopped by the time or its states
+    still gives a bound), each part storing ``DOWNSET_LEAN_STATES`` at most, the parts
+    searched at once by :func:`cosma_fast.heuristic.climb_threads` threads; then the cheaper
+    of the heuristic's plan of the best pass's order (its parts' orders in turn) and the
+    plan of its segment covers (:func:`cosma_fast.ilp.orders.order_plan`,
+    ``CHUNKED_COVER_TIME`` seconds at most, a tenth of the time left) when it is cheaper than
+    the start; ``info`` records it. layered100 at ``M_R``: the covers of the 30-operator
+    pass's order (79120 bytes address-free) pack at 85624 bytes in 3.3 s, where 60 s ended at
+    90445 before. Passes of 30, 40, 50 and 62 operators: layered100 at ``M_H`` 12384, 12125,
+    12615 and 15094 bytes in 0.4, 4.0, 3.8 and 4.8 s on one thread (the least spill covers'
+    sums: 11600, 11320, 11637, 13462), where the other bounds give 3242; layered100 at
+    ``M_R`` 57584, 58517 (a part stopped), 67862 and 69852 in 1.8, 13, 32 and 34 s on one
+    thread (18 s for the last on two), against 26329; randwire: 0, as most edges cross the
+    cuts, so one pass only."""
+    from ..heuristic import climb_threads
+
     t0 = time.perf_counter()
     best, sizes, order = 0, [], None
     for part_ops in CHUNKED_PART_OPS:
@@ -733,11 +741,11 @@ def _chunked_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
         if left is not None and left <= 0:
             break
         res = chunked_spill_cover(g, capacity, part_ops=part_ops, address_free=True, time_limit=left,
-                                  max_states=DOWNSET_LEAN_STATES)
+                                  max_states=DOWNSET_LEAN_STATES, workers=climb_threads(opts.threads))
         sizes.append(part_ops)
         if res.bound > best:
             best, order = res.bound, res.schedule
-        if not res.exact or res.bound <= other:
+        if res.bound <= other:
             break
     info.update(chunked_bound=best, chunked_part_ops=sizes, chunked_time=time.perf_counter() - t0)
     if order is not None:
