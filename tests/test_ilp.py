@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 
@@ -251,6 +252,32 @@ def test_beyond_the_down_set_search_the_chunked_spill_cover_bounds_the_plan():
     assert spill_cover_bound(g, cap) < first <= r.info["chunked_bound"] <= r.lower_bound <= r.non_compulsory
     # the best pass's order, realised by the heuristic and by its covers, is a candidate start
     assert r.non_compulsory <= r.info["chunked_order_plan"]
+
+
+def test_the_chunked_passes_go_on_after_a_pass_stopped_early(monkeypatch):
+    # a pass stopped by its time or states still gives a bound: the next (larger) parts run
+    # too, the largest first after the probe, and the bound is the best pass's
+    import cosma_fast.ilp as ilp
+    from cosma_fast import generators as gen
+    from cosma_fast.bounds import chunked_spill_cover
+
+    seen = []
+
+    def first_pass_stopped(*args, **kw):
+        res = chunked_spill_cover(*args, **kw)
+        seen.append((kw["part_ops"], res.bound))
+        if len(seen) == 1:
+            res = dataclasses.replace(res, exact=False)
+        return res
+
+    monkeypatch.setattr(ilp, "chunked_spill_cover", first_pass_stopped)
+    g = gen.random_layered(ilp.SPILL_SEARCH_MAX_OPS + 8)
+    cap = cf.budgets(g, time_limit=2.0)["M_H"]
+    r = cf.solve(g, cap, method="ilp", time_limit=6.0)
+    cf.validate(g, r.plan, cap)
+    assert [p for p, _ in seen] == list(ilp.CHUNKED_PART_OPS[:len(seen)]) and len(seen) >= 2
+    assert seen[1][0] == max(ilp.CHUNKED_PART_OPS)
+    assert r.info["chunked_bound"] == max(b for _, b in seen) <= r.lower_bound <= r.non_compulsory
 
 
 def test_where_the_down_set_search_stops_the_beams_order_is_a_start():
