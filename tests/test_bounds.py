@@ -381,6 +381,18 @@ def test_chunked_spill_cover_bounds_a_layered_graph_too_large_for_one_search():
     assert _is_topological(g, res.schedule)
 
 
+def test_chunked_spill_cover_parts_see_the_tensors_that_cross_their_cuts():
+    # randwire10 at M_R in runs of 3: each tensor crossing a cut is made in one part and read
+    # once in another, so no part touches it on both sides of an operator; the part where it
+    # can be live across the most operators sees it all the same, and the parts then pay
+    # 769 bytes (a part seeing only its own touches: 0), still below the whole's optimum
+    g = generators.randwire(10)
+    cap = cf.budgets(g)["M_R"]
+    res = chunked_spill_cover(g, cap, part_ops=3, address_free=True)
+    assert res.exact and res.bound == 769
+    assert res.bound <= address_free_optimum(g, cap).bound == 3624
+
+
 def test_chunked_spill_cover_searches_parts_at_once_with_the_same_result():
     # two workers search the parts in threads; when every part finishes, the sum and the
     # parts' orders are those of one worker

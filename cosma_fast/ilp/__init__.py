@@ -726,12 +726,13 @@ def _chunked_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     ``CHUNKED_COVER_TIME`` seconds at most, a tenth of the time left) when it is cheaper than
     the start; ``info`` records it. layered100 at ``M_R``: the covers of the 30-operator
     pass's order (79120 bytes address-free) pack at 85624 bytes in 3.3 s, where 60 s ended at
-    90445 before. Passes of 30, 40, 50 and 62 operators: layered100 at ``M_H`` 12384, 12125,
-    12615 and 15094 bytes in 0.4, 4.0, 3.8 and 4.8 s on one thread (the least spill covers'
-    sums: 11600, 11320, 11637, 13462), where the other bounds give 3242; layered100 at
-    ``M_R`` 57584, 58517 (a part stopped), 67862 and 69852 in 1.8, 13, 32 and 34 s on one
-    thread (18 s for the last on two), against 26329; randwire: 0, as most edges cross the
-    cuts, so one pass only."""
+    90445 before. Passes of 30, 40, 50 and 62 operators: layered100 at ``M_H`` 13106, 12125,
+    13365 and 15816 bytes in 0.7, 4.3, 4.1 and 5.2 s on one thread (12384, 12125, 12615 and
+    15094 before its parts saw the tensors made or read outside them), where the other
+    bounds give 3242; layered100 at ``M_R`` 57584, 58517 (a part stopped), 67862 and 69852
+    (before that change) in 1.8, 13, 32 and 34 s on one thread (18 s for the last on two),
+    against 26329; randwire: far below the other bounds, as most edges cross the cuts
+    (randwire100 at ``M_R``: 6245 against 25833), so one pass only."""
     from ..heuristic import climb_threads
 
     t0 = time.perf_counter()

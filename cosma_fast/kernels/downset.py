@@ -512,7 +512,10 @@ def _children(D, S, g, upper, per_segment, WX, before, created, readers, size, r
     that may run next and per minimal set of live tensors that makes ``v``'s step fit
     (:func:`_minimal_covers`, priced by ``state_cost``), each the down-set with ``v``, the
     live tensors still off chip (and, with ``per_segment``, written back) after ``v``, its
-    cost, and ``v``. Returns ``(count, cover_sets, cover_cost, ch_D, ch_S, ch_g, ch_op)``,
+    cost, and ``v``. A live tensor may be spilled unless ``v`` touches it or it is off chip
+    already (in a part of a graph, one made outside the part is live from the first operator
+    that shows it made, which need not touch it). Returns
+    ``(count, cover_sets, cover_cost, ch_D, ch_S, ch_g, ch_op)``,
     the buffers grown when they were too small; ``is_io``, ``T``, ``keep``, ``free``: scratch."""
     n = before.shape[0]
     nt = size.shape[0]
@@ -535,7 +538,7 @@ def _children(D, S, g, upper, per_segment, WX, before, created, readers, size, r
                 continue
             for base in range(0, W, WX):
                 keep[base + (t >> 6)] |= np.uint64(1) << np.uint64(t & 63)
-            if is_io[t] or (created[t] & D) == 0 or (S[t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
+            if is_io[t] or (S[t >> 6] >> np.uint64(t & 63)) & np.uint64(1):
                 continue
             free[m] = t
             m += 1
