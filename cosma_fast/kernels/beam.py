@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .downset import estimate_to_come, mark_operands, spill_costs_now, step_covers
+from .downset import _meets, estimate_to_come, mark_operands, spill_costs_now, step_covers
 
 MAX_COVERS = 32  # the cheapest minimal covers a state's step may take, per operator
 
@@ -27,15 +27,6 @@ def _is_subset(a, b):
         if a[w] & ~b[w]:
             return False
     return True
-
-
-@njit(cache=True)
-def _meets(a, b):
-    """Whether the word rows ``a`` and ``b`` share a bit."""
-    for w in range(a.shape[0]):
-        if a[w] & b[w]:
-            return True
-    return False
 
 
 @njit(cache=True)
