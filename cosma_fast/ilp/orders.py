@@ -478,10 +478,11 @@ def improve_order(graph: Graph, capacity: int, schedule, value: int, *, window: 
 
 
 def order_plan(graph: Graph, capacity: int, schedule, *, alignment: int = 1,
-               time_limit: float | None = None, attempts: int = 8, threads: int | None = None) -> Plan | None:
+               time_limit: float | None = None, attempts: int = 8, threads: int | None = None,
+               first_pack_time: float | None = None) -> Plan | None:
     """:func:`order_plan_and_bound`'s plan."""
     return order_plan_and_bound(graph, capacity, schedule, alignment=alignment, time_limit=time_limit,
-                                attempts=attempts, threads=threads)[0]
+                                attempts=attempts, threads=threads, first_pack_time=first_pack_time)[0]
 
 
 SLACK_STEPS = (0.0, 0.01, 0.02, 0.04, 0.08, 0.16)  # capacity kept free by successive covers
@@ -490,7 +491,7 @@ SLACK_REFINE = 2  # bisection steps between the last slack that failed and the f
 
 def order_plan_and_bound(graph: Graph, capacity: int, schedule, *, alignment: int = 1,
                          time_limit: float | None = None, attempts: int = 8,
-                         threads: int | None = None) -> tuple[Plan | None, int]:
+                         threads: int | None = None, first_pack_time: float | None = None) -> tuple[Plan | None, int]:
     """``(plan, bound)``: ``bound`` is a proven lower bound on the non-compulsory bytes of
     every plan running ``schedule`` (the order's least address-free traffic when its
     segment cover is solved in time); ``plan`` runs ``schedule`` with that traffic when its
@@ -506,7 +507,10 @@ def order_plan_and_bound(graph: Graph, capacity: int, schedule, *, alignment: in
     free at every step (``SLACK_STEPS``), and between the last share that failed and the
     first that packed ``SLACK_REFINE`` bisection steps look for a cheaper one; at most
     ``attempts`` covers in all, the cheapest plan that packed is returned (more traffic
-    than the bound then, still valid). Uniform slack packs at less traffic than keeping
+    than the bound then, still valid). The first packing gets 2 s at most and a quarter of
+    the time left; ``first_pack_time``, for an order known to be optimal without addresses
+    (whose zero-slack cover, if it packs, is an optimal plan), up to that long and half the
+    time left. Uniform slack packs at less traffic than keeping
     free only the bytes where the last packing overflowed (randwire100 at M_H, heuristic
     order: 35294 against 39286 bytes; layered200 at M_R: 175994 against 198765).
     ``threads`` as in :func:`order_search`.
@@ -526,8 +530,11 @@ def order_plan_and_bound(graph: Graph, capacity: int, schedule, *, alignment: in
         nonlocal bound, best, best_cost, tried
         rem = left()
         pack_time = 2.0 if tried == 0 else 0.3  # a packing is found at once or rarely at all
+        part = 0.25
+        if tried == 0 and first_pack_time is not None:
+            pack_time, part = first_pack_time, 0.5
         low, found, plan = realise(int(share * capacity), None if rem is None else rem / 2,
-                                   pack_time if rem is None else max(0.05, min(rem / 4, pack_time)))
+                                   pack_time if rem is None else max(0.05, min(part * rem, pack_time)))
         tried += 1
         if share == 0.0:  # no capacity kept free: a bound
             bound = low
