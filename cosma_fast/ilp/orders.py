@@ -507,12 +507,13 @@ def order_plan_and_bound(graph: Graph, capacity: int, schedule, *, alignment: in
     free at every step (``SLACK_STEPS``), and between the last share that failed and the
     first that packed ``SLACK_REFINE`` bisection steps look for a cheaper one; at most
     ``attempts`` covers in all, the cheapest plan that packed is returned (more traffic
-    than the bound then, still valid). The first packing gets 2 s at most and a quarter of
-    the time left; ``first_pack_time``, for an order known to be optimal without addresses
-    (whose zero-slack cover, if it packs, is an optimal plan), up to that long and half the
-    time left. Uniform slack packs at less traffic than keeping
+    than the bound then, still valid). Uniform slack packs at less traffic than keeping
     free only the bytes where the last packing overflowed (randwire100 at M_H, heuristic
     order: 35294 against 39286 bytes; layered200 at M_R: 175994 against 198765).
+    The first packing gets 2 s at most and a quarter of the time left; with
+    ``first_pack_time``, for an order known to be optimal without addresses (whose
+    zero-slack cover, if it packs, is an optimal plan), up to that long and half the time
+    left (layered100 at ``M_P``: the beam's order packs after 3.2 s).
     ``threads`` as in :func:`order_search`.
     """
     t0 = time.perf_counter()
