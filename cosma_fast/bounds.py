@@ -367,25 +367,11 @@ def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_
     if graph.n_ops > K.MAX_OPS:
         raise ValueError(f"{name} takes at most {K.MAX_OPS} operators, got {graph.n_ops}")
     inc = Incidence(graph)
-    ops = np.arange(graph.n_ops)
-    return _search_downsets(*_part_masks(inc, ancestors(graph), graph.tensor_producer, ops, graph.tensor_producer >= 0),
-                            inc.size, inc.size, spill_costs(graph), *_rows_csr(inc.operand), capacity, per_segment,
+    anc = ancestors(graph)
+    made_by, needed_by = _through_masks(inc, anc, graph.tensor_producer)
+    return _search_downsets(_bits(anc), _bits(made_by), _bits(needed_by), inc.size, inc.size, spill_costs(graph),
+                            *_rows_csr(inc.operand), capacity, per_segment,
                             upper, time_limit, max_states, lean_states)
-
-
-def _part_masks(inc: Incidence, anc: np.ndarray, producer: np.ndarray, ops: np.ndarray, made_here: np.ndarray):
-    """``(before, created, readers)`` of the operators ``ops`` (a whole graph, or a part of
-    one) as bit masks over their positions in ``ops`` (sums of distinct bits): per operator,
-    the ones of ``ops`` that run before it in every order (``anc``, :func:`ancestors`; a
-    down-set holds them all or not its direct predecessors); per tensor, the ones that read
-    it, and the ones whose step creates it: its producer where ``made_here``, else its
-    readers."""
-    bit = np.int64(1) << np.arange(len(ops), dtype=np.int64)
-    local = np.zeros(len(anc), np.int64)
-    local[ops] = np.arange(len(ops))
-    readers = (inc.read[:, ops] > 0) @ bit
-    created = np.where(made_here, bit[local[np.maximum(producer, 0)]], readers)
-    return anc[np.ix_(ops, ops)] @ bit, created, readers
 
 
 def _through_masks(inc: Incidence, anc: np.ndarray, producer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -395,7 +381,9 @@ def _through_masks(inc: Incidence, anc: np.ndarray, producer: np.ndarray) -> tup
     it is still needed (its readers and every operator that must run before one of them).
     In a part of a graph a tensor made or read outside the part is live across a part's
     operator ``v`` in every order where one of the first has run before ``v`` and one of
-    the second runs after it, touched by the part or not."""
+    the second runs after it, touched by the part or not. For a whole graph, whose down-sets
+    hold every ancestor of what they hold, these say what its creators and readers say.
+    The down-set searches take them as bit masks (:func:`_bits`)."""
     read = inc.read > 0
     creators = read.copy()
     made = producer >= 0
@@ -564,13 +552,13 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
     # so (made in one part, read once in another) goes to the part where it can be live
     # across the most operators
     reads = np.stack([inc.read[:, p].sum(axis=1) for p in parts], axis=1)
-    shared = np.where(own, reads >= 1, reads >= 2)
+    sees = np.where(own, reads >= 1, reads >= 2)
     made_by, needed_by = _through_masks(inc, anc, producer)
     exposure = np.stack([np.minimum(made_by[:, p].sum(axis=1), needed_by[:, p].sum(axis=1))
                          * ((made_by[:, p] | needed_by[:, p]).sum(axis=1) >= 2) for p in parts], axis=1)
-    unseen = np.flatnonzero(~shared.any(axis=1) & (exposure.max(axis=1) > 0))
-    shared[unseen, exposure[unseen].argmax(axis=1)] = True
-    k = shared.sum(axis=1)
+    unseen = np.flatnonzero(~sees.any(axis=1) & (exposure.max(axis=1) > 0))
+    sees[unseen, exposure[unseen].argmax(axis=1)] = True
+    k = sees.sum(axis=1)
     costs = spill_costs(graph)
     scale = math.lcm(*(int(x) for x in np.unique(k[k > 0]))) if (k > 0).any() else 1
     if int(costs.sum()) * scale >= 1 << 60:  # no room to scale: shares rounded down (still a bound)
@@ -589,10 +577,10 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
         rounds = -(-waiting // min(workers, len(parts)))
         left = None if time_limit is None else max(0.0, t0 + time_limit - time.perf_counter()) / rounds
         p = parts[i]
-        # a tensor the part sees is live across its operator ``v`` whenever an operator shown
-        # to exist by one run before ``v`` and one still needing it runs after, wherever they are
-        return _search_downsets(_bits(anc[np.ix_(p, p)]), _bits(made_by[:, p] & shared[:, i, None]),
-                                _bits(needed_by[:, p] & shared[:, i, None]), inc.size, reload, price,
+        # a tensor the part sees is live across its operator ``v`` when one of its ``made_by``
+        # operators has run before ``v`` and one of its ``needed_by`` runs after, wherever they are
+        return _search_downsets(_bits(anc[np.ix_(p, p)]), _bits(made_by[:, p] & sees[:, i, None]),
+                                _bits(needed_by[:, p] & sees[:, i, None]), inc.size, reload, price,
                                 *_rows_csr(inc.operand[p]), capacity, address_free, None, left, max_states, None)
 
     if workers == 1 or len(parts) == 1:

@@ -831,7 +831,7 @@ def _order_plan_or_heuristic(g: Graph, capacity: int, opts: SolveOptions, order,
     (:func:`cosma_fast.ilp.orders.order_plan`, ``cover_time`` seconds at most and a tenth of
     the time left; skipped when none is left). ``optimal``: the order attains a proven bound
     without addresses, so its zero-slack cover, when it packs, is optimal: a fifth of the
-    time left, and that packing may take most of it (layered100 at ``M_P``: 3.3 s)."""
+    time left, and that packing may take half of it (layered100 at ``M_P``: 3.3 s)."""
     plans = [_order_heuristic_plan(g, capacity, opts, order, None)]
     left = opts.remaining()
     if left is None or left > 0:
