@@ -317,13 +317,9 @@ def address_free_beam(graph: Graph, capacity: int, *, width: int = 256, upper: i
     g, n = graph, graph.n_ops
     inc = Incidence(g)
     anc = ancestors(g)
-    read = inc.read > 0
-    created = read.copy()  # an input or weight is created at its readers' steps
-    made = g.tensor_producer >= 0
-    created[made] = False
-    created[np.flatnonzero(made), g.tensor_producer[made]] = True
+    made_by, needed_by = _through_masks(inc, anc, g.tensor_producer)
     io_ptr, io_idx = _rows_csr(inc.operand)
-    masks = (_words(anc), _words(created), _words(read))
+    masks = (_words(anc), _words(made_by), _words(needed_by))
     upper = np.iinfo(np.int64).max if upper is None else int(upper)
     WX = (g.n_tensors + 63) // 64
     D = np.zeros((1, (n + 63) // 64), np.uint64)
@@ -383,7 +379,8 @@ def _through_masks(inc: Incidence, anc: np.ndarray, producer: np.ndarray) -> tup
     operator ``v`` in every order where one of the first has run before ``v`` and one of
     the second runs after it, touched by the part or not. For a whole graph, whose down-sets
     hold every ancestor of what they hold, these say what its creators and readers say.
-    The down-set searches take them as bit masks (:func:`_bits`)."""
+    The down-set searches take them as bit masks (:func:`_bits`), the beam as word rows
+    (:func:`_words`)."""
     read = inc.read > 0
     creators = read.copy()
     made = producer >= 0

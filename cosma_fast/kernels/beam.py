@@ -69,8 +69,10 @@ def beam_layer_words(before, created, readers, size, cost, io_ptr, io_idx, force
     by cost alone, randwire49 at ``M_R`` ended at 52752 bytes instead of 47434 at width 1024).
 
     ``before[v]``: the operators that run before ``v`` in every order; ``created[t]``: the ones
-    whose step creates ``t`` (its producer, or for an input or weight its readers);
-    ``readers[t]``; all word rows over the operators. ``cost[t]``: a reload plus, for a tensor
+    whose run shows ``t`` made, ``readers[t]``: the ones whose not having run shows it still
+    needed (``cosma_fast.bounds._through_masks``); all word rows over the operators. A live
+    tensor may be spilled unless ``v`` touches it or it is off chip already, as in
+    :func:`cosma_fast.kernels.downset._children`. ``cost[t]``: a reload plus, for a tensor
     that owes one, a write-back; a reload is ``size[t]``. ``io_ptr``/``io_idx``: each
     operator's operands (CSR). ``forced``, ``read_after``, ``operands`` (tensor word rows per
     operator) and ``op_load``: :func:`cosma_fast.kernels.downset.step_rows` of those.
@@ -123,7 +125,7 @@ def beam_layer_words(before, created, readers, size, cost, io_ptr, io_idx, force
                     continue
                 keep[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
                 keep[WX + (t >> 6)] |= np.uint64(1) << np.uint64(t & 63)
-                if is_io[t] or not _meets(created[t], D) or _has(S, t):
+                if is_io[t] or _has(S, t):
                     continue
                 free[m] = t
                 m += 1
