@@ -250,6 +250,20 @@ def test_beyond_the_down_set_search_the_chunked_spill_cover_bounds_the_plan():
     first = chunked_spill_cover(g, cap, part_ops=30, address_free=True).bound
     assert chunked_spill_cover(g, cap, part_ops=30).bound <= first
     assert spill_cover_bound(g, cap) < first <= r.info["chunked_bound"] <= r.lower_bound <= r.non_compulsory
+    # the chunked bound binds: the order search, whose bound would be lower, gives its time away
+    assert r.info["order_search"].startswith("skipped") and "order_nodes" not in r.info
+
+
+def test_the_chunked_passes_order_is_realised_when_the_beam_finds_none(monkeypatch):
+    import cosma_fast.ilp as ilp
+    from cosma_fast import generators as gen
+
+    g = gen.random_layered(ilp.SPILL_SEARCH_MAX_OPS + 8)
+    cap = cf.budgets(g, time_limit=2.0)["M_H"]
+    monkeypatch.setattr(ilp, "_beam_search", lambda g, capacity, upper, budget, stop=None: (None, upper, 0.0))
+    r = cf.solve(g, cap, method="ilp", time_limit=4.0)
+    cf.validate(g, r.plan, cap)
+    assert r.info["beam_value"] is None
     # the best pass's order, realised by the heuristic and by its covers, is a candidate start
     assert r.non_compulsory <= r.info["chunked_order_plan"]
 

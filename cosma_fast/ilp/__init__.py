@@ -54,8 +54,9 @@ DOWNSET_MAX_STATES = 8_000_000  # states the down-set searches may store (about 
 DOWNSET_LEAN_STATES = 2_000_000  # past these, a search whose frontier outgrows it stops (bounds.LEAN_RATIO)
 # of the order search's share, for the chunked bound beyond SPILL_SEARCH_MAX_OPS (0.25 cut its
 # last passes on layered100/200 at M_H: bounds 12593 and 12602 instead of 15094 and 15401; 0.4
-# left layered100 at M_R at 67350 instead of 69852, and its order search's bound was 27516)
-CHUNKED_SHARE = 0.6
+# left layered100 at M_R at 67350 instead of 69852; 0.6 layered200 at M_R at 93519, 0.9 97704,
+# where the order search's bound was 29195 and it is skipped)
+CHUNKED_SHARE = 0.9
 # its passes, the parts' largest sizes: a quick probe, then the largest parts first (the strongest
 # bounds: layered100 at M_R, 57584, 58517, 67862 and 69852 bytes from 30 to 62 operators)
 CHUNKED_PART_OPS = (30, 62, 50, 40)
@@ -459,7 +460,11 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
     ``WINDOW_SEARCH_MIN_OPS`` operators, when that fails, the local search below runs before
     the order search and stops once it meets the value (layered40 at ``M_H``: 4564 bytes
     proven in 10 s instead of 34 s). Beyond ``SPILL_SEARCH_MAX_OPS`` operators
-    :func:`_chunked_bound` takes ``CHUNKED_SHARE`` of the share instead.
+    :func:`_chunked_bound` takes ``CHUNKED_SHARE`` of the share instead, and the beam
+    ``BEAM_SHARE_LARGE`` of the solve's time; when the chunked bound is above the others the
+    order search is skipped and the local search gets half of its share (its bound there was far
+    below: layered100 at ``M_R`` 27516 bytes against 69852, layered200 29195 against 93519; its
+    orders were no cheaper than the beam's on the layered graphs of 100 and 200 operators).
 
     The search gets ``ORDER_SEARCH_SHARE`` of the time left (``ORDER_SEARCH_NODES`` bounds without a time
     limit). From ``WINDOW_SEARCH_MIN_OPS`` operators, where proofs are rare, it gets half of
@@ -542,17 +547,28 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
             if background is not None:
                 background.close()
     else:
-        chunked, start_plan, start_cost = _chunked_bound(g, capacity, opts, start_plan, start_cost, other, info,
-                                                         None if share is None else CHUNKED_SHARE * share)
+        chunked, chunked_order = _chunked_bound(g, capacity, opts, other, info,
+                                                None if share is None else CHUNKED_SHARE * share)
+        chunked_binds = chunked > other
         other = max(other, chunked)
-        if start_cost - compulsory <= other:
-            return start_plan, start_cost, other
-        start_plan, start_cost = _beam_start(g, capacity, opts, start_plan, start_cost, info, BEAM_SHARE_LARGE,
+        # the beam's time is a share of the whole solve's, however long the chunked passes took
+        left = opts.remaining()
+        found = _beam_search(g, capacity, start_cost - compulsory,
+                             None if rem is None else min(BEAM_SHARE_LARGE * rem, left / 2))
+        start_plan, start_cost = _beam_start(g, capacity, opts, start_plan, start_cost, info, found=found,
                                              other=other)
+        if found[0] is None and chunked_order is not None:  # no beam order: the chunked passes' instead
+            start_plan, start_cost = _chunked_order_plan(g, capacity, opts, chunked_order, start_plan, start_cost,
+                                                         info)
         if start_cost - compulsory <= other:
             return start_plan, start_cost, other
         if share is not None:
             share = ORDER_SEARCH_SHARE * opts.remaining()
+            if chunked_binds:  # the order search's bound would be far below it, its orders no cheaper
+                info["order_search"] = "skipped: the chunked bound binds"
+                start_plan, start_cost = _local_search(g, capacity, opts, start_plan, start_cost, share / 2)
+                info["local_search_non_compulsory"] = start_cost - compulsory
+                return start_plan, start_cost, other
     alongside = windows and g.n_ops <= SPILL_SEARCH_MAX_OPS and share is not None and early is None and two_threads
     search = partial(order_search, g, capacity, start_schedule=start_plan.schedule, upper=start_cost - compulsory,
                      time_limit=None if share is None else CONCURRENT_SHARE * share if alongside else share / 2
@@ -720,27 +736,23 @@ def _downset_search(g: Graph, capacity: int, upper: int, info: dict, time_limit:
     return res
 
 
-def _chunked_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan, start_cost: int, other: int,
-                   info: dict, time_limit: float | None) -> tuple[int, Plan, int]:
-    """(bound, best plan, its traffic) for graphs too large for the down-set search: the best
+def _chunked_bound(g: Graph, capacity: int, opts: SolveOptions, other: int, info: dict,
+                   time_limit: float | None) -> tuple[int, np.ndarray | None]:
+    """(bound, order) for graphs too large for the down-set search: the best
     :func:`cosma_fast.bounds.chunked_spill_cover` with ``address_free`` (the parts' least
     address-free traffic, shares summed), one pass per size in ``CHUNKED_PART_OPS`` while
     ``time_limit`` lasts, until a pass gives no more than ``other``, the bound known already
     (larger parts lose fewer tensors at their cuts but take longer; where the cuts fall
     matters as much, so every pass counts, and a pass stopped by the time or its states
     still gives a bound), each part storing ``DOWNSET_LEAN_STATES`` at most, the parts
-    searched at once by :func:`cosma_fast.heuristic.climb_threads` threads; then the cheaper
-    of the heuristic's plan of the best pass's order (its parts' orders in turn) and the
-    plan of its segment covers (:func:`cosma_fast.ilp.orders.order_plan`,
-    ``CHUNKED_COVER_TIME`` seconds at most, a tenth of the time left) when it is cheaper than
-    the start; ``info`` records it. layered100 at ``M_R``: the covers of the 30-operator
-    pass's order (79120 bytes address-free) pack at 85624 bytes in 3.3 s, where 60 s ended at
-    90445 before. Passes of 30, 40, 50 and 62 operators: layered100 at ``M_H`` 13106, 12125,
-    13365 and 15816 bytes in 0.7, 4.3, 4.1 and 5.2 s on one thread (12384, 12125, 12615 and
-    15094 before its parts saw the tensors made or read outside them), where the other
-    bounds give 3242; layered100 at ``M_R`` 57584, 58517 (a part stopped), 67862 and 69852
-    (before that change) in 1.8, 13, 32 and 34 s on one thread (18 s for the last on two),
-    against 26329; randwire: far below the other bounds, as most edges cross the cuts
+    searched at once by :func:`cosma_fast.heuristic.climb_threads` threads; ``order`` is the
+    best pass's (its parts' orders in turn, None when they do not make an order); ``info``
+    records the passes. Passes of 30, 40, 50 and 62 operators: layered100 at ``M_H`` 13106,
+    12125, 13365 and 15816 bytes in 0.7, 4.3, 4.1 and 5.2 s on one thread (12384, 12125,
+    12615 and 15094 before its parts saw the tensors made or read outside them), where the
+    other bounds give 3242; layered100 at ``M_R`` 57584, 58517 (a part stopped), 67862 and
+    69852 (before that change) in 1.8, 13, 32 and 34 s on one thread (18 s for the last on
+    two), against 26329; randwire: far below the other bounds, as most edges cross the cuts
     (randwire100 at ``M_R``: 6245 against 25833), so one pass only."""
     from ..heuristic import climb_threads
 
@@ -758,13 +770,22 @@ def _chunked_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
         if res.bound <= other:
             break
     info.update(chunked_bound=best, chunked_part_ops=sizes, chunked_time=time.perf_counter() - t0)
-    if order is not None:
-        plan, cost = _order_plan_or_heuristic(g, capacity, opts, order, CHUNKED_COVER_TIME)
-        if plan is not None:
-            info["chunked_order_plan"] = cost - g.compulsory()
-            if cost < start_cost:
-                return best, plan, cost
-    return best, start_plan, start_cost
+    return best, order
+
+
+def _chunked_order_plan(g: Graph, capacity: int, opts: SolveOptions, order: np.ndarray, start_plan: Plan,
+                        start_cost: int, info: dict) -> tuple[Plan, int]:
+    """(plan, traffic): the cheaper of the start and of the heuristic's plan of the chunked
+    passes' ``order`` and the plan of its segment covers (:func:`cosma_fast.ilp.orders.order_plan`,
+    ``CHUNKED_COVER_TIME`` seconds at most, a tenth of the time left); ``info`` records it.
+    Used when the beam finds no order: its orders are cheaper (layered100 at ``M_R``: the
+    covers of the 30-operator pass's order, 79120 bytes address-free, pack at 85624 bytes in
+    3.3 s; the beam's order at 73582 in 2.3 s)."""
+    plan, cost = _order_plan_or_heuristic(g, capacity, opts, order, CHUNKED_COVER_TIME)
+    if plan is None:
+        return start_plan, start_cost
+    info["chunked_order_plan"] = cost - g.compulsory()
+    return (plan, cost) if cost < start_cost else (start_plan, start_cost)
 
 
 def _realise_spill_order(g: Graph, capacity: int, opts: SolveOptions, spill, start_plan: Plan, start_cost: int,
