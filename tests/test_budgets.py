@@ -108,6 +108,35 @@ def test_heuristic_m_p_is_an_upper_bound(g):
     assert all(pos[u] < pos[v] for u, v in op_dag(g).edges)
 
 
+@settings(max_examples=40)
+@given(dags(max_ops=7), st.sampled_from([1, 2, 64]))
+def test_min_peak_beam_gives_a_schedule_and_its_peak(g, width):
+    from cosma_fast.kernels.peak import min_peak_beam
+    from cosma_fast.schedule import _arrays
+
+    order, peak = min_peak_beam(width, *_arrays(g))
+    pos = np.empty(g.n_ops, np.int64)
+    pos[order] = np.arange(g.n_ops)
+    assert all(pos[u] < pos[v] for u, v in op_dag(g).edges)
+    assert peak == peak_live(g, order)
+    m_p = min(peak_live(g, o) for o in nx.all_topological_sorts(op_dag(g)))
+    assert peak >= m_p
+    if width == 64:  # no more down-sets of one size than that: the beam is the exact search
+        assert peak == m_p
+
+
+def test_the_beam_lowers_m_p_where_the_list_schedules_go_astray():
+    from cosma_fast import generators as gen
+    from cosma_fast.schedule import heuristic_schedule
+
+    g = gen.randwire(99)  # wide: the greedy list schedules peak at 43704 bytes
+    b = cf.budgets(g, time_limit=1.0)
+    assert not b.m_p_exact
+    order, peak, lower = min_peak_bounds(g, time_limit=1.0)
+    assert lower < b.m_p == peak == peak_live(g, order) < 0.85 * heuristic_schedule(g)[1]
+    assert cf.budgets(g, time_limit=1.0) == b  # its widths depend on the size and the limit only
+
+
 @given(dags(), st.data())
 def test_schedule_lower_bound_is_below_trivial_plan_cost(g, data):
     order = random_topological_order(g, data)

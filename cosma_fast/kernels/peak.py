@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["live_profile", "greedy_schedule", "swap_search", "N_GREEDY_RULES", "warmup"]
+__all__ = ["live_profile", "greedy_schedule", "swap_search", "min_peak_beam", "N_GREEDY_RULES", "warmup"]
 
 _INTERMEDIATE = 2
 #: rules of :func:`greedy_schedule`: 0 smallest step, 1 smallest live after the step,
@@ -246,6 +246,156 @@ def swap_search(order, max_passes, tensor_size, tensor_kind, op_in_ptr, op_in_id
     return order, peak
 
 
+@njit(cache=True)
+def _down_set_hash(D):
+    """A hash of the down-set words ``D`` (for merging equal down-sets in the beam)."""
+    h = np.uint64(1469598103934665603)
+    for w in range(D.shape[0]):
+        h = (h ^ D[w]) * np.uint64(1099511628211)
+        h ^= h >> np.uint64(29)
+    return h
+
+
+@njit(cache=True)
+def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx,
+                  cons_ptr, cons_idx):
+    """A schedule of low peak live bytes by a beam search over down-sets.
+
+    The live bytes after a down-set do not depend on the order that reached it (the
+    observation behind the exact search of :mod:`cosma_fast.schedule`), so the states of
+    one depth are down-sets, each with the least peak found so far: from each, every ready
+    operator gives a child (its step's live bytes raise the peak), equal down-sets keep
+    the child of least ``(peak, live bytes after)``, and the ``width`` children least by that
+    key go on (beam search: Lowerre 1976; for schedules, the down-set states of Held & Karp
+    1962). Down-sets are rows of ``uint64`` words, so any size. Returns ``(order, peak)``.
+    """
+    n = op_in_ptr.shape[0] - 1
+    nt = tensor_size.shape[0]
+    WX = (n + 63) // 64
+    producer = _producers(nt, op_out_ptr, op_out_idx)
+    preds = np.zeros((n, WX), np.uint64)  # the producers of each operator's inputs
+    for o in range(n):
+        for k in range(op_in_ptr[o], op_in_ptr[o + 1]):
+            p = producer[op_in_idx[k]]
+            if p >= 0:
+                preds[o, p >> 6] |= np.uint64(1) << np.uint64(p & 63)
+    readers = np.zeros((nt, WX), np.uint64)
+    for t in range(nt):
+        for k in range(cons_ptr[t], cons_ptr[t + 1]):
+            c = cons_idx[k]
+            readers[t, c >> 6] |= np.uint64(1) << np.uint64(c & 63)
+    W = max(1, width)
+    cur = np.zeros((1, WX), np.uint64)
+    cur_live = np.zeros(1, np.int64)
+    cur_peak = np.zeros(1, np.int64)
+    parent = np.zeros((n, W), np.int64)
+    chosen = np.zeros((n, W), np.int64)
+    m = W * n
+    ch = np.empty((m, WX), np.uint64)
+    ch_live = np.empty(m, np.int64)
+    ch_peak = np.empty(m, np.int64)
+    ch_par = np.empty(m, np.int64)
+    ch_op = np.empty(m, np.int64)
+    slots = np.full(4 * W, -1, np.int64)
+    keep = np.empty(W, np.int64)
+    for depth in range(n):
+        nc = 0
+        for s in range(cur.shape[0]):
+            D = cur[s]
+            for v in range(n):
+                if (D[v >> 6] >> np.uint64(v & 63)) & np.uint64(1):
+                    continue
+                ready = True
+                for w in range(WX):
+                    if preds[v, w] & ~D[w]:
+                        ready = False
+                        break
+                if not ready:
+                    continue
+                for w in range(WX):
+                    ch[nc, w] = D[w]
+                ch[nc, v >> 6] |= np.uint64(1) << np.uint64(v & 63)
+                step = cur_live[s]
+                freed = 0
+                for k in range(op_in_ptr[v], op_in_ptr[v + 1]):
+                    t = op_in_idx[k]
+                    repeated = False
+                    for k2 in range(op_in_ptr[v], k):
+                        if op_in_idx[k2] == t:
+                            repeated = True
+                    if repeated:
+                        continue
+                    if tensor_kind[t] != _INTERMEDIATE:
+                        first = True  # an input or weight is live from its first reader
+                        for w in range(WX):
+                            if readers[t, w] & D[w]:
+                                first = False
+                                break
+                        if first:
+                            step += tensor_size[t]
+                    last = True
+                    for w in range(WX):
+                        if readers[t, w] & ~ch[nc, w]:
+                            last = False
+                            break
+                    if last:
+                        freed += tensor_size[t]
+                for k in range(op_out_ptr[v], op_out_ptr[v + 1]):
+                    t = op_out_idx[k]
+                    step += tensor_size[t]
+                    if cons_ptr[t + 1] == cons_ptr[t]:
+                        freed += tensor_size[t]
+                ch_live[nc] = step - freed
+                ch_peak[nc] = max(cur_peak[s], step)
+                ch_par[nc] = s
+                ch_op[nc] = v
+                nc += 1
+        # least (peak, live after) first; stable sorts keep generation order among ties
+        by_live = np.argsort(ch_live[:nc], kind="mergesort")
+        by_key = by_live[np.argsort(ch_peak[:nc][by_live], kind="mergesort")]
+        slots[:] = -1
+        n_keep = 0
+        for i in by_key:
+            h = _down_set_hash(ch[i])
+            j = np.int64(h % np.uint64(slots.shape[0]))
+            dup = False
+            while slots[j] >= 0:
+                other = slots[j]
+                same = True
+                for w in range(WX):
+                    if ch[other, w] != ch[i, w]:
+                        same = False
+                        break
+                if same:
+                    dup = True
+                    break
+                j = (j + 1) % slots.shape[0]
+            if dup:
+                continue
+            slots[j] = i
+            keep[n_keep] = i
+            n_keep += 1
+            if n_keep == W:
+                break
+        nxt = np.empty((n_keep, WX), np.uint64)
+        nxt_live = np.empty(n_keep, np.int64)
+        nxt_peak = np.empty(n_keep, np.int64)
+        for r in range(n_keep):
+            i = keep[r]
+            nxt[r] = ch[i]
+            nxt_live[r] = ch_live[i]
+            nxt_peak[r] = ch_peak[i]
+            parent[depth, r] = ch_par[i]
+            chosen[depth, r] = ch_op[i]
+        cur, cur_live, cur_peak = nxt, nxt_live, nxt_peak
+    order = np.empty(n, np.int64)
+    r = 0  # the states of the last depth are all the full set: the first has the least peak
+    for depth in range(n - 1, -1, -1):
+        order[depth] = chosen[depth, r]
+        r = parent[depth, r]
+    return order, (cur_peak[0] if n else 0)
+
+
 def warmup() -> None:
     """Compile the kernels on a two-operator graph."""
     from ..graph import GraphBuilder
@@ -259,4 +409,5 @@ def warmup() -> None:
             g.cons_ptr, g.cons_idx)
     order, _ = greedy_schedule(0, *arrs)
     swap_search(order, 2, *arrs)
+    min_peak_beam(2, *arrs)
     live_profile(order, g.tensor_size, g.tensor_kind, g.op_out_ptr, g.op_out_idx, g.cons_ptr, g.cons_idx)
