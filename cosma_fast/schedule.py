@@ -234,23 +234,25 @@ BEAM_WIDTHS = (64, 256, 1024, 4096, 16384)
 #: machine's rate (randwire100 and randwire200 at width 4096: 0.53 and 2.14 s)
 BEAM_RATE = 5e7
 BEAM_SHARE = 0.5  # of ``time_limit``, for the beam; the exact search gets the rest
+BEAM_MAX_BYTES = 1 << 28  # a width's arrays (its children and their parents) stay below this
 
 
 def _beam_schedule(graph: Graph, order: np.ndarray, peak: int, lower: int, time_limit: float | None,
                    deadline: float) -> tuple[np.ndarray, int]:
     """``(order, peak)``: the better of the given schedule and those of
     :func:`cosma_fast.kernels.peak.min_peak_beam` at the widths of ``BEAM_WIDTHS`` whose work
-    fits ``BEAM_SHARE`` of ``time_limit`` at ``BEAM_RATE`` (all of them without a limit): the
-    widths depend on the graph's size and the limit only, so ``M_P`` does not depend on the
-    machine's speed (unless ``deadline`` passes first); none once ``peak`` meets ``lower``,
-    a proven lower bound on ``M_P``. Wide graphs gain most, where the
-    greedy list schedules go astray (randwire100: 43704 -> 34747 bytes at width 4096 in
-    0.5 s; randwire200: 96152 -> 85476 in 2.1 s), and a lower upper bound prunes the exact
-    search (layered200: 12375 -> 11827 at width 64, which is the pressure bound: exact)."""
+    fits ``BEAM_SHARE`` of ``time_limit`` at ``BEAM_RATE`` (all of them without a limit) and
+    whose arrays fit ``BEAM_MAX_BYTES``, until ``peak`` meets ``lower`` (a proven lower bound
+    on ``M_P``). The widths depend on the graph's size and the limit only, so ``M_P`` does
+    not depend on the machine's speed (unless ``deadline`` passes first). Wide graphs gain
+    most, where the greedy list schedules go astray (randwire100: 43704 -> 34747 bytes at
+    width 4096 in 0.5 s; randwire200: 96152 -> 85476 in 2.1 s), and a lower upper bound
+    prunes the exact search (layered200: 12375 -> 11827 at width 64, which is the pressure
+    bound: exact)."""
     n = graph.n_ops
     arrs = _arrays(graph)
     for width in BEAM_WIDTHS:
-        if peak <= lower:
+        if peak <= lower or width * n * (8 * ((n + 63) // 64) + 48) > BEAM_MAX_BYTES:
             break
         if time_limit is not None and (width * n * n > BEAM_SHARE * time_limit * BEAM_RATE
                                        or time.perf_counter() > deadline):

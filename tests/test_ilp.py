@@ -193,6 +193,18 @@ def test_the_down_set_search_proves_an_optimum_before_any_model():
     assert r.info["ilp_status"] == "skipped: the down-set search proved the bound"
 
 
+def test_near_its_minimum_peak_a_wider_beam_finds_an_order_that_packs():
+    # randwire100 at M_P (34747 bytes, the peak of cf.budgets' beam at width 4096, whose order
+    # does not pack at it): phase one's short beam peaks at 34925, the wider one at 33967 packs
+    from cosma_fast import generators as gen
+
+    g = gen.randwire(99)
+    cap = cf.budgets(g, time_limit=5.0).m_p
+    r = cf.solve(g, cap, method="ilp", time_limit=60)
+    cf.validate(g, r.plan, cap)
+    assert r.status == "optimal" and r.non_compulsory == 0
+
+
 def test_the_address_free_searchs_order_is_packed_before_any_order_search():
     # randwire20 at M_R: the start costs 16247, every order 14988 without addresses, and the
     # cover of the down-set search's order packs: optimal with no order search and no model
