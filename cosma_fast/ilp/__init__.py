@@ -217,15 +217,16 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, sta
     phase one is meant to be quick.) ``start_cost``: the start's traffic. From
     ``WINDOW_SEARCH_MIN_OPS`` operators an order other than the start's is skipped when
     :func:`_far_behind` (its covers take seconds there). When the minimum-peak schedule's
-    peak is near the capacity (``PEAK_SLACK``, ``PEAK_NEAR``), a plan without spills may
+    peak is near the capacity (``PEAK_SLACK``, ``PEAK_NEAR``) and not proven, a plan without spills may
     exist if an order leaves room to pack, so a wider beam searches for one
     (:func:`cosma_fast.schedule.min_peak_schedule` for ``PEAK_TIME`` seconds at most, without
     its exact search)."""
     schedules = [start.schedule, np.arange(graph.n_ops)]
     try:
         rem = opts.remaining()
-        order, peak, _ = min_peak_schedule(graph, time_limit=1.0 if rem is None else max(0.05, min(1.0, 0.05 * rem)))
-        if (1 - PEAK_SLACK) * capacity < peak <= PEAK_NEAR * capacity:
+        order, peak, exact = min_peak_schedule(graph, time_limit=1.0 if rem is None
+                                               else max(0.05, min(1.0, 0.05 * rem)))
+        if not exact and (1 - PEAK_SLACK) * capacity < peak <= PEAK_NEAR * capacity:
             # a plan without spills may exist, if an order leaves room to pack: a wider beam
             # (randwire100 at M_P, 34747 bytes: 34925 -> 33967, which packs at once)
             order, peak, _ = min_peak_schedule(graph, time_limit=PEAK_TIME if rem is None

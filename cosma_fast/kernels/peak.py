@@ -53,6 +53,20 @@ def _interval(t, pos, producer, tensor_kind, cons_ptr, cons_idx):
 
 
 @njit(cache=True)
+def _output_bytes(o, tensor_size, op_out_ptr, op_out_idx, cons_ptr):
+    """``(made, dead)``: the bytes of ``o``'s outputs, and of those no operator reads (they
+    die at ``o``'s own step)."""
+    made = 0
+    dead = 0
+    for k in range(op_out_ptr[o], op_out_ptr[o + 1]):
+        t = op_out_idx[k]
+        made += tensor_size[t]
+        if cons_ptr[t + 1] == cons_ptr[t]:
+            dead += tensor_size[t]
+    return made, dead
+
+
+@njit(cache=True)
 def live_profile(order, tensor_size, tensor_kind, op_out_ptr, op_out_idx, cons_ptr, cons_idx):
     """Live bytes at each step of the schedule ``order`` (a topological order)."""
     n = order.shape[0]
@@ -115,11 +129,9 @@ def greedy_schedule(rule, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out
                     new += tensor_size[t]
                 if rem[t] == 1:
                     freed += tensor_size[t]
-            for k in range(op_out_ptr[o], op_out_ptr[o + 1]):
-                t = op_out_idx[k]
-                new += tensor_size[t]
-                if cons_ptr[t + 1] == cons_ptr[t]:
-                    freed += tensor_size[t]
+            made, dead = _output_bytes(o, tensor_size, op_out_ptr, op_out_idx, cons_ptr)
+            new += made
+            freed += dead
             step = live + new
             after = step - freed
             if rule == 0:
@@ -340,11 +352,9 @@ def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_
                             break
                     if last:
                         freed += tensor_size[t]
-                for k in range(op_out_ptr[v], op_out_ptr[v + 1]):
-                    t = op_out_idx[k]
-                    step += tensor_size[t]
-                    if cons_ptr[t + 1] == cons_ptr[t]:
-                        freed += tensor_size[t]
+                made, dead = _output_bytes(v, tensor_size, op_out_ptr, op_out_idx, cons_ptr)
+                step += made
+                freed += dead
                 ch_live[nc] = step - freed
                 ch_peak[nc] = max(cur_peak[s], step)
                 ch_par[nc] = s
