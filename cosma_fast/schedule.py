@@ -216,8 +216,8 @@ def min_peak_bounds(graph: Graph, time_limit: float | None = 10.0, *,
     if peak <= pressure:
         return order, peak, peak
     deadline = start + (time_limit if time_limit is not None else float("inf"))
-    order, peak = _beam_schedule(graph, order, peak, pressure, time_limit, deadline)
-    if peak <= pressure:
+    order, peak, complete = _beam_schedule(graph, order, peak, pressure, time_limit, deadline)
+    if complete or peak <= pressure:
         return order, peak, peak
     try:
         exact_order, exact_peak = _exact_search(graph, peak, deadline, max_states)
@@ -238,8 +238,8 @@ BEAM_MAX_BYTES = 1 << 28  # a width's arrays (its children and their parents) st
 
 
 def _beam_schedule(graph: Graph, order: np.ndarray, peak: int, lower: int, time_limit: float | None,
-                   deadline: float) -> tuple[np.ndarray, int]:
-    """``(order, peak)``: the better of the given schedule and those of
+                   deadline: float) -> tuple[np.ndarray, int, bool]:
+    """``(order, peak, complete)``: the better of the given schedule and those of
     :func:`cosma_fast.kernels.peak.min_peak_beam` at the widths of ``BEAM_WIDTHS`` whose work
     fits ``BEAM_SHARE`` of ``time_limit`` at ``BEAM_RATE`` (all of them without a limit) and
     whose arrays fit ``BEAM_MAX_BYTES``, until ``peak`` meets ``lower`` (a proven lower bound
@@ -248,7 +248,8 @@ def _beam_schedule(graph: Graph, order: np.ndarray, peak: int, lower: int, time_
     most, where the greedy list schedules go astray (randwire100: 43704 -> 34747 bytes at
     width 4096 in 0.5 s; randwire200: 96152 -> 85476 in 2.1 s), and a lower upper bound
     prunes the exact search (layered200: 12375 -> 11827 at width 64, which is the pressure
-    bound: exact)."""
+    bound: exact). ``complete``: a width held every down-set of each size, so the beam was the
+    exact search and ``peak`` is ``M_P`` (small graphs: no wider width runs)."""
     n = graph.n_ops
     arrs = _arrays(graph)
     for width in BEAM_WIDTHS:
@@ -257,10 +258,12 @@ def _beam_schedule(graph: Graph, order: np.ndarray, peak: int, lower: int, time_
         if time_limit is not None and (width * n * n > BEAM_SHARE * time_limit * BEAM_RATE
                                        or time.perf_counter() > deadline):
             break
-        o, p = _k.min_peak_beam(width, *arrs)
+        o, p, complete = _k.min_peak_beam(width, *arrs)
         if p < peak:
             order, peak = o, int(p)
-    return order, peak
+        if complete:
+            return order, peak, True
+    return order, peak, False
 
 
 def min_peak_schedule(graph: Graph, time_limit: float | None = 10.0, *,

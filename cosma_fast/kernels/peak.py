@@ -279,7 +279,9 @@ def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_
     operator gives a child (its step's live bytes raise the peak), equal down-sets keep
     the child of least ``(peak, live bytes after)``, and the ``width`` children least by that
     key go on (beam search: Lowerre 1976; for schedules, the down-set states of Held & Karp
-    1962). Down-sets are rows of ``uint64`` words, so any size. Returns ``(order, peak)``.
+    1962). Down-sets are rows of ``uint64`` words, so any size. Returns
+    ``(order, peak, complete)``: ``complete`` when no depth had more than ``width`` down-sets,
+    so that the beam was the exact search over all of them and ``peak`` is ``M_P``.
     """
     n = op_in_ptr.shape[0] - 1
     nt = tensor_size.shape[0]
@@ -300,17 +302,16 @@ def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_
     cur = np.zeros((1, WX), np.uint64)
     cur_live = np.zeros(1, np.int64)
     cur_peak = np.zeros(1, np.int64)
-    parent = np.zeros((n, W), np.int64)
-    chosen = np.zeros((n, W), np.int64)
-    m = W * n
-    ch = np.empty((m, WX), np.uint64)
-    ch_live = np.empty(m, np.int64)
-    ch_peak = np.empty(m, np.int64)
-    ch_par = np.empty(m, np.int64)
-    ch_op = np.empty(m, np.int64)
-    slots = np.full(4 * W, -1, np.int64)
-    keep = np.empty(W, np.int64)
+    parent = np.empty((n, W), np.int64)
+    chosen = np.empty((n, W), np.int64)
+    complete = True
     for depth in range(n):
+        m = cur.shape[0] * (n - depth)  # at most this many ready operators per state
+        ch = np.empty((m, WX), np.uint64)
+        ch_live = np.empty(m, np.int64)
+        ch_peak = np.empty(m, np.int64)
+        ch_par = np.empty(m, np.int64)
+        ch_op = np.empty(m, np.int64)
         nc = 0
         for s in range(cur.shape[0]):
             D = cur[s]
@@ -363,7 +364,8 @@ def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_
         # least (peak, live after) first; stable sorts keep generation order among ties
         by_live = np.argsort(ch_live[:nc], kind="mergesort")
         by_key = by_live[np.argsort(ch_peak[:nc][by_live], kind="mergesort")]
-        slots[:] = -1
+        slots = np.full(4 * min(W, nc), -1, np.int64)
+        keep = np.empty(min(W, nc), np.int64)
         n_keep = 0
         for i in by_key:
             h = _down_set_hash(ch[i])
@@ -382,11 +384,12 @@ def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_
                 j = (j + 1) % slots.shape[0]
             if dup:
                 continue
+            if n_keep == W:  # a down-set beyond the width: the beam is no longer exhaustive
+                complete = False
+                break
             slots[j] = i
             keep[n_keep] = i
             n_keep += 1
-            if n_keep == W:
-                break
         nxt = np.empty((n_keep, WX), np.uint64)
         nxt_live = np.empty(n_keep, np.int64)
         nxt_peak = np.empty(n_keep, np.int64)
@@ -403,8 +406,7 @@ def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_
     for depth in range(n - 1, -1, -1):
         order[depth] = chosen[depth, r]
         r = parent[depth, r]
-    return order, (cur_peak[0] if n else 0)
-
+    return order, (cur_peak[0] if n else 0), complete
 
 def warmup() -> None:
     """Compile the kernels on a two-operator graph."""
