@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .beam import _state_slot
+
 __all__ = ["live_profile", "greedy_schedule", "swap_search", "min_peak_beam", "N_GREEDY_RULES", "warmup"]
 
 _INTERMEDIATE = 2
@@ -259,16 +261,6 @@ def swap_search(order, max_passes, tensor_size, tensor_kind, op_in_ptr, op_in_id
 
 
 @njit(cache=True)
-def _down_set_hash(D):
-    """A hash of the down-set words ``D`` (for merging equal down-sets in the beam)."""
-    h = np.uint64(1469598103934665603)
-    for w in range(D.shape[0]):
-        h = (h ^ D[w]) * np.uint64(1099511628211)
-        h ^= h >> np.uint64(29)
-    return h
-
-
-@njit(cache=True)
 def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx,
                   cons_ptr, cons_idx):
     """A schedule of low peak live bytes by a beam search over down-sets.
@@ -364,25 +356,16 @@ def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_
         # least (peak, live after) first; stable sorts keep generation order among ties
         by_live = np.argsort(ch_live[:nc], kind="mergesort")
         by_key = by_live[np.argsort(ch_peak[:nc][by_live], kind="mergesort")]
-        slots = np.full(4 * min(W, nc), -1, np.int64)
+        table = 1
+        while table < 2 * min(W, nc):
+            table <<= 1
+        slots = np.full(table, -1, np.int64)
+        no_spills = np.zeros((nc, 0), np.uint64)  # the beam's states are down-sets alone
         keep = np.empty(min(W, nc), np.int64)
         n_keep = 0
         for i in by_key:
-            h = _down_set_hash(ch[i])
-            j = np.int64(h % np.uint64(slots.shape[0]))
-            dup = False
-            while slots[j] >= 0:
-                other = slots[j]
-                same = True
-                for w in range(WX):
-                    if ch[other, w] != ch[i, w]:
-                        same = False
-                        break
-                if same:
-                    dup = True
-                    break
-                j = (j + 1) % slots.shape[0]
-            if dup:
+            j = _state_slot(slots, ch[i], no_spills[i], ch, no_spills)
+            if slots[j] != -1:  # an equal down-set kept already, at no more cost
                 continue
             if n_keep == W:  # a down-set beyond the width: the beam is no longer exhaustive
                 complete = False
