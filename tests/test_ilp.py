@@ -205,6 +205,29 @@ def test_near_its_minimum_peak_a_wider_beam_finds_an_order_that_packs():
     assert r.status == "optimal" and r.non_compulsory == 0
 
 
+def test_at_m_p_an_order_that_fits_is_realised_first_and_the_minimum_peak_searched_once(monkeypatch):
+    # layered100 at M_P: the minimum-peak order fits without spills and packs at once, so
+    # phase one stops after it (one order realised, the start's and the model order's skipped)
+    # and the bound and phase one share one minimum-peak search
+    from cosma_fast import generators as gen
+    from cosma_fast import ilp
+    from cosma_fast.schedule import peak_live
+
+    g = gen.random_layered(100)
+    cap = cf.budgets(g, time_limit=5.0).m_p
+    searched, realised = [], []
+    real_peak, real_plan = ilp.min_peak_bounds, ilp.order_plan
+    monkeypatch.setattr(ilp, "min_peak_bounds", lambda *a, **k: searched.append(1) or real_peak(*a, **k))
+    monkeypatch.setattr(ilp, "order_plan", lambda *a, **k: realised.append(a[2]) or real_plan(*a, **k))
+    r = cf.solve(g, cap, method="ilp", time_limit=60)
+    cf.validate(g, r.plan, cap)
+    assert r.status == "optimal" and r.non_compulsory == 0
+    assert r.info["ilp_status"] == "skipped: start meets the lower bound"  # after phase one:
+    assert cf.solve(g, cap, method="heuristic").non_compulsory > 0  # the heuristic's start spills
+    assert len(searched) == 1 and len(realised) == 1
+    assert peak_live(g, realised[0]) <= cap and np.array_equal(r.plan.schedule, realised[0])
+
+
 def test_the_address_free_searchs_order_is_packed_before_any_order_search():
     # randwire20 at M_R: the start costs 16247, every order 14988 without addresses, and the
     # cover of the down-set search's order packs: optimal with no order search and no model

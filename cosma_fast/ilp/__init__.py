@@ -30,7 +30,7 @@ from ..highs import integral_bound, new_highs, pass_model
 from ..highs import run as run_model
 from ..kernels.downset import MAX_OPS as DOWNSET_MAX_OPS
 from ..plan import Plan
-from ..schedule import lower_bound, min_peak_schedule, schedule_lower_bound
+from ..schedule import min_peak_bounds, min_peak_schedule, schedule_lower_bound
 from ..solve import MethodOutput, SolveOptions
 from ..trivial import trivial_plan
 from ..validate import validate
@@ -199,17 +199,35 @@ def _start_and_bound(graph: Graph, capacity: int, opts: SolveOptions, quick=None
     plan, cost = _start_plan(graph, capacity, opts)
     if plan is None:
         return None, None, 0, None
-    other, done = _skip_when_start_meets_bound(graph, capacity, opts, plan, cost)
+    min_peak = _MinPeak(graph)
+    other, done = _skip_when_start_meets_bound(graph, capacity, opts, plan, cost, min_peak=min_peak)
     if done is None and quick is not None:
         done = quick(plan, cost, other)
     if done is not None or not _phase_one_applies(graph, opts, plan, cost):
         return plan, cost, other, done
-    plan, cost = _phase_one(graph, capacity, opts, plan, cost)
+    plan, cost = _phase_one(graph, capacity, opts, plan, cost, other, min_peak)
     other, done = _skip_when_start_meets_bound(graph, capacity, opts, plan, cost, other=other)
     return plan, cost, other, done
 
 
-def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, start_cost: int) -> tuple[Plan, int]:
+class _MinPeak:
+    """:func:`cosma_fast.schedule.min_peak_bounds` of one graph, computed once per solve: the
+    bound (:func:`_other_bounds`) and phase one's order (:func:`_phase_one`) both need it, and
+    it takes up to a second beyond 60 operators (randwire100: 1.06 s, a beam and the exact
+    search's states)."""
+
+    def __init__(self, graph: Graph):
+        self.graph, self.found = graph, None
+
+    def __call__(self, time_limit: float | None) -> tuple[np.ndarray, int, int]:
+        """``(order, peak, lower)``; ``time_limit`` applies to the first call only."""
+        if self.found is None:
+            self.found = min_peak_bounds(self.graph, time_limit=time_limit)
+        return self.found
+
+
+def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, start_cost: int, other: int = 0,
+               min_peak: _MinPeak | None = None) -> tuple[Plan, int]:
     """Better starts on the start's schedule, a minimum-peak schedule and the model order:
     each order's plan from its segment covers (:func:`cosma_fast.ilp.orders.order_plan`),
     or from the fixed-schedule model when none was found or packed. (Not the model after a
@@ -220,18 +238,26 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, sta
     peak is near the capacity (``PEAK_SLACK``, ``PEAK_NEAR``) and not proven, a plan without spills may
     exist if an order leaves room to pack, so a wider beam searches for one
     (:func:`cosma_fast.schedule.min_peak_schedule` for ``PEAK_TIME`` seconds at most, without
-    its exact search)."""
+    its exact search). An order whose peak fits the capacity is tried first, and phase one
+    stops at a plan that meets ``other``, the proven bound. ``min_peak``: the solve's
+    minimum-peak search, when the bound has run it already."""
     schedules = [start.schedule, np.arange(graph.n_ops)]
+    compulsory = graph.compulsory()
+    fits = None  # an order without spills
     try:
         rem = opts.remaining()
-        order, peak, exact = min_peak_schedule(graph, time_limit=1.0 if rem is None
-                                               else max(0.05, min(1.0, 0.05 * rem)))
-        if not exact and (1 - PEAK_SLACK) * capacity < peak <= PEAK_NEAR * capacity:
+        order, peak, lower = (min_peak or _MinPeak(graph))(1.0 if rem is None else max(0.05, min(1.0, 0.05 * rem)))
+        if peak > lower and (1 - PEAK_SLACK) * capacity < peak <= PEAK_NEAR * capacity:
             # a plan without spills may exist, if an order leaves room to pack: a wider beam
             # (randwire100 at M_P, 34747 bytes: 34925 -> 33967, which packs at once)
             order, peak, _ = min_peak_schedule(graph, time_limit=PEAK_TIME if rem is None
                                                else max(0.05, min(PEAK_TIME, 0.2 * rem)), max_states=0)
-        schedules.insert(1, np.asarray(order))
+        # an order that fits without spills goes first, unscreened by _far_behind: if its
+        # residency packs, the plan moves no extra byte and the others need not be tried
+        # (layered200 at M_P: 4.2 -> 0.7 s)
+        schedules.insert(0 if peak <= capacity else 1, np.asarray(order))
+        if peak <= capacity:
+            fits = schedules[0]
     except CosmaError:
         pass
     plans = [start]
@@ -241,7 +267,7 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, sta
         if key in seen:
             continue
         seen.add(key)
-        if (graph.n_ops >= WINDOW_SEARCH_MIN_OPS and not np.array_equal(sch, start.schedule)
+        if (graph.n_ops >= WINDOW_SEARCH_MIN_OPS and not np.array_equal(sch, start.schedule) and sch is not fits
                 and _far_behind(graph, capacity, opts, sch, start_cost)):
             continue
         rem = opts.remaining()
@@ -253,6 +279,9 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, sta
             plan = _fixed_schedule_plan(graph, capacity, opts, sch, [start] if np.array_equal(start.schedule, sch)
                                         else [], share, cover=False)
         plans.append(plan)
+        cost = _cheapest_valid(graph, capacity, opts, [plan], any_schedule=True)[1]
+        if cost is not None and cost - compulsory <= other:
+            break  # it meets the proven bound: no other order can do better
     return _cheapest_valid(graph, capacity, opts, plans, any_schedule=True)
 
 
@@ -929,14 +958,15 @@ def _feasible(g: Graph, plan: Plan, cost: int, lower: int, info: dict, reason: s
 
 
 def _skip_when_start_meets_bound(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan,
-                                 start_cost: int, other: int | None = None) -> tuple[int, MethodOutput | None]:
+                                 start_cost: int, other: int | None = None,
+                                 min_peak: _MinPeak | None = None) -> tuple[int, MethodOutput | None]:
     """(proven bound of :func:`_other_bounds`, the start as an optimal output when its extra
     bytes already meet that bound, else None): nothing is left to search then, whatever the
     formulation. Opt out with ``skip_when_bound_met=False``. ``other``: that bound when
     known already."""
     nc = start_cost - g.compulsory()
     if other is None:  # a start without non-compulsory bytes meets the bound 0: no other bound is needed
-        other = 0 if nc <= 0 else _other_bounds(g, capacity, opts)
+        other = 0 if nc <= 0 else _other_bounds(g, capacity, opts, min_peak)
     if nc > other or not opts.extra.get("skip_when_bound_met", True):
         return other, None
     info = {"start_accepted": False, "start_non_compulsory": nc, "rounds": 0, "packed": True,
@@ -964,9 +994,10 @@ def _early_downset_proof(g: Graph, capacity: int, opts: SolveOptions, info: dict
     return quick
 
 
-def _other_bounds(g: Graph, capacity: int, opts: SolveOptions) -> int:
+def _other_bounds(g: Graph, capacity: int, opts: SolveOptions, min_peak: _MinPeak | None = None) -> int:
     """Proven bounds without the model: the larger of :mod:`cosma_fast.schedule`'s (peak live
-    minus capacity) and :func:`cosma_fast.bounds.spill_cover_bound`, 0 if missing."""
+    minus capacity, the peak from ``min_peak`` when given) and
+    :func:`cosma_fast.bounds.spill_cover_bound`, 0 if missing."""
     rem = opts.remaining()
     peak_time = 1.0 if rem is None else min(1.0, rem)  # taken before the cover bound spends any
     cover = spill_cover_bound(g, capacity, opts.schedule, time_limit=1.0 if rem is None else min(1.0, 0.1 * rem),
@@ -974,7 +1005,7 @@ def _other_bounds(g: Graph, capacity: int, opts: SolveOptions) -> int:
     try:
         if opts.schedule is not None:
             return max(cover, int(schedule_lower_bound(g, opts.schedule, capacity)))
-        return max(cover, int(lower_bound(g, capacity, time_limit=peak_time)))
+        return max(cover, int((min_peak or _MinPeak(g))(peak_time)[2]) - int(capacity))
     except CosmaError:
         return cover
 
