@@ -10,11 +10,12 @@
   Kayaaslan, Lambert, Marchal and Ucar ("Scheduling series-parallel task graphs
   to minimize peak memory", TCS 2018) and of Liu's work on tree schedules
   (Liu, "An application of generalized tree pebbling to sparse matrix
-  factorization", SIAM J. Algebraic Discrete Methods 1987). States are pruned
-  by branch and bound against the best schedule found first: greedy list
-  schedules polished by adjacent swaps, and a beam search over the same
-  down-sets (:func:`cosma_fast.kernels.peak.min_peak_beam`). When the state or
-  time budget runs out, that schedule is returned and labelled not exact.
+  factorization", SIAM J. Algebraic Discrete Methods 1987). A beam search over
+  the down-sets (:func:`cosma_fast.kernels.peak.min_peak_beam`) prunes them by
+  branch and bound against the best schedule found first (greedy list schedules
+  polished by adjacent swaps, then its own narrower widths); a width that holds
+  every down-set left is the exact search. When the time runs out first, the best
+  schedule is returned and labelled not exact.
 * :func:`schedule_lower_bound` / :func:`lower_bound`: lower bounds on
   non-compulsory traffic (DESIGN.md section 2).
 """
@@ -25,7 +26,7 @@ import time
 
 import numpy as np
 
-from .graph import INTERMEDIATE, Graph
+from .graph import Graph
 from .kernels import peak as _k
 
 __all__ = ["live_profile", "peak_live", "min_peak_schedule", "min_peak_bounds", "schedule_lower_bound", "lower_bound"]
@@ -87,127 +88,26 @@ def heuristic_schedule(graph: Graph, swap_passes: int = 20) -> tuple[np.ndarray,
     return best, best_peak
 
 
-class _OutOfBudget(Exception):
-    """The down-set search ran out of states or time; ``lower`` is still proven."""
-
-    def __init__(self, lower: int):
-        super().__init__(lower)
-        self.lower = lower
-
-
-def _exact_search(graph: Graph, upper: int, deadline: float, max_states: int):
-    """Down-set DP with branch and bound. Returns ``(order or None, peak)``:
-    ``order`` None means no schedule beats ``upper`` (so ``upper`` is optimal).
-    Raises :class:`_OutOfBudget` with a proven lower bound on ``M_P`` when the
-    budget runs out: every schedule passes through one down-set of each size, so
-    the smallest bound over a completed level bounds every schedule."""
-    n = graph.n_ops
-    size = [int(x) for x in graph.tensor_size]
-    first_use_is_load = [int(k) != INTERMEDIATE for k in graph.tensor_kind]
-    cons_mask = [0] * graph.n_tensors
-    for t in range(graph.n_tensors):
-        for o in graph.consumers_of(t):
-            cons_mask[t] |= 1 << int(o)
-    ins = [[int(t) for t in graph.inputs_of(o)] for o in range(n)]
-    outs = [[int(t) for t in graph.outputs_of(o)] for o in range(n)]
-    out_bytes = [sum(size[t] for t in outs[o]) for o in range(n)]
-    # outputs nobody reads die at their own step
-    out_dead = [sum(size[t] for t in outs[o] if cons_mask[t] == 0) for o in range(n)]
-    pred_mask = [0] * n
-    succ: list[set[int]] = [set() for _ in range(n)]
-    for o in range(n):
-        for t in ins[o]:
-            p = int(graph.tensor_producer[t])
-            if p >= 0:
-                pred_mask[o] |= 1 << p
-                succ[p].add(o)
-    op_bytes = graph.op_bytes()
-    by_bytes = [int(o) for o in np.argsort(-op_bytes, kind="stable")]
-    full = (1 << n) - 1
-
-    def rest_bound(mask: int) -> int:
-        # every remaining operator's inputs + outputs are live at its step
-        for o in by_bytes:
-            if not mask >> o & 1:
-                return int(op_bytes[o])
-        return 0
-
-    # state: mask -> (best peak so far, live bytes after, ready ops)
-    level = {0: (0, 0, tuple(o for o in range(n) if pred_mask[o] == 0))}
-    parent: dict[int, tuple[int, int]] = {}
-    n_states = 0
-    proven = int(op_bytes.max())  # M_R: every schedule runs the largest operator
-    for _ in range(n):
-        nxt: dict[int, tuple[int, int, tuple]] = {}
-        for mask, (best, live, ready) in level.items():
-            for o in ready:
-                bit = 1 << o
-                new_mask = mask | bit
-                step = live + out_bytes[o]
-                dying = out_dead[o]
-                after_mask = ~new_mask
-                for t in ins[o]:
-                    if first_use_is_load[t] and not cons_mask[t] & mask:
-                        step += size[t]
-                    if not cons_mask[t] & after_mask:
-                        dying += size[t]
-                peak = best if best > step else step
-                if peak >= upper:
-                    continue
-                old = nxt.get(new_mask)
-                if old is not None and old[0] <= peak:
-                    continue
-                if old is None:
-                    rb = rest_bound(new_mask)
-                    if rb >= upper or step - dying >= upper:
-                        continue
-                    ready2 = [r for r in ready if r != o]
-                    for s in succ[o]:
-                        if pred_mask[s] & ~new_mask == 0:
-                            ready2.append(s)
-                    ready2 = tuple(ready2)
-                    n_states += 1
-                    if n_states > max_states or (n_states & 1023 == 0 and time.perf_counter() > deadline):
-                        raise _OutOfBudget(proven)
-                else:
-                    ready2 = old[2]
-                nxt[new_mask] = (peak, step - dying, ready2)
-                parent[new_mask] = (mask, o)
-        level = nxt
-        if not level:
-            return None, upper
-        # a schedule that beats ``upper`` passes through a state of this level, so its
-        # peak is at least that state's peak so far, live bytes and largest remaining op
-        level_lb = min(max(peak, live if mask != full else 0, rest_bound(mask))
-                       for mask, (peak, live, _) in level.items())
-        proven = max(proven, min(upper, level_lb))
-    best = level[full][0]
-    order = []
-    mask = full
-    while mask:
-        mask, o = parent[mask]
-        order.append(o)
-    return np.array(order[::-1], dtype=np.int64), int(best)
-
-
 def min_peak_bounds(graph: Graph, time_limit: float | None = 10.0, *,
                     max_states: int = 300_000) -> tuple[np.ndarray, int, int]:
     """``(order, peak, lower)``: the best schedule found, its peak live bytes, and a
     proven lower bound on ``M_P`` (``lower == peak`` exactly when ``M_P`` is proven).
 
-    ``lower`` is at least ``M_R`` and the largest :func:`cosma_fast.bounds.op_pressure`
-    (the least bytes live at one operator's step over all schedules); when the search
-    stops early it is the larger of that and the bound of the last completed level of the
-    down-set search. The best schedule is the least peak of the greedy list schedules and
-    of a beam search over down-sets (:func:`_beam_schedule`), and the exact down-set search
-    prunes against it.
+    The best schedule is the least peak of the greedy list schedules (polished by adjacent
+    swaps) and of a beam search over down-sets (:func:`_beam_schedule`) whose widths grow
+    while each one's work fits half of ``time_limit``. Then, unless a width was exhaustive,
+    the exact search: a beam as wide as ``max_states`` down-sets allow (``width * n_ops``),
+    pruned by branch and bound against the best peak, with the work the widths left of the
+    limit (:func:`_exact_beam`; ``max_states=0`` skips it). ``lower`` is at least ``M_R``, the
+    largest :func:`cosma_fast.bounds.op_pressure` (the least bytes live at one operator's
+    step over all schedules) and the beams' bounds.
     """
     from .bounds import op_pressure
 
-    start = time.perf_counter()
     n = graph.n_ops
     if n == 0:
         return np.zeros(0, np.int64), 0, 0
+    deadline = time.perf_counter() + (time_limit if time_limit is not None else float("inf"))
     order, peak = heuristic_schedule(graph)
     m_r = int(graph.op_bytes().max())
     if peak <= m_r:  # no schedule goes below M_R
@@ -215,17 +115,15 @@ def min_peak_bounds(graph: Graph, time_limit: float | None = 10.0, *,
     pressure = int(op_pressure(graph).max())
     if peak <= pressure:
         return order, peak, peak
-    deadline = start + (time_limit if time_limit is not None else float("inf"))
-    order, peak, complete = _beam_schedule(graph, order, peak, pressure, time_limit, deadline)
-    if complete or peak <= pressure:
-        return order, peak, peak
-    try:
-        exact_order, exact_peak = _exact_search(graph, peak, deadline, max_states)
-    except _OutOfBudget as e:
-        return order, peak, min(peak, max(e.lower, pressure))
-    if exact_order is None:
-        return order, peak, peak
-    return exact_order, exact_peak, exact_peak
+    order, peak, lower, widest = _beam_schedule(graph, order, peak, pressure, time_limit, deadline)
+    if lower < peak and time.perf_counter() < deadline:
+        # the work the widths left of the limit, and no more than the time left allows
+        work = None if time_limit is None else min(time_limit * BEAM_RATE - sum(
+            w * n * n for w in BEAM_WIDTHS if w <= widest), (deadline - time.perf_counter()) * BEAM_RATE)
+        exact_order, lower = _exact_beam(graph, peak, lower, max_states // n, widest, work)
+        if exact_order is not None:  # M_P: its peak is ``lower``
+            order, peak = exact_order, lower
+    return order, peak, max(lower, pressure, m_r)
 
 
 #: the beam's widths, in turn (:func:`_beam_schedule`)
@@ -233,48 +131,82 @@ BEAM_WIDTHS = (64, 256, 1024, 4096, 16384)
 #: a width's work, in ``width * n_ops ** 2`` units per second: about a third of the 2-core
 #: machine's rate (randwire100 and randwire200 at width 4096: 0.53 and 2.14 s)
 BEAM_RATE = 5e7
-BEAM_SHARE = 0.5  # of ``time_limit``, for the beam; the exact search gets the rest
+BEAM_SHARE = 0.5  # of ``time_limit``, for each width's beam; the exact search gets what they leave
 BEAM_MAX_BYTES = 1 << 28  # a width's arrays (its children and their parents) stay below this
 
 
+def _fits_memory(width: int, n: int) -> bool:
+    return width * n * (8 * ((n + 63) // 64) + 48) <= BEAM_MAX_BYTES
+
+
 def _beam_schedule(graph: Graph, order: np.ndarray, peak: int, lower: int, time_limit: float | None,
-                   deadline: float) -> tuple[np.ndarray, int, bool]:
-    """``(order, peak, complete)``: the better of the given schedule and those of
+                   deadline: float) -> tuple[np.ndarray, int, int, int]:
+    """``(order, peak, lower, widest)``: the better of the given schedule and those of
     :func:`cosma_fast.kernels.peak.min_peak_beam` at the widths of ``BEAM_WIDTHS`` whose work
     fits ``BEAM_SHARE`` of ``time_limit`` at ``BEAM_RATE`` (all of them without a limit) and
-    whose arrays fit ``BEAM_MAX_BYTES``, until ``peak`` meets ``lower`` (a proven lower bound
-    on ``M_P``). The widths depend on the graph's size and the limit only, so ``M_P`` does
-    not depend on the machine's speed (unless ``deadline`` passes first). Wide graphs gain
-    most, where the greedy list schedules go astray (randwire100: 43704 -> 34747 bytes at
-    width 4096 in 0.5 s; randwire200: 96152 -> 85476 in 2.1 s), and a lower upper bound
-    prunes the exact search (layered200: 12375 -> 11827 at width 64, which is the pressure
-    bound: exact). ``complete``: a width held every down-set of each size, so the beam was the
-    exact search and ``peak`` is ``M_P`` (small graphs: no wider width runs)."""
+    whose arrays fit ``BEAM_MAX_BYTES``, each pruned by the best peak so far, until ``peak``
+    meets ``lower`` (a proven lower bound on ``M_P``, raised by each beam's). The widths
+    depend on the graph's size and the limit only, so ``M_P`` does not depend on the
+    machine's speed (unless ``deadline`` passes first). Wide graphs gain most, where the
+    greedy list schedules go astray (randwire100: 43704 -> 34747 bytes at width 4096 in
+    0.5 s; randwire200: 96152 -> 85476 in 2.1 s). ``lower`` is ``peak`` when a width held
+    every down-set of each size that could beat the best peak: the beam was the exact search
+    (small graphs: no wider width runs). ``widest``: the widest width run, 0 for none."""
     n = graph.n_ops
     arrs = _arrays(graph)
+    widest = 0
     for width in BEAM_WIDTHS:
-        if peak <= lower or width * n * (8 * ((n + 63) // 64) + 48) > BEAM_MAX_BYTES:
+        if peak <= lower or not _fits_memory(width, n):
             break
         if time_limit is not None and (width * n * n > BEAM_SHARE * time_limit * BEAM_RATE
                                        or time.perf_counter() > deadline):
             break
-        o, p, complete = _k.min_peak_beam(width, *arrs)
+        o, p, complete, low, _ = _k.min_peak_beam(width, peak, _NO_LIMIT, *arrs)
+        widest = width
         if p < peak:
             order, peak = o, int(p)
+        lower = max(lower, int(low))
         if complete:
-            return order, peak, True
-    return order, peak, False
+            return order, peak, peak, widest
+    return order, peak, min(lower, peak), widest
+
+
+_NO_LIMIT = 1 << 62
+
+
+def _exact_beam(graph: Graph, peak: int, lower: int, width: int, widest: int,
+                work: float | None) -> tuple[np.ndarray | None, int]:
+    """``(order or None, lower)``: the exact search for a schedule below ``peak``, a beam of
+    ``width`` (wider than ``widest``, the beams' widest, and within ``BEAM_MAX_BYTES``) that
+    stops after ``work`` units (None: no limit; counted, not timed: a proof does not depend
+    on the machine, only whether there was time for it). Only an exhaustive search counts: its order when
+    it beats ``peak`` (``lower`` is then its peak, ``M_P``), else None with ``lower = peak``
+    (no schedule beats it); when it stops short, None and ``lower`` raised by its bound.
+    Branch and bound prunes most down-sets where the best peak is close to ``M_P``
+    (layered200: 11827 bytes proven in 0.01 s, 9213 states at width 1500; the down-set search
+    in Python it replaces took 0.13 s)."""
+    n = graph.n_ops
+    while width > widest and not _fits_memory(width, n):
+        width //= 2
+    if width <= widest or (work is not None and work < 1):
+        return None, lower
+    o, p, complete, low, _ = _k.min_peak_beam(width, peak, _NO_LIMIT if work is None else int(work),
+                                              *_arrays(graph))
+    if not complete:
+        return None, max(lower, int(low))
+    if p < peak:
+        return o, int(p)
+    return None, peak
 
 
 def min_peak_schedule(graph: Graph, time_limit: float | None = 10.0, *,
                       max_states: int = 300_000) -> tuple[np.ndarray, int, bool]:
     """A schedule of minimum peak live bytes (``M_P``).
 
-    Returns ``(order, peak, exact)``: ``exact`` is True when the down-set search
-    finished (``peak`` is then the minimum over all topological orders), False
-    when ``time_limit`` seconds or ``max_states`` states ran out and ``peak`` is
-    the best heuristic schedule's (an upper bound on ``M_P``). See
-    :func:`min_peak_bounds` for the proven lower bound as well.
+    Returns ``(order, peak, exact)``: ``exact`` is True when the search proved ``peak``
+    the minimum over all topological orders, False when ``time_limit`` seconds or
+    ``max_states`` states ran out and ``peak`` is the best schedule found's (an upper bound
+    on ``M_P``). See :func:`min_peak_bounds` for the search and the proven lower bound.
     """
     order, peak, lower = min_peak_bounds(graph, time_limit, max_states=max_states)
     return order, peak, lower == peak

@@ -109,22 +109,29 @@ def test_heuristic_m_p_is_an_upper_bound(g):
 
 
 @settings(max_examples=40)
-@given(dags(max_ops=7), st.sampled_from([1, 2, 64]))
-def test_min_peak_beam_gives_a_schedule_and_its_peak(g, width):
+@given(dags(max_ops=7), st.sampled_from([1, 2, 64]), st.sampled_from([None, -1, 0, 1]))
+def test_min_peak_beam_gives_a_schedule_and_its_peak(g, width, above):
+    # ``upper`` none, or M_P + above: the beam finds a schedule below it or proves there is none
     from cosma_fast.kernels.peak import min_peak_beam
     from cosma_fast.schedule import _arrays
 
-    order, peak, complete = min_peak_beam(width, *_arrays(g))
+    m_p = min(peak_live(g, o) for o in nx.all_topological_sorts(op_dag(g)))
+    upper = 1 << 62 if above is None else m_p + above
+    order, peak, complete, lower, states = min_peak_beam(width, upper, 1 << 62, *_arrays(g))
+    assert lower <= m_p and lower <= upper and 0 <= states <= width * g.n_ops
+    if width == 64:  # no more down-sets of one size than that: the beam is the exact search
+        assert complete
+    if order[0] < 0:  # nothing below upper
+        assert peak == upper and order.min() == -1
+        if complete:
+            assert m_p >= upper and lower == upper
+        return
     pos = np.empty(g.n_ops, np.int64)
     pos[order] = np.arange(g.n_ops)
     assert all(pos[u] < pos[v] for u, v in op_dag(g).edges)
-    assert peak == peak_live(g, order)
-    m_p = min(peak_live(g, o) for o in nx.all_topological_sorts(op_dag(g)))
-    assert peak >= m_p
-    if width == 64:  # no more down-sets of one size than that: the beam is the exact search
-        assert complete
+    assert peak == peak_live(g, order) and m_p <= peak < upper
     if complete:
-        assert peak == m_p
+        assert peak == m_p == lower
 
 
 def test_the_beam_lowers_m_p_where_the_list_schedules_go_astray():

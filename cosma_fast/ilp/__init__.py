@@ -238,8 +238,8 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, sta
     peak is near the capacity (``PEAK_SLACK``, ``PEAK_NEAR``) and not proven, a plan without spills may
     exist if an order leaves room to pack, so a wider beam searches for one
     (:func:`cosma_fast.schedule.min_peak_schedule` for ``PEAK_TIME`` seconds at most, without
-    its exact search). An order whose peak fits the capacity is tried first, and phase one
-    stops at a plan that meets ``other``, the proven bound. ``min_peak``: the solve's
+    its exact search). An order whose peak fits the capacity is tried first, and phase one stops at a plan that
+    meets ``other``, the proven bound. ``min_peak``: the solve's
     minimum-peak search, when the bound has run it already."""
     schedules = [start.schedule, np.arange(graph.n_ops)]
     compulsory = graph.compulsory()

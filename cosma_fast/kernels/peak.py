@@ -278,7 +278,17 @@ def _down_set_slot(slots, rows, i):
 
 
 @njit(cache=True)
-def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx,
+def _largest_left(D, op_bytes, by_bytes):
+    """The largest of ``op_bytes`` over the operators not in the down-set ``D``: a lower bound on
+    the peak of every schedule that continues from ``D``."""
+    for o in by_bytes:
+        if not _has(D, o):
+            return op_bytes[o]
+    return 0
+
+
+@njit(cache=True)
+def min_peak_beam(width, upper, max_work, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx,
                   cons_ptr, cons_idx):
     """A schedule of low peak live bytes by a beam search over down-sets.
 
@@ -288,9 +298,25 @@ def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_
     operator gives a child (its step's live bytes raise the peak), equal down-sets keep
     the child of least ``(peak, live bytes after)``, and the ``width`` children least by that
     key go on (beam search: Lowerre 1976; for schedules, the down-set states of Held & Karp
-    1962). Down-sets are rows of ``uint64`` words, so any size. Returns
-    ``(order, peak, complete)``: ``complete`` when no depth had more than ``width`` down-sets,
-    so that the beam was the exact search over all of them and ``peak`` is ``M_P``.
+    1962). Down-sets are rows of ``uint64`` words, so any size.
+
+    Children through which no schedule beats ``upper`` (the best peak known) are dropped
+    (branch and bound): those whose peak so far, live bytes after, or largest operator still
+    to run reaches it. Returns ``(order, peak, complete, lower, states)``:
+
+    - ``order`` and ``peak``: the schedule found, or ``-1`` rows and ``upper`` when none beats it;
+    - ``complete``: no depth had more than ``width`` down-sets below ``upper``, so the beam was
+      the exact search over all of them: ``peak`` is ``M_P`` when a schedule was found, and no
+      schedule beats ``upper`` otherwise;
+    - ``lower``: a proven lower bound on ``M_P`` (capped at ``upper``): every schedule passes
+      through one down-set of each size, so while the beam holds every down-set of a depth,
+      the least peak so far among their children (or the least live bytes after them, which
+      the next step holds still) bounds every schedule's peak; ``peak`` when ``complete``;
+    - ``states``: the down-sets kept over all depths (at most ``width * n_ops``).
+
+    ``max_work``: the search stops, as if it found nothing and with ``complete`` False, before
+    a depth would take the work done beyond it, counted as ``n_ops`` units per state
+    expanded (``width * n_ops ** 2`` at most in all).
     """
     n = op_in_ptr.shape[0] - 1
     nt = tensor_size.shape[0]
@@ -307,6 +333,12 @@ def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_
         for k in range(cons_ptr[t], cons_ptr[t + 1]):
             c = cons_idx[k]
             readers[t, c >> 6] |= np.uint64(1) << np.uint64(c & 63)
+    op_bytes = np.zeros(n, np.int64)  # what must be live at each operator's own step
+    for o in range(n):
+        op_bytes[o] = _output_bytes(o, tensor_size, op_out_ptr, op_out_idx, cons_ptr)[0]
+        for k in range(op_in_ptr[o], op_in_ptr[o + 1]):
+            op_bytes[o] += tensor_size[op_in_idx[k]]
+    by_bytes = np.argsort(-op_bytes, kind="mergesort")
     W = max(1, width)
     cur = np.zeros((1, WX), np.uint64)
     cur_live = np.zeros(1, np.int64)
@@ -314,13 +346,20 @@ def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_
     parent = np.empty((n, W), np.int64)
     chosen = np.empty((n, W), np.int64)
     complete = True
+    lower = 0
+    states = 0
+    work = 0
     for depth in range(n):
+        work += cur.shape[0] * n
+        if work > max_work:
+            return np.full(n, -1, np.int64), upper, False, lower, states
         m = cur.shape[0] * (n - depth)  # at most this many ready operators per state
         ch = np.empty((m, WX), np.uint64)
         ch_live = np.empty(m, np.int64)
         ch_peak = np.empty(m, np.int64)
         ch_par = np.empty(m, np.int64)
         ch_op = np.empty(m, np.int64)
+        ch_rest = np.empty(m, np.int64)
         nc = 0
         for s in range(cur.shape[0]):
             D = cur[s]
@@ -347,11 +386,23 @@ def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_
                 made, dead = _output_bytes(v, tensor_size, op_out_ptr, op_out_idx, cons_ptr)
                 step += made
                 freed += dead
+                rest = 0 if depth == n - 1 else _largest_left(ch[nc], op_bytes, by_bytes)
+                if max(cur_peak[s], step, rest) >= upper or (depth < n - 1 and step - freed >= upper):
+                    continue  # no schedule through it beats upper
+                ch_rest[nc] = rest
                 ch_live[nc] = step - freed
                 ch_peak[nc] = max(cur_peak[s], step)
                 ch_par[nc] = s
                 ch_op[nc] = v
                 nc += 1
+        if complete:  # every down-set of this depth below upper is a child here
+            least = upper
+            for i in range(nc):
+                bound = ch_peak[i] if depth == n - 1 else max(ch_peak[i], ch_live[i], ch_rest[i])
+                least = min(least, bound)
+            lower = max(lower, least)
+        if nc == 0:  # no schedule beats upper
+            return np.full(n, -1, np.int64), upper, complete, lower, states
         # least (peak, live after) first; stable sorts keep generation order among ties
         by_live = np.argsort(ch_live[:nc], kind="mergesort")
         by_key = by_live[np.argsort(ch_peak[:nc][by_live], kind="mergesort")]
@@ -379,12 +430,14 @@ def min_peak_beam(width, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_
             parent[depth, r] = ch_par[i]
             chosen[depth, r] = ch_op[i]
         cur, cur_live, cur_peak = nxt, nxt_live, nxt_peak
+        states += n_keep
     order = np.empty(n, np.int64)
     r = 0  # the states of the last depth are all the full set: the first has the least peak
     for depth in range(n - 1, -1, -1):
         order[depth] = chosen[depth, r]
         r = parent[depth, r]
-    return order, (cur_peak[0] if n else 0), complete
+    peak = cur_peak[0] if n else 0
+    return order, peak, complete, (peak if complete else lower), states
 
 def warmup() -> None:
     """Compile the kernels on a two-operator graph."""
@@ -399,5 +452,5 @@ def warmup() -> None:
             g.cons_ptr, g.cons_idx)
     order, _ = greedy_schedule(0, *arrs)
     swap_search(order, 2, *arrs)
-    min_peak_beam(2, *arrs)
+    min_peak_beam(2, 1 << 62, 1 << 62, *arrs)
     live_profile(order, g.tensor_size, g.tensor_kind, g.op_out_ptr, g.op_out_idx, g.cons_ptr, g.cons_idx)
