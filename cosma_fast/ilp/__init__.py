@@ -237,9 +237,12 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, sta
     peak is near the capacity (``PEAK_SLACK``, ``PEAK_NEAR``) and not proven, a plan without spills may
     exist if an order leaves room to pack, so a wider beam searches for one
     (:func:`cosma_fast.schedule.min_peak_schedule` for ``PEAK_TIME`` seconds at most, without
-    its exact search). An order whose peak fits the capacity is tried first, and phase one
-    stops at a plan that meets ``other``, the proven bound. ``min_peak``: the solve's
-    minimum-peak search, which the bound may have run already."""
+    its exact search). An order whose peak fits the capacity is tried first, its zero-slack
+    cover's packing for up to ``SPILL_ORDER_PACK_TIME`` seconds (that cover is optimal when it
+    packs; randwire80 at the ``M_P`` of ``cf.budgets``' default limit, 27718 bytes: proven in
+    8 s instead of 23 s), and phase one stops at a plan that meets ``other``, the proven
+    bound. ``min_peak``: the solve's minimum-peak search, which the bound may have run
+    already."""
     schedules = [start.schedule, np.arange(graph.n_ops)]
     compulsory = graph.compulsory()
     fits = None  # an order without spills
@@ -273,7 +276,8 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, sta
         share = 5.0 if rem is None else 0.25 * rem
         if share < 0.05:
             break
-        plan = order_plan(graph, capacity, sch, alignment=opts.alignment, time_limit=share, threads=opts.threads)
+        plan = order_plan(graph, capacity, sch, alignment=opts.alignment, time_limit=share, threads=opts.threads,
+                          first_pack_time=SPILL_ORDER_PACK_TIME if sch is fits else None)
         if plan is None:  # no cover in time, or no cover packed: the model, without the cover again
             plan = _fixed_schedule_plan(graph, capacity, opts, sch, [start] if np.array_equal(start.schedule, sch)
                                         else [], share, cover=False)
