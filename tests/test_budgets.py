@@ -109,18 +109,23 @@ def test_heuristic_m_p_is_an_upper_bound(g):
 
 
 @settings(max_examples=40)
-@given(dags(max_ops=7), st.sampled_from([1, 2, 64]), st.sampled_from([None, -1, 0, 1]))
-def test_min_peak_beam_gives_a_schedule_and_its_peak(g, width, above):
-    # ``upper`` none, or M_P + above: the beam finds a schedule below it or proves there is none
+@given(dags(max_ops=7), st.sampled_from([1, 2, 64]), st.sampled_from([None, -1, 0, 1]),
+       st.sampled_from([None, 0, 5, 20]))
+def test_min_peak_beam_gives_a_schedule_and_its_peak(g, width, above, max_work):
+    # ``upper`` none, or M_P + above: the beam finds a schedule below it or proves there is none;
+    # ``max_work`` none, or a few states' work: stopped short, it finds nothing and proves less
     from cosma_fast.kernels.peak import min_peak_beam
     from cosma_fast.schedule import _arrays
 
     m_p = min(peak_live(g, o) for o in nx.all_topological_sorts(op_dag(g)))
     upper = 1 << 62 if above is None else m_p + above
-    order, peak, complete, lower, states = min_peak_beam(width, upper, 1 << 62, *_arrays(g))
+    work = 1 << 62 if max_work is None else max_work
+    order, peak, complete, lower, states = min_peak_beam(width, upper, work, *_arrays(g))
     assert lower <= m_p and lower <= upper and 0 <= states <= width * g.n_ops
-    if width == 64:  # no more down-sets of one size than that: the beam is the exact search
+    if width == 64 and max_work is None:  # no more down-sets of one size than that: the exact search
         assert complete
+    if max_work == 0:  # no work at all: nothing found, nothing proven beyond 0
+        assert order.min() == -1 and not complete and lower == 0
     if order[0] < 0:  # nothing below upper
         assert peak == upper and order.min() == -1
         if complete:
@@ -132,6 +137,18 @@ def test_min_peak_beam_gives_a_schedule_and_its_peak(g, width, above):
     assert peak == peak_live(g, order) and m_p <= peak < upper
     if complete:
         assert peak == m_p == lower
+
+
+def test_the_exact_beam_proves_m_p_where_the_widths_stop_short():
+    # layered200 within 1 s: the widths that fit half the limit (64, 256) do not hold every
+    # down-set; the exact search's beam, pruned by their peak, does, and proves it
+    from cosma_fast import generators as gen
+
+    g = gen.random_layered(200)
+    _, peak, lower = min_peak_bounds(g, 1.0, max_states=0)
+    assert lower < peak == 11827
+    order, peak, lower = min_peak_bounds(g, 1.0)
+    assert lower == peak == 11827 == peak_live(g, order)
 
 
 def test_the_beam_lowers_m_p_where_the_list_schedules_go_astray():
