@@ -228,6 +228,31 @@ def test_at_m_p_an_order_that_fits_is_realised_first_and_the_minimum_peak_search
     assert peak_live(g, realised[0]) <= cap and np.array_equal(r.plan.schedule, realised[0])
 
 
+def test_an_order_that_fits_but_does_not_pack_is_searched_locally(monkeypatch):
+    # no cover packs (order_plan monkeypatched to find none) and the fixed-schedule plans are
+    # trivial: the local search from the minimum-peak order, which fits, finds a plan without
+    # extra bytes, and phase one stops there
+    from cosma_fast import generators as gen
+    from cosma_fast import heuristic, ilp
+    from cosma_fast.schedule import peak_live
+    from cosma_fast.trivial import trivial_plan
+
+    g = gen.random_layered(100)
+    cap = cf.budgets(g, time_limit=5.0).m_p
+    searched = []
+    real = heuristic.local_search_plan
+    monkeypatch.setattr(ilp, "order_plan", lambda *a, **k: None)
+    monkeypatch.setattr(ilp, "_fixed_schedule_plan", lambda graph, c, opts, schedule, *a, **k:
+                        trivial_plan(graph, schedule))
+    monkeypatch.setattr(heuristic, "local_search_plan", lambda graph, c, schedule, **k:
+                        searched.append(np.array(schedule)) or real(graph, c, schedule, **k))
+    r = cf.solve(g, cap, method="ilp", time_limit=60)
+    cf.validate(g, r.plan, cap)
+    assert r.status == "optimal" and r.non_compulsory == 0
+    assert r.info["ilp_status"] == "skipped: start meets the lower bound"
+    assert len(searched) == 1 and peak_live(g, searched[0]) <= cap
+
+
 def test_the_address_free_searchs_order_is_packed_before_any_order_search():
     # randwire20 at M_R: the start costs 16247, every order 14988 without addresses, and the
     # cover of the down-set search's order packs: optimal with no order search and no model
