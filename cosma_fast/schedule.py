@@ -133,6 +133,7 @@ BEAM_WIDTHS = (64, 256, 1024, 4096, 16384)
 BEAM_RATE = 5e7
 BEAM_SHARE = 0.5  # of ``time_limit``, for each width's beam; the exact search gets what they leave
 BEAM_MAX_BYTES = 1 << 28  # a width's arrays (its children and their parents) stay below this
+_NO_LIMIT = 1 << 62  # min_peak_beam's upper and max_work when there is none
 
 
 def _fits_memory(width: int, n: int) -> bool:
@@ -171,17 +172,15 @@ def _beam_schedule(graph: Graph, order: np.ndarray, peak: int, lower: int, time_
     return order, peak, min(lower, peak), widest
 
 
-_NO_LIMIT = 1 << 62
-
-
 def _exact_beam(graph: Graph, peak: int, lower: int, width: int, widest: int,
                 work: float | None) -> tuple[np.ndarray | None, int]:
     """``(order or None, lower)``: the exact search for a schedule below ``peak``, a beam of
     ``width`` (wider than ``widest``, the beams' widest, and within ``BEAM_MAX_BYTES``) that
     stops after ``work`` units (None: no limit; counted, not timed: a proof does not depend
-    on the machine, only whether there was time for it). Only an exhaustive search counts: its order when
-    it beats ``peak`` (``lower`` is then its peak, ``M_P``), else None with ``lower = peak``
-    (no schedule beats it); when it stops short, None and ``lower`` raised by its bound.
+    on the machine, only whether there was time for it). Only an exhaustive search counts:
+    its order when it beats ``peak`` (``lower`` is then its peak, ``M_P``), else None with
+    ``lower = peak`` (no schedule beats it); when it stops short, None and ``lower`` raised
+    by its bound.
     Branch and bound prunes most down-sets where the best peak is close to ``M_P``
     (layered200: 11827 bytes proven in 0.01 s, 9213 states at width 1500; the down-set search
     in Python it replaces took 0.13 s)."""
