@@ -240,9 +240,10 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, sta
     its exact search). An order whose peak fits the capacity is tried first, its zero-slack
     cover's packing for up to ``SPILL_ORDER_PACK_TIME`` seconds (that cover is optimal when it
     packs; randwire80 at the ``M_P`` of ``cf.budgets``' default limit, 27718 bytes: proven in
-    8 s instead of 23 s), and phase one stops at a plan that meets ``other``, the proven
-    bound. ``min_peak``: the solve's minimum-peak search, which the bound may have run
-    already."""
+    8 s instead of 23 s), then, when no plan of it meets ``other``, the proven bound, the
+    heuristic's local search from it (``FITS_SEARCH_TIME`` seconds at most, a fifth of the
+    time left). Phase one stops at a plan that meets ``other``. ``min_peak``: the solve's
+    minimum-peak search, which the bound may have run already."""
     schedules = [start.schedule, np.arange(graph.n_ops)]
     compulsory = graph.compulsory()
     fits = None  # an order without spills
