@@ -371,14 +371,8 @@ def min_peak_beam(width, upper, max_work, tensor_size, tensor_kind, op_in_ptr, o
                 ch[nc, v >> 6] |= np.uint64(1) << np.uint64(v & 63)
                 step = cur_live[s]
                 freed = 0
-                for k in range(op_in_ptr[v], op_in_ptr[v + 1]):
+                for k in range(op_in_ptr[v], op_in_ptr[v + 1]):  # each input once (the graph dedupes them)
                     t = op_in_idx[k]
-                    repeated = False
-                    for k2 in range(op_in_ptr[v], k):
-                        if op_in_idx[k2] == t:
-                            repeated = True
-                    if repeated:
-                        continue
                     if tensor_kind[t] != _INTERMEDIATE and not _meets(readers[t], D):
                         step += tensor_size[t]  # an input or weight is live from its first reader
                     if _is_subset(readers[t], ch[nc]):  # its last reader
