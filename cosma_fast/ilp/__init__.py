@@ -263,7 +263,15 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, sta
             fits = schedules[0]  # the same object the loop meets
     except CosmaError:
         pass
-    plans = [start]
+    found = [(start, start_cost)]  # the valid plans and their traffic, in the order found
+
+    def keep(plan: Plan) -> int | None:
+        """``plan``'s traffic, kept when it validates (None otherwise)."""
+        cost = _cheapest_valid(graph, capacity, opts, [plan], any_schedule=True)[1]
+        if cost is not None:
+            found.append((plan, cost))
+        return cost
+
     seen = set()
     for sch in schedules:
         key = tuple(int(o) for o in sch)
@@ -282,8 +290,7 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, sta
         if plan is None:  # no cover in time, or no cover packed: the model, without the cover again
             plan = _fixed_schedule_plan(graph, capacity, opts, sch, [start] if np.array_equal(start.schedule, sch)
                                         else [], share, cover=False)
-        plans.append(plan)
-        cost = _cheapest_valid(graph, capacity, opts, [plan], any_schedule=True)[1]
+        cost = keep(plan)
         if sch is fits and (cost is None or cost - compulsory > other):
             # its residency did not pack: the local search from it moves operators until one
             # does (randwire200 at the M_P of the default cf.budgets, 85476 bytes: no extra
@@ -294,11 +301,10 @@ def _phase_one(graph: Graph, capacity: int, opts: SolveOptions, start: Plan, sta
             plan = local_search_plan(graph, capacity, fits, seed=opts.seed, alignment=opts.alignment,
                                      time_limit=FITS_SEARCH_TIME if rem is None else min(FITS_SEARCH_TIME, 0.2 * rem),
                                      target=compulsory + other, threads=opts.threads)
-            plans.append(plan)
-            cost = _cheapest_valid(graph, capacity, opts, [plan], any_schedule=True)[1]
+            cost = keep(plan)
         if cost is not None and cost - compulsory <= other:
             break  # it meets the proven bound: no other order can do better
-    return _cheapest_valid(graph, capacity, opts, plans, any_schedule=True)
+    return min(found, key=lambda pc: pc[1])  # the first of the cheapest
 
 
 PHASE_ONE_SCREEN = 1.2  # see _far_behind
