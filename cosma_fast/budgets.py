@@ -16,7 +16,7 @@ import numpy as np
 from .errors import InfeasibleError, OptionError
 from .graph import Graph
 
-__all__ = ["Budgets", "budgets", "m_r", "parse_capacity", "check_capacity", "parse_bytes"]
+__all__ = ["Budgets", "aligned_footprint", "budgets", "m_r", "parse_capacity", "check_capacity", "parse_bytes"]
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,29 @@ def m_r(graph: Graph) -> int:
     return int(b.max()) if len(b) else 0
 
 
+def aligned_footprint(graph: Graph, alignment: int = 1) -> np.ndarray:
+    """Per operator: the fewest bytes from address 0 that hold its inputs and outputs at
+    addresses that are multiples of ``alignment`` (:meth:`Graph.op_bytes` when it is 1).
+
+    Placed in address order, every operand but the last ends before the next one's aligned
+    start, so it takes its size rounded up; the least total puts last the operand that
+    rounding wastes the most on."""
+    if alignment == 1:
+        return graph.op_bytes()
+    size = graph.tensor_size.astype(np.int64)
+    padded = -(-size // alignment) * alignment
+    foot = np.zeros(graph.n_ops, dtype=np.int64)
+    for o in range(graph.n_ops):
+        ops = np.concatenate([graph.inputs_of(o), graph.outputs_of(o)])
+        if len(ops):
+            foot[o] = padded[ops].sum() - (padded[ops] - size[ops]).max()
+    return foot
+
+
 def check_capacity(graph: Graph, capacity: int, alignment: int = 1) -> None:
-    """Raise :class:`InfeasibleError` naming the operator that does not fit in ``capacity``."""
+    """Raise :class:`InfeasibleError` naming the operator that does not fit in ``capacity``
+    (with ``alignment``: whose operands do not fit at aligned addresses,
+    :func:`aligned_footprint`)."""
     b = graph.op_bytes()
     if len(b) and b.max() > capacity:
         o = int(np.argmax(b))
@@ -51,6 +72,13 @@ def check_capacity(graph: Graph, capacity: int, alignment: int = 1) -> None:
             f"capacity {capacity} bytes is below M_R = {int(b.max())}: operator {graph.op_names[o]!r} "
             f"needs {int(b[o])} bytes of inputs and outputs at once, {int(b[o]) - capacity} more than "
             f"the scratchpad has; use a capacity of at least {int(b.max())} bytes")
+    foot = aligned_footprint(graph, alignment)
+    if len(foot) and foot.max() > capacity:
+        o = int(np.argmax(foot))
+        raise InfeasibleError(
+            f"operator {graph.op_names[o]!r} does not fit in {capacity} bytes with alignment {alignment}: "
+            f"its inputs and outputs need {int(foot[o])} bytes at addresses that are multiples of "
+            f"{alignment}; use a capacity of at least {int(foot.max())} bytes or a smaller alignment")
 
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9,

@@ -425,7 +425,7 @@ def _start(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan, int, 
             return out.plan, int(out.lower_bound), "heuristic"
         except CosmaError:
             pass  # a start-solver bug must not sink D&C: fall back to the trivial plan
-    return trivial_plan(graph, opts.schedule), 0, "trivial"
+    return trivial_plan(graph, opts.schedule, opts.alignment), 0, "trivial"
 
 
 def _windows(plan: Plan, graph: Graph, seg_ops: int, shifted: bool) -> list[tuple[int, int]]:
@@ -592,7 +592,7 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         if best is None or rep.traffic < best[1]:
             best = (plan, rep.traffic, status, name)
     if best is None:
-        plan = trivial_plan(graph, opts.schedule)
+        plan = trivial_plan(graph, opts.schedule, opts.alignment)
         best = (plan, 0, "feasible", "trivial")
     plan, _, status, name = best
     return MethodOutput(plan, lb, status if name == "ilp" else "feasible",

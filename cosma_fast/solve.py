@@ -221,7 +221,9 @@ def solve(graph: Graph, capacity, method: str = "heuristic", *, seed: int = 0,
     Raises
     ------
     InfeasibleError
-        ``capacity`` is below ``M_R`` (the message names the operator that does not fit).
+        ``capacity`` is below ``M_R``, or with ``alignment`` below an operator's operands at
+        aligned addresses (:func:`cosma_fast.budgets.aligned_footprint`); the message names
+        the operator that does not fit and the least capacity that works.
     GraphError, OptionError
         Bad graph or options.
     """

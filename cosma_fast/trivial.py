@@ -16,8 +16,12 @@ from .plan import Plan, Step
 __all__ = ["trivial_plan"]
 
 
-def trivial_plan(graph: Graph, schedule=None) -> Plan:
-    """The load-run-store-evict plan of ``graph`` in ``schedule`` (default: model order)."""
+def trivial_plan(graph: Graph, schedule=None, alignment: int = 1) -> Plan:
+    """The load-run-store-evict plan of ``graph`` in ``schedule`` (default: model order).
+
+    Each step's operands start at multiples of ``alignment``, the one that rounding up
+    wastes the most on last, so they end within :func:`cosma_fast.budgets.aligned_footprint`
+    (the plan is valid whenever that fits the capacity)."""
     order = np.arange(graph.n_ops) if schedule is None else np.asarray(schedule, dtype=np.int64)
     pos = np.empty(graph.n_ops, dtype=np.int64)
     pos[order] = np.arange(len(order))
@@ -37,12 +41,15 @@ def trivial_plan(graph: Graph, schedule=None) -> Plan:
                 st.stores.append(t)
                 offchip[t] = True
         st.evicts = list(resident)
+        operands = [(int(t), st.loads) for t in graph.inputs_of(o)] + [(int(t), st.allocs)
+                                                                       for t in graph.outputs_of(o)]
+        waste = [-int(size[t]) % alignment for t, _ in operands]
+        if any(waste):  # stable: the first operand of the most waste moves to the end
+            operands.append(operands.pop(waste.index(max(waste))))
         addr = 0
-        for t in graph.inputs_of(o):
-            st.loads.append((int(t), addr))
-            addr += int(size[t])
-        for t in graph.outputs_of(o):
-            st.allocs.append((int(t), addr))
+        for t, events in operands:
+            addr = -(-addr // alignment) * alignment
+            events.append((t, addr))
             addr += int(size[t])
         resident = [t for t, _ in st.loads] + [t for t, _ in st.allocs]
         steps.append(st)

@@ -14,7 +14,7 @@ from strategies import dags
 from test_plan_validate import random_topological_order
 
 import cosma_fast as cf
-from cosma_fast.budgets import m_r, parse_capacity
+from cosma_fast.budgets import aligned_footprint, m_r, parse_capacity
 from cosma_fast.graph import INTERMEDIATE
 from cosma_fast.schedule import (
     live_profile,
@@ -236,3 +236,43 @@ def test_bad_schedule_is_an_option_error():
         peak_live(g, [1, 0])
     with pytest.raises(cf.OptionError, match="exactly once"):
         peak_live(g, [0, 0])
+
+
+def aligned_end_brute_force(sizes, alignment):
+    """The least end address of ``sizes`` placed one after another at multiples of
+    ``alignment``, over every order of them (each order written out)."""
+    import itertools
+
+    best = None
+    for perm in itertools.permutations(sizes):
+        addr = 0
+        for s in perm:
+            addr = -(-addr // alignment) * alignment + s
+        best = addr if best is None else min(best, addr)
+    return best or 0
+
+
+@given(dags(max_ops=6, max_size=40), st.sampled_from([1, 2, 3, 8, 64]))
+@settings(max_examples=40)
+def test_aligned_footprint_is_the_least_aligned_placement(g, alignment):
+    foot = aligned_footprint(g, alignment)
+    for o in range(g.n_ops):
+        sizes = [int(g.tensor_size[t]) for t in list(g.inputs_of(o)) + list(g.outputs_of(o))]
+        assert foot[o] == aligned_end_brute_force(sizes, alignment)
+
+
+@given(dags(max_ops=6, max_size=40), st.sampled_from([2, 8, 64]), st.integers(0, 80))
+@settings(max_examples=30)
+def test_a_capacity_too_small_for_aligned_operands_is_a_clear_error(g, alignment, extra):
+    # every method plans within the aligned footprint and raises InfeasibleError below it
+    cap = m_r(g) + extra
+    fits = aligned_footprint(g, alignment).max() <= cap
+    if fits:
+        cf.validate(g, trivial_plan(g, alignment=alignment), cap, alignment)
+    for method in ("heuristic", "ilp", "dnc"):
+        if fits:
+            r = cf.solve(g, cap, method=method, alignment=alignment, time_limit=5)
+            assert all(a % alignment == 0 for s in r.plan.steps for _, a in s.loads + s.allocs)
+        else:
+            with pytest.raises(cf.InfeasibleError, match=f"with alignment {alignment}"):
+                cf.solve(g, cap, method=method, alignment=alignment, time_limit=5)

@@ -163,7 +163,7 @@ def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan |
     the trivial plan (:func:`_start_and_bound` may improve it with :func:`_phase_one`)."""
     candidates = list(opts.extra.get("_start_plans", []))
     if opts.extra.get("_no_heuristic"):
-        candidates.append(trivial_plan(graph, opts.schedule))
+        candidates.append(trivial_plan(graph, opts.schedule, opts.alignment))
         return _cheapest_valid(graph, capacity, opts, candidates)
     try:
         import dataclasses
@@ -177,7 +177,7 @@ def _start_plan(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan |
         candidates.append(out.plan)
     except Exception:  # noqa: BLE001 - the heuristic is optional here; trivial always exists
         pass
-    candidates.append(trivial_plan(graph, opts.schedule))
+    candidates.append(trivial_plan(graph, opts.schedule, opts.alignment))
     return _cheapest_valid(graph, capacity, opts, candidates)
 
 

@@ -299,21 +299,45 @@ def _grow(a, need):
 
 
 @njit(cache=True)
-def _pack_operands(idx, lo, hi, p, alignment, size, out_t, out_a, n_out, res, nres, addr):
+def _pack_one(t, p, alignment, size, out_t, out_a, n_out, res, nres, addr):
+    """Place tensor ``t`` at the first multiple of ``alignment`` from address ``p``; records
+    it as an event and as resident, and returns ``(next free address, event count, resident
+    count)``."""
+    p = _align_up(p, alignment)
+    out_t[n_out] = t
+    out_a[n_out] = p
+    res[nres] = t
+    addr[t] = p
+    return p + size[t], n_out + 1, nres + 1
+
+
+@njit(cache=True)
+def _pack_operands(idx, lo, hi, p, alignment, size, out_t, out_a, n_out, res, nres, addr, tail):
     """Place tensors ``idx[lo:hi]`` one after another from address ``p`` (the fallback that
-    packs a step's operands into an empty scratchpad); records each as an event and as
-    resident, and returns ``(next free address, event count, resident count)``."""
+    packs a step's operands into an empty scratchpad), except ``tail``, which the caller
+    places after all the others (:func:`_last_operand`)."""
     for e in range(lo, hi):
-        t = idx[e]
-        p = _align_up(p, alignment)
-        out_t[n_out] = t
-        out_a[n_out] = p
-        n_out += 1
-        res[nres] = t
-        addr[t] = p
-        nres += 1
-        p += size[t]
+        if idx[e] != tail:
+            p, n_out, nres = _pack_one(idx[e], p, alignment, size, out_t, out_a, n_out, res, nres, addr)
     return p, n_out, nres
+
+
+@njit(cache=True)
+def _last_operand(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, alignment):
+    """``(t, is_input)``: the operand of ``o`` that rounding up to ``alignment`` wastes the most
+    bytes on (the first such; -1 when none wastes any). Packed last it needs no rounding, so
+    the operands end as low as any aligned placement lets them
+    (:func:`cosma_fast.budgets.aligned_footprint`)."""
+    best, is_input, waste = -1, False, 0
+    for e in range(op_in_ptr[o], op_in_ptr[o + 1]):
+        w = _align_up(size[op_in_idx[e]], alignment) - size[op_in_idx[e]]
+        if w > waste:
+            best, is_input, waste = op_in_idx[e], True, w
+    for e in range(op_out_ptr[o], op_out_ptr[o + 1]):
+        w = _align_up(size[op_out_idx[e]], alignment) - size[op_out_idx[e]]
+        if w > waste:
+            best, is_input, waste = op_out_idx[e], False, w
+    return best, is_input
 
 
 @njit(cache=True)
@@ -723,9 +747,20 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                 s_ev[n_ev] = v
                 n_ev += 1
             p, n_ld, nres = _pack_operands(op_in_idx, op_in_ptr[o], op_in_ptr[o + 1], 0, alignment, size,
-                                           s_ld, s_lda, n_ld, res, nres, addr)
+                                           s_ld, s_lda, n_ld, res, nres, addr, -1)
             p, n_al, nres = _pack_operands(op_out_idx, op_out_ptr[o], op_out_ptr[o + 1], p, alignment, size,
-                                           s_al, s_ala, n_al, res, nres, addr)
+                                           s_al, s_ala, n_al, res, nres, addr, -1)
+            if p > capacity:  # packed again, the operand that rounding wastes the most on last
+                tail, tail_in = _last_operand(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, alignment)
+                nres, n_ld, n_al = 0, 0, 0
+                p, n_ld, nres = _pack_operands(op_in_idx, op_in_ptr[o], op_in_ptr[o + 1], 0, alignment, size,
+                                               s_ld, s_lda, n_ld, res, nres, addr, tail)
+                p, n_al, nres = _pack_operands(op_out_idx, op_out_ptr[o], op_out_ptr[o + 1], p, alignment, size,
+                                               s_al, s_ala, n_al, res, nres, addr, tail)
+                if tail >= 0 and tail_in:
+                    p, n_ld, nres = _pack_one(tail, p, alignment, size, s_ld, s_lda, n_ld, res, nres, addr)
+                elif tail >= 0:
+                    p, n_al, nres = _pack_one(tail, p, alignment, size, s_al, s_ala, n_al, res, nres, addr)
             if p > capacity:
                 return (1 + i, traffic, n_moved, ev_ptr, ev_kind[:0], ev_t[:0], ev_a[:0])
         if moved:
