@@ -505,6 +505,72 @@ def test_cosma_formulation_has_the_same_optimum(data):
     assert r.lower_bound <= d.non_compulsory and d.lower_bound <= r.non_compulsory
 
 
+def cosma_address_rows(model, capacity: int, alignment: int):
+    """COSMA's address rows over ``model`` (the replacement model), written out one by one:
+    ``({(row cols, row vals): (lower, upper)}, address columns, pair columns)``, the columns
+    numbered from ``model.n_cols`` as :func:`build_cosma_model` numbers them."""
+    size = model.graph.tensor_size
+    nt, n = model.rcol.shape
+    big = capacity / alignment + max(1, capacity)
+    acol, ncol = {}, model.n_cols
+    for t in range(nt):
+        for i in range(n):
+            if model.rcol[t, i] >= 0:
+                acol[t, i] = ncol
+                ncol += 1
+    rows = {}
+    for (t, i), a1 in acol.items():  # the address is kept while t stays resident
+        if (t, i - 1) in acol:
+            a0, r1, r0 = acol[t, i - 1], model.rcol[t, i], model.rcol[t, i - 1]
+            rows[(a1, a0, r1, r0), (1.0, -1.0, big, big)] = (-np.inf, 2 * big)
+            rows[(a1, a0, r1, r0), (1.0, -1.0, -big, -big)] = (-2 * big, np.inf)
+    pairs = 0
+    for i in range(n):  # z = 1: t below u
+        ts = [t for t in range(nt) if model.rcol[t, i] >= 0]
+        for x, t in enumerate(ts):
+            for u in ts[x + 1:]:
+                at, au, rt, ru, z = acol[t, i], acol[u, i], model.rcol[t, i], model.rcol[u, i], ncol + pairs
+                rows[(at, au, z, rt, ru), (1.0, -1.0, big, big, big)] = (-np.inf, 3 * big - size[t] / alignment)
+                rows[(au, at, z, rt, ru), (1.0, -1.0, -big, big, big)] = (-np.inf, 2 * big - size[u] / alignment)
+                pairs += 1
+    return rows, acol, pairs
+
+
+@settings(max_examples=15)
+@given(data=st.data())
+def test_cosma_model_has_the_papers_address_rows(data):
+    from cosma_fast.ilp.cosma import build_cosma_model
+    from cosma_fast.ilp.model import build_model
+
+    g, cap = data.draw(instances(max_ops=6, max_size=20))
+    alignment = data.draw(st.sampled_from([1, 4]))
+    base = build_model(g, cap)
+    model, acol = build_cosma_model(g, cap, alignment=alignment)
+    want, want_acol, pairs = cosma_address_rows(base, cap, alignment)
+    assert {(t, i): int(acol[t, i]) for t, i in zip(*np.nonzero(acol >= 0))} == want_acol
+    assert model.n_cols == base.n_cols + len(want_acol) + pairs
+    A = model.A.tocsr()
+    assert (A[:base.A.shape[0], :base.n_cols] != base.A).nnz == 0  # the replacement model unchanged
+    got = {}
+    for r in range(base.A.shape[0], A.shape[0]):
+        cols, vals = A.indices[A.indptr[r]:A.indptr[r + 1]], A.data[A.indptr[r]:A.indptr[r + 1]]
+        row = sorted(zip(cols.tolist(), vals.tolist()))
+        got[tuple(c for c, _ in row), tuple(v for _, v in row)] = (model.row_lower[r], model.row_upper[r])
+    assert got == {tuple(zip(*sorted(zip(c, v)))): bounds for (c, v), bounds in want.items()}
+
+
+def test_cosma_formulation_without_time_for_its_model_returns_the_start():
+    # the start alone takes more than 0.01 s: neither the model nor HiGHS may run (HiGHS's
+    # presolve does not watch the clock; the model of 70 operators took 3 s to build)
+    from cosma_fast import generators as gen
+
+    g = gen.randwire(70, seed=24)
+    cap = cf.budgets(g, time_limit=0.5).m_h
+    r = cf.solve(g, cap, method="ilp", formulation="cosma", time_limit=0.01)
+    assert r.info["ilp_status"].startswith("skipped")
+    assert r.status in ("optimal", "feasible") and 0 <= r.lower_bound <= r.non_compulsory
+
+
 def test_warm_start_does_not_stop_highs_at_the_start():
     # HiGHS 1.16 with presolve reported a feasible start as optimal on this graph (start 3,
     # optimum 0 non-compulsory bytes); run_highs turns presolve off when it gives a start

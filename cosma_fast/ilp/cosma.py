@@ -11,87 +11,108 @@ model (with all its valid rows), so a comparison measures the price of the addre
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import CosmaError, SolverError
 from ..graph import Graph
 from ..highs import integral_bound
+from ..plan import Plan
 from ..solve import MethodOutput, SolveOptions
 from ..validate import validate
 from .decode import build_plan, decode_residency, encode_plan, residency_buffers
-from .model import ReplacementModel, build_model
+from .model import ModelBuildTimeout, ReplacementModel, build_model
 
 __all__ = ["build_cosma_model", "solve_cosma"]
 
 
-def build_cosma_model(graph: Graph, capacity: int, schedule=None, alignment: int = 1):
+def build_cosma_model(graph: Graph, capacity: int, schedule=None, alignment: int = 1,
+                      deadline: float | None = None):
     """The replacement model extended with address columns ``acol`` (n_tensors x n) in
-    units of ``alignment`` and pairwise order binaries. Returns (model, acol)."""
-    base = build_model(graph, capacity, schedule)
-    g = graph
-    size = g.tensor_size
+    units of ``alignment`` and pairwise order binaries. Returns (model, acol).
+    ``deadline``: as in :func:`cosma_fast.ilp.model.build_model` (the address rows are built
+    in numpy and take a fraction of its time)."""
+    base = build_model(graph, capacity, schedule, deadline=deadline)
+    size = graph.tensor_size
     C = int(capacity)
-    n, nt = g.n_ops, g.n_tensors
-    ncol = base.n_cols
+    nt, n = base.rcol.shape
+    may = base.rcol >= 0  # tensor t may be resident at step i
     acol = np.full((nt, n), -1, dtype=np.int64)
-    a_up = []
-    for t in range(nt):
-        for i in np.flatnonzero(base.rcol[t] >= 0):
-            acol[t, i] = ncol
-            ncol += 1
-            a_up.append((C - int(size[t])) // alignment)
-    n_addr = ncol - base.n_cols
-    rows, cols, vals, rlo, rup = [], [], [], [], []
-
-    def row(cs, vs, lo, hi):
-        r = len(rlo)
-        rows.extend([r] * len(cs))
-        cols.extend(cs)
-        vals.extend(vs)
-        rlo.append(lo)
-        rup.append(hi)
-
+    acol[may] = base.n_cols + np.arange(int(may.sum()))  # one address per (t, i), t major
+    a_up = (C - size[np.nonzero(may)[0]]) // alignment
+    ncol = base.n_cols + len(a_up)
     big = C / alignment + max(1, C)  # in address units, loose enough for every row
     inf = np.inf
-    # an address is kept while the tensor stays resident
-    for t in range(nt):
-        for i in np.flatnonzero(base.rcol[t] >= 0):
-            if i > 0 and base.rcol[t, i - 1] >= 0:
-                a1, a0 = acol[t, i], acol[t, i - 1]
-                r1, r0 = base.rcol[t, i], base.rcol[t, i - 1]
-                row([a1, a0, r1, r0], [1.0, -1.0, big, big], -inf, 2 * big)
-                row([a1, a0, r1, r0], [1.0, -1.0, -big, -big], -2 * big, inf)
-    # pairwise non-overlap: z = 1 means t below u
-    n_pairs = 0
-    for i in range(n):
-        ts = np.flatnonzero(base.rcol[:, i] >= 0)
-        for x in range(len(ts)):
-            for y in range(x + 1, len(ts)):
-                t, u = int(ts[x]), int(ts[y])
-                z = ncol
-                ncol += 1
-                n_pairs += 1
-                at, au, rt, ru = acol[t, i], acol[u, i], base.rcol[t, i], base.rcol[u, i]
-                st_, su = size[t] / alignment, size[u] / alignment
-                # a_t + s_t <= a_u + big(1 - z) + big(2 - r_t - r_u)
-                row([at, au, z, rt, ru], [1.0, -1.0, big, big, big], -inf, 3 * big - st_)
-                # a_u + s_u <= a_t + big z + big(2 - r_t - r_u)
-                row([au, at, z, rt, ru], [1.0, -1.0, -big, big, big], -inf, 2 * big - su)
+    # an address is kept while the tensor stays resident: two rows per (t, i) with t possibly
+    # resident at i - 1 and i
+    t, i = np.nonzero(may[:, 1:] & may[:, :-1])
+    i = i + 1
+    a1, a0, r1, r0 = acol[t, i], acol[t, i - 1], base.rcol[t, i], base.rcol[t, i - 1]
+    one = np.ones(len(t))
+    keep = _row_pairs(np.stack([a1, a0, r1, r0], axis=1), [1.0, -1.0, big, big], [1.0, -1.0, -big, -big],
+                      (-inf * one, 2 * big * one), (-2 * big * one, inf * one))
+    # pairwise non-overlap at each step: z = 1 means t below u
+    pt, pu, pi = [], [], []
+    for step in range(n):
+        ts = np.flatnonzero(may[:, step])
+        x, y = np.triu_indices(len(ts), 1)
+        pt.append(ts[x])
+        pu.append(ts[y])
+        pi.append(np.full(len(x), step, dtype=np.int64))
+    pt, pu, pi = (np.concatenate(v) if v else np.zeros(0, np.int64) for v in (pt, pu, pi))
+    z = ncol + np.arange(len(pt))
+    ncol += len(pt)
+    at, au, rt, ru = acol[pt, pi], acol[pu, pi], base.rcol[pt, pi], base.rcol[pu, pi]
+    one = np.ones(len(pt))
+    # a_t + s_t <= a_u + big(1 - z) + big(2 - r_t - r_u);  a_u + s_u <= a_t + big z + big(2 - r_t - r_u)
+    apart = _row_pairs(np.stack([at, au, z, rt, ru], axis=1), [1.0, -1.0, big, big, big],
+                       [1.0, -1.0, -big, big, big], (-inf * one, 3 * big - size[pt] / alignment),
+                       (-inf * one, 2 * big - size[pu] / alignment))
+    # the second row of a pair lists a_u before a_t
+    apart[1][1::2, [0, 1]] = apart[1][1::2, [1, 0]]
+    A2, rlo, rup = _stack_rows([keep, apart], ncol)
     extra = ncol - base.n_cols
     cost = np.concatenate([base.cost, np.zeros(extra)])
     clo = np.concatenate([base.col_lower, np.zeros(extra)])
-    cup = np.concatenate([base.col_upper, np.array(a_up, dtype=float), np.ones(n_pairs)])
-    A2 = sp.csr_matrix((np.array(vals, dtype=float), (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))),
-                       shape=(len(rlo), ncol))
+    cup = np.concatenate([base.col_upper, a_up.astype(float), np.ones(len(pt))])
     A1 = sp.hstack([base.A, sp.csr_matrix((base.A.shape[0], extra))], format="csr")
-    model = ReplacementModel(graph=g, capacity=C, n_cols=ncol, cost=cost, col_lower=clo, col_upper=cup,
+    model = ReplacementModel(graph=graph, capacity=C, n_cols=ncol, cost=cost, col_lower=clo, col_upper=cup,
                              A=sp.vstack([A1, A2], format="csr"),
                              row_lower=np.concatenate([base.row_lower, rlo]),
                              row_upper=np.concatenate([base.row_upper, rup]),
                              xcol=base.xcol, rcol=base.rcol, lcol=base.lcol, wcol=base.wcol, used=base.used)
-    assert n_addr == len(a_up)
     return model, acol
+
+
+def _row_pairs(cols, vals_a, vals_b, bounds_a, bounds_b):
+    """Two rows over the same columns per line of ``cols`` (m x k), interleaved (a, b, a, b,
+    ...): ``(vals, cols, lower, upper)`` with ``vals`` and ``cols`` (2m x k)."""
+    m, k = cols.shape
+    vals = np.empty((2 * m, k))
+    vals[0::2], vals[1::2] = vals_a, vals_b
+    lower, upper = np.empty(2 * m), np.empty(2 * m)
+    lower[0::2], upper[0::2] = bounds_a
+    lower[1::2], upper[1::2] = bounds_b
+    return vals, np.repeat(cols, 2, axis=0), lower, upper
+
+
+def _stack_rows(families, ncol):
+    """One CSR matrix (with its row bounds) of row families from :func:`_row_pairs`, in turn."""
+    data, indices, indptr, lower, upper = [], [], [np.zeros(1, np.int64)], [], []
+    start = 0
+    for vals, cols, lo, hi in families:
+        data.append(vals.ravel())
+        indices.append(cols.ravel())
+        indptr.append(start + cols.shape[1] * np.arange(1, cols.shape[0] + 1))
+        start += cols.size
+        lower.append(lo)
+        upper.append(hi)
+    A = sp.csr_matrix((np.concatenate(data), np.concatenate(indices), np.concatenate(indptr)),
+                      shape=(sum(len(lo) for lo in lower), ncol))
+    A.sort_indices()  # HiGHS gets each row's columns ascending, as from every other builder
+    return A, np.concatenate(lower), np.concatenate(upper)
 
 
 def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
@@ -107,7 +128,16 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
     start_plan, start_cost, other, skipped = _start_and_bound(g, capacity, opts)
     if skipped is not None:
         return skipped
-    model, acol = build_cosma_model(g, capacity, opts.schedule, opts.alignment)
+    rem = opts.remaining()
+    try:
+        # a quarter of the time left at most, as for the decomposed model
+        model, acol = build_cosma_model(g, capacity, opts.schedule, opts.alignment,
+                                        deadline=None if rem is None else time.perf_counter() + 0.25 * rem)
+    except ModelBuildTimeout:
+        return _start_only(g, start_plan, start_cost, other, "skipped: the model was not built within a quarter "
+                                                             "of the time left")
+    if opts.remaining() is not None and opts.remaining() <= 0:  # HiGHS's presolve does not watch the clock
+        return _start_only(g, start_plan, start_cost, other, "skipped: no time left after building the model")
     model = _with_valid_cuts(model, compulsory + other, opts)  # the same rows as the decomposed model
     start = None
     if opts.extra.get("warm_start", True):
@@ -141,6 +171,15 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
     lower = min(max(lower, other), nc)
     return MethodOutput(plan=plan, lower_bound=int(lower), status="optimal" if lower >= nc else "feasible",
                         info=info)
+
+
+def _start_only(g: Graph, plan: Plan, cost: int, lower: int, status: str) -> MethodOutput:
+    """The start plan and the bound proven before the model, when the model did not run."""
+    nc = cost - g.compulsory()
+    info = {"start_accepted": False, "ilp_status": status, "other_lower_bound": int(lower), "formulation": "cosma"}
+    return MethodOutput(plan=plan, lower_bound=int(min(lower, nc)), status="optimal" if lower >= nc else "feasible",
+                        info=info, message="" if lower >= nc else
+                        f"best plan {nc} non-compulsory bytes, proven lower bound {lower}")
 
 
 def _encode_with_addresses(model, acol, plan, alignment):
