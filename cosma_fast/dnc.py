@@ -461,8 +461,8 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         bytes saved, seconds), ``windows_tried``, ``windows_accepted`` and ``dnc_time``.
     """
     t0 = time.perf_counter()
-    seg_ops = int(opts.segment_ops or DEFAULT_SEGMENT_OPS)
-    if seg_ops < 1:
+    seg_ops = DEFAULT_SEGMENT_OPS if opts.segment_ops is None else opts.segment_ops
+    if not isinstance(seg_ops, (int, np.integer)) or isinstance(seg_ops, bool) or seg_ops < 1:
         raise OptionError(f"segment_ops must be a positive number of operators, got {opts.segment_ops!r}")
     extra = opts.extra or {}
     plan, lower_bound, start_name = _start(graph, capacity, opts)

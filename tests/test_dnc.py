@@ -151,10 +151,12 @@ def test_fixed_schedule_is_kept():
     assert r.info["windows_accepted"] > 0
 
 
-def test_bad_segment_ops():
+@pytest.mark.parametrize("seg_ops", [-1, 0, 2.5, "4", True])
+def test_bad_segment_ops(seg_ops):
+    # 0 used to mean the default silently; only None does
     g = _chain_graph(5)
     with pytest.raises(cf.OptionError, match="segment_ops"):
-        dnc.solve_dnc(g, cf.budgets(g).m_r, _opts(segment_ops=-1))
+        dnc.solve_dnc(g, cf.budgets(g).m_r, _opts(segment_ops=seg_ops))
 
 
 # ---------------------------------------------------------------------------- executors
