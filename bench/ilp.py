@@ -144,6 +144,7 @@ def main(argv):
         return
     tl = tl or 20.0
     quick = "--quick" in argv
+    warmup()  # numba compilation is not solve time (a fresh clone compiles every kernel on first use)
     if "--part2" in argv:
         compare_formulations(tl, threads, quick, skip="--no-skip" not in argv)
         return
