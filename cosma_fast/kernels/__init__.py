@@ -39,12 +39,17 @@ def warmup() -> None:
 
 def tiny_chain() -> dict[str, np.ndarray]:
     """Arrays of the two-operator chain ``input -> op0 -> t1 -> op1 -> t2 (output)`` that
-    the kernel warm-ups compile on (graph CSR layout, sizes of 4 bytes)."""
-    return {
+    the kernel warm-ups compile on (graph CSR layout, sizes of 4 bytes). The graph's arrays
+    are read-only, as a :class:`cosma_fast.Graph` holds them: numba compiles read-only
+    arrays apart, so writable ones would warm up a variant the solvers never call (a fresh
+    clone then compiled ``plan_pass`` again in its first solve, 13 s); ``order`` is writable."""
+    arrays = {
         "in_ptr": np.array([0, 1, 2], np.int64), "in_idx": np.array([0, 1], np.int64),
         "out_ptr": np.array([0, 1, 2], np.int64), "out_idx": np.array([1, 2], np.int64),
         "size": np.array([4, 4, 4], np.int64), "kind": np.array([0, 2, 2], np.int8),
         "is_out": np.array([False, False, True]), "producer": np.array([-1, 0, 1], np.int64),
         "cons_ptr": np.array([0, 1, 2, 2], np.int64), "cons_idx": np.array([0, 1], np.int64),
-        "order": np.array([0, 1], np.int64),
     }
+    for a in arrays.values():
+        a.flags.writeable = False
+    return dict(arrays, order=np.array([0, 1], np.int64))

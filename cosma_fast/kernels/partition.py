@@ -114,5 +114,7 @@ def warmup() -> None:
     out_ptr = np.array([0, 1, 2, 3], np.int64)
     out_idx = np.array([1, 2, 3], np.int64)
     size = np.array([1, 2, 3, 4], np.int64)
+    for a in (in_ptr, in_idx, out_ptr, out_idx, size):
+        a.flags.writeable = False  # read-only, as a Graph holds them (numba compiles those apart)
     cross = crossing_bytes(order, in_ptr, in_idx, out_ptr, out_idx, size)
     best_cuts(cross, 2)
