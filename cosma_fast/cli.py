@@ -161,7 +161,7 @@ def method_available(name: str) -> tuple[bool, str]:
 
 
 def run_method(g: Graph, capacity: int, method: str, *, time_limit: float | None = None, seed: int = 0,
-               progress=None):
+               progress=None, alignment: int = 1):
     """``cf.solve`` for a method name; ``"trivial"`` gives the load-run-store plan as a Result."""
     if method == "trivial":
         from .budgets import check_capacity
@@ -169,12 +169,13 @@ def run_method(g: Graph, capacity: int, method: str, *, time_limit: float | None
         from .trivial import trivial_plan
 
         t0 = time.perf_counter()
-        check_capacity(g, capacity)
-        return finish(g, capacity, MethodOutput(plan=trivial_plan(g), message="load-run-store plan"),
-                      "trivial", t0)
+        check_capacity(g, capacity, alignment)
+        return finish(g, capacity, MethodOutput(plan=trivial_plan(g, alignment=alignment),
+                                                message="load-run-store plan"), "trivial", t0, alignment)
     from .solve import solve
 
-    return solve(g, capacity, method=method, time_limit=time_limit, seed=seed, progress=progress)
+    return solve(g, capacity, method=method, time_limit=time_limit, seed=seed, progress=progress,
+                 alignment=alignment)
 
 
 class _ProgressPrinter:
@@ -271,7 +272,7 @@ def cmd_plan(args) -> int:
     g = load_model(args.model).with_weights(not args.no_weights)
     b = model_budgets(g, time_limit=args.budget_time)
     cap, label = resolve_capacity(g, args.capacity, b)
-    check_capacity(g, cap)
+    check_capacity(g, cap, args.alignment)
     explicit = args.method is not None
     chain = (args.method,) if explicit else _DEFAULT_CHAIN
     method = None
@@ -286,12 +287,14 @@ def cmd_plan(args) -> int:
     weights = "activations only (--no-weights)" if args.no_weights else "weights included"
     print(f"model      {g.name}: {g.n_ops} operators, {g.n_tensors} tensors, {weights}")
     _print_budgets(b)
-    print(f"capacity   {fmt_bytes(cap)}" + (f"  ({label})" if label != "given" else ""))
+    print(f"capacity   {fmt_bytes(cap)}" + (f"  ({label})" if label != "given" else "")
+          + (f", addresses multiples of {args.alignment}" if args.alignment > 1 else ""))
     limit = f" (time limit {args.time_limit:g} s)" if args.time_limit else ""
     printer = _ProgressPrinter(label=f"solving with {method!r}{limit}")
     try:
         with solver_noise_to_stderr():
-            res = run_method(g, cap, method, time_limit=args.time_limit, seed=args.seed, progress=printer)
+            res = run_method(g, cap, method, time_limit=args.time_limit, seed=args.seed, progress=printer,
+                             alignment=args.alignment)
     finally:
         printer.close()
     print(f"method     {res.method}   status {res.status}   solve time {res.solve_time:.3f} s")
@@ -304,7 +307,8 @@ def cmd_plan(args) -> int:
         print(f"message    {res.message}")
     if args.out:
         d = res.plan.to_dict(res.graph)
-        d.update(model=args.model, capacity=int(cap), include_weights=not args.no_weights, method=res.method)
+        d.update(model=args.model, capacity=int(cap), include_weights=not args.no_weights, method=res.method,
+                 alignment=args.alignment)
         Path(args.out).write_text(json.dumps(d), encoding="utf-8")
         print(f"wrote      {args.out}")
     if args.png:
@@ -345,13 +349,23 @@ def _plan_context(model: str | None, doc: dict, capacity: str | None, no_weights
     return g, plan, cap
 
 
+def _alignment(given: int | None, doc: dict) -> int:
+    """``--alignment`` when given, else the plan file's (1 when it records none)."""
+    if given is not None:
+        return given
+    a = doc.get("alignment", 1)
+    if not isinstance(a, int) or isinstance(a, bool) or a < 1:
+        raise FormatError(f"the plan file's alignment must be a positive integer, got {a!r}")
+    return a
+
+
 def cmd_check(args) -> int:
     from .validate import validate
 
     doc = _read_plan_doc(args.plan)
     g, plan, cap = _plan_context(args.model, doc, args.capacity, args.no_weights)
     try:
-        rep = validate(g, plan, cap, args.alignment)
+        rep = validate(g, plan, cap, _alignment(args.alignment, doc))
     except PlanError as e:
         print(f"INVALID plan {args.plan}: {e}", file=sys.stderr)
         return EXIT_INVALID_PLAN
@@ -461,6 +475,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of bytes") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of bytes")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cosma-fast", description="Joint operator scheduling, scratchpad allocation and "
                 "tensor replacement for DNN accelerators (the COSMA problem).",
@@ -480,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="wall seconds for the solve; on expiry the best valid plan is returned with its bound")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--no-weights", action="store_true", help="COSMA's activation-only setting")
+    sp.add_argument("--alignment", type=_positive_int, default=1, metavar="BYTES",
+                    help="every address a multiple of it (default 1)")
     sp.add_argument("--budget-time", type=_positive_float, default=10.0,
                     help="seconds for the exact M_P search (default 10)")
     sp.add_argument("--out", "-o", help="write the plan as JSON")
@@ -490,7 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("model", metavar="MODEL", help=model_help)
     sp.add_argument("plan", metavar="PLAN_JSON")
     sp.add_argument("--capacity", "-c", default=None, help=cap_help + " (default: the one in the plan file)")
-    sp.add_argument("--alignment", type=int, default=1)
+    sp.add_argument("--alignment", type=_positive_int, default=None, metavar="BYTES",
+                    help="every address a multiple of it (default: the plan file's, else 1)")
     sp.add_argument("--no-weights", action="store_true", default=None)
     sp.set_defaults(func=cmd_check)
 

@@ -192,6 +192,36 @@ def test_check_valid_plan(plan_file, capsys, example):
     assert "valid plan" in out and f"{rep.non_compulsory:,} B" in out
 
 
+@pytest.mark.parametrize("method", ["trivial", "heuristic"])
+def test_plan_with_alignment_writes_a_plan_check_reads_with_it(tmp_path, capsys, example, method):
+    from cosma_fast.budgets import aligned_footprint
+
+    path = tmp_path / "aligned.json"
+    cap = int(aligned_footprint(example, 64).max())
+    code, out, err = run(capsys, "plan", "example", "-c", str(cap), "-m", method, "--alignment", "64",
+                         "--out", str(path))
+    assert code == 0, err
+    assert "multiples of 64" in out
+    doc = json.loads(path.read_text())
+    assert doc["alignment"] == 64
+    cf.validate(example, cf.Plan.from_json(example, path), cap, alignment=64)
+    code, out, err = run(capsys, "check", "example", str(path))  # the file's alignment
+    assert code == 0 and "valid plan" in out, err
+    code, out, err = run(capsys, "check", "example", str(path), "--alignment", "128")
+    assert code != 0 and "alignment" in _one_line_error(err)
+
+
+def test_plan_with_alignment_below_the_aligned_footprint_names_the_operator(capsys, example):
+    from cosma_fast.budgets import aligned_footprint, m_r
+
+    foot = aligned_footprint(example, 1000)
+    assert foot.max() > m_r(example)  # only the alignment makes it infeasible
+    code, _, err = run(capsys, "plan", "example", "-c", str(int(foot.max()) - 1), "--alignment", "1000")
+    line = _one_line_error(err)
+    assert code != 0 and "alignment 1000" in line and example.op_names[int(foot.argmax())] in line
+    assert f"at least {int(foot.max())} bytes" in line
+
+
 def test_check_corrupt_plan_names_rule(plan_file, capsys):
     doc = json.loads(plan_file.read_text())
     doc["steps"][1]["load"] = []  # relu runs without its input
