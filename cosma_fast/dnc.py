@@ -85,6 +85,8 @@ DEFAULT_SEGMENT_OPS = 16
 DEFAULT_WINDOW_NODES = 200
 #: safety-net seconds per window ILP (less when the ``time_limit`` left is short)
 DEFAULT_WINDOW_TIME = 10.0
+#: the least safety net a window gets; a round starts only with at least this much time left
+MIN_WINDOW_TIME = 0.2
 #: rounds of windows when the solve has no ``time_limit``
 DEFAULT_MAX_ROUNDS = 8
 #: graphs up to this many operators go to the exact ILP in ``method="auto"``
@@ -416,7 +418,8 @@ def _start(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan, int, 
     if heur is not None:
         rem = opts.remaining()
         share = opts.extra.get("start_time_share", 0.25)  # the rest of the time is for the windows
-        sub = SolveOptions(seed=opts.seed, time_limit=None if rem is None else max(0.5, share * rem),
+        # at least 0.05 s, as the ILP's start: more would overrun a short limit (0.05 s took 0.43 s)
+        sub = SolveOptions(seed=opts.seed, time_limit=None if rem is None else max(0.05, share * rem),
                            threads=opts.threads, schedule=opts.schedule, alignment=opts.alignment,
                            formulation=opts.formulation)
         try:
@@ -476,8 +479,7 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     executor, own_pool = opts.executor, None
     if executor is None:
         executor = _Inline()
-        if workers > 1 and graph.n_ops > seg_ops:
-            own_pool = executor = ProcessPoolExecutor(max_workers=workers, initializer=reset_highs_scheduler)
+    pool_wanted = opts.executor is None and workers > 1 and graph.n_ops > seg_ops
     done: set[tuple] = set()  # sub-problems already solved without improvement
     idle = 0
     try:
@@ -485,7 +487,7 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
             if rep.non_compulsory <= lower_bound or idle >= 2:
                 break
             rem = opts.remaining()
-            if rem is not None and rem <= 0:
+            if rem is not None and rem < MIN_WINDOW_TIME:  # a round would overrun the limit
                 break
             t_round = time.perf_counter()
             wins = _windows(plan, graph, seg_ops, shifted=rnd % 2 == 1)
@@ -495,8 +497,10 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
             # safety net only (the node limit is the real budget): the round's windows share
             # what is left as if solved one after another, so the limit, and with it the
             # result, does not depend on the worker count, and more workers finish sooner
-            share = DEFAULT_WINDOW_TIME if rem is None else max(0.2, rem / max(1, len(todo)))
+            share = DEFAULT_WINDOW_TIME if rem is None else max(MIN_WINDOW_TIME, rem / max(1, len(todo)))
             params["window_time"] = float(min(extra.get("window_time_limit") or DEFAULT_WINDOW_TIME, share))
+            if todo and pool_wanted and own_pool is None:  # started once there is work (it takes ~0.2 s)
+                own_pool = executor = ProcessPoolExecutor(max_workers=workers, initializer=reset_highs_scheduler)
             futs = [executor.submit(solve_window, p, capacity, params) for p in todo]
             results = [f.result() for f in futs]
             accepted = [(p.a, p.b, r) for p, r in zip(todo, results) if "steps" in r]

@@ -13,6 +13,7 @@ from strategies import dags
 
 import cosma_fast as cf
 from cosma_fast import dnc
+from cosma_fast import generators as gen
 from cosma_fast.ilp.decode import encode_residency
 from cosma_fast.ilp.model import build_model
 from cosma_fast.kernels.partition import best_cuts, crossing_bytes
@@ -149,6 +150,15 @@ def test_fixed_schedule_is_kept():
     r = cf.solve(g, "M_R", method="dnc", segment_ops=4, schedule=sched, workers=1, start_plan=trivial_plan(g))
     assert np.array_equal(r.plan.schedule, sched)
     assert r.info["windows_accepted"] > 0
+
+
+def test_no_round_starts_that_would_overrun_the_time_limit():
+    # a window's safety net is MIN_WINDOW_TIME: with less time left no round starts (nor a
+    # process pool), and the start comes back (0.05 s used to take 0.3-0.4 s)
+    g = gen.randwire(60)
+    r = cf.solve(g, "M_H", method="dnc", time_limit=0.1)
+    assert dnc.MIN_WINDOW_TIME > 0.1 and r.info["rounds"] == [] and r.info["windows_tried"] == 0
+    assert r.non_compulsory == r.info["start_traffic"] - r.compulsory
 
 
 @pytest.mark.parametrize("seg_ops", [-1, 0, 2.5, "4", True])
