@@ -323,6 +323,23 @@ def _pack_operands(idx, lo, hi, p, alignment, size, out_t, out_a, n_out, res, nr
 
 
 @njit(cache=True)
+def _pack_step(o, tail, tail_in, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, alignment, size, s_ld, s_lda, s_al,
+               s_ala, res, addr):
+    """Pack the operands of ``o`` into an empty scratchpad from address 0: its inputs as loads,
+    then its outputs as allocations, ``tail`` (an input when ``tail_in``; -1: none) after all
+    the others. Returns ``(next free address, loads, allocations, resident count)``."""
+    p, n_ld, nres = _pack_operands(op_in_idx, op_in_ptr[o], op_in_ptr[o + 1], 0, alignment, size,
+                                   s_ld, s_lda, 0, res, 0, addr, tail)
+    p, n_al, nres = _pack_operands(op_out_idx, op_out_ptr[o], op_out_ptr[o + 1], p, alignment, size,
+                                   s_al, s_ala, 0, res, nres, addr, tail)
+    if tail >= 0 and tail_in:
+        p, n_ld, nres = _pack_one(tail, p, alignment, size, s_ld, s_lda, n_ld, res, nres, addr)
+    elif tail >= 0:
+        p, n_al, nres = _pack_one(tail, p, alignment, size, s_al, s_ala, n_al, res, nres, addr)
+    return p, n_ld, n_al, nres
+
+
+@njit(cache=True)
 def _last_operand(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, alignment):
     """``(t, is_input)``: the operand of ``o`` that rounding up to ``alignment`` wastes the most
     bytes on (the first such; -1 when none wastes any). Packed last it needs no rounding, so
@@ -733,10 +750,7 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
             moved = True
             for kk in range(nres):
                 addr[res[kk]] = -1
-            nres = 0
             n_ev = n_ev_dead
-            n_ld = 0
-            n_al = 0
             for kk in range(nsnap):
                 v = snap[kk]
                 if not offchip[v] and (last[v] >= i or is_out[v]):
@@ -746,21 +760,12 @@ def plan_pass(order, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, kind, i
                     traffic += size[v]
                 s_ev[n_ev] = v
                 n_ev += 1
-            p, n_ld, nres = _pack_operands(op_in_idx, op_in_ptr[o], op_in_ptr[o + 1], 0, alignment, size,
-                                           s_ld, s_lda, n_ld, res, nres, addr, -1)
-            p, n_al, nres = _pack_operands(op_out_idx, op_out_ptr[o], op_out_ptr[o + 1], p, alignment, size,
-                                           s_al, s_ala, n_al, res, nres, addr, -1)
+            p, n_ld, n_al, nres = _pack_step(o, -1, False, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, alignment,
+                                             size, s_ld, s_lda, s_al, s_ala, res, addr)
             if p > capacity:  # packed again, the operand that rounding wastes the most on last
                 tail, tail_in = _last_operand(o, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx, size, alignment)
-                nres, n_ld, n_al = 0, 0, 0
-                p, n_ld, nres = _pack_operands(op_in_idx, op_in_ptr[o], op_in_ptr[o + 1], 0, alignment, size,
-                                               s_ld, s_lda, n_ld, res, nres, addr, tail)
-                p, n_al, nres = _pack_operands(op_out_idx, op_out_ptr[o], op_out_ptr[o + 1], p, alignment, size,
-                                               s_al, s_ala, n_al, res, nres, addr, tail)
-                if tail >= 0 and tail_in:
-                    p, n_ld, nres = _pack_one(tail, p, alignment, size, s_ld, s_lda, n_ld, res, nres, addr)
-                elif tail >= 0:
-                    p, n_al, nres = _pack_one(tail, p, alignment, size, s_al, s_ala, n_al, res, nres, addr)
+                p, n_ld, n_al, nres = _pack_step(o, tail, tail_in, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx,
+                                                 alignment, size, s_ld, s_lda, s_al, s_ala, res, addr)
             if p > capacity:
                 return (1 + i, traffic, n_moved, ev_ptr, ev_kind[:0], ev_t[:0], ev_a[:0])
         if moved:
