@@ -48,17 +48,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .allocate import _align_up
+
 STORE, EVICT, LOAD, ALLOC = 0, 1, 2, 3
 SIZE_AWARE, BELADY = 0, 1
 _INTERMEDIATE = 2
 _INF = np.int64(1) << np.int64(62)
 #: subsets of resident operands and search nodes per subset tried by the repacking fallback
 _REPACK_TRIES, _REPACK_NODES = 32, 200
-
-
-@njit(cache=True)
-def _align_up(x, a):
-    return (x + a - 1) // a * a
 
 
 @njit(cache=True)
