@@ -373,6 +373,14 @@ def highs_time(opts: SolveOptions) -> float | None:
     return None if rem is None else HIGHS_TIME_SHARE * rem
 
 
+def model_deadline(opts: SolveOptions) -> float | None:
+    """The deadline of a model's build (a ``time.perf_counter()`` value): a quarter of the
+    time left at most, since converting the rows and HiGHS (whose presolve does not watch the
+    clock) need the rest."""
+    rem = opts.remaining()
+    return None if rem is None else time.perf_counter() + 0.25 * rem
+
+
 def _no_good(model: ReplacementModel, v: np.ndarray):
     """Row forbidding the residency pattern of ``v``: sum_{on} (1 - r) + sum_{off} r >= 1."""
     cols = model.rcol[model.rcol >= 0]
@@ -437,12 +445,8 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         start_plan, start_cost, other = _cover_schedule(g, capacity, opts, start_plan, start_cost, other, info)
         if start_cost - compulsory <= other:
             return _proven(g, start_plan, start_cost, other, info, "the schedule's segment cover")
-    rem = opts.remaining()
     try:
-        # a quarter of the time left at most: converting the rows and HiGHS (whose presolve
-        # does not watch the clock) need the rest
-        model = build_model(g, capacity, opts.schedule,
-                            deadline=None if rem is None else time.perf_counter() + 0.25 * rem)
+        model = build_model(g, capacity, opts.schedule, deadline=model_deadline(opts))
     except ModelBuildTimeout:
         model = None
         info["ilp_status"] = "skipped: the model was not built within a quarter of the time left"

@@ -11,15 +11,12 @@ model (with all its valid rows), so a comparison measures the price of the addre
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import CosmaError, SolverError
 from ..graph import Graph
 from ..highs import integral_bound
-from ..plan import Plan
 from ..solve import MethodOutput, SolveOptions
 from ..validate import validate
 from .decode import build_plan, decode_residency, encode_plan, residency_buffers
@@ -121,23 +118,21 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
     Returns the decoded plan ("optimal" when HiGHS proved it) or, when HiGHS found
     nothing in time, the starting plan with the dual bound.
     """
-    from . import _start_and_bound, _with_valid_cuts, highs_time, run_highs
+    from . import _feasible, _start_and_bound, _with_valid_cuts, highs_time, model_deadline, run_highs
 
     g = graph
     compulsory = g.compulsory()
     start_plan, start_cost, other, skipped = _start_and_bound(g, capacity, opts)
     if skipped is not None:
         return skipped
-    rem = opts.remaining()
+    info = {"start_accepted": False, "formulation": "cosma"}
     try:
-        # a quarter of the time left at most, as for the decomposed model
-        model, acol = build_cosma_model(g, capacity, opts.schedule, opts.alignment,
-                                        deadline=None if rem is None else time.perf_counter() + 0.25 * rem)
+        model, acol = build_cosma_model(g, capacity, opts.schedule, opts.alignment, deadline=model_deadline(opts))
     except ModelBuildTimeout:
-        return _start_only(g, start_plan, start_cost, other, "skipped: the model was not built within a quarter "
-                                                             "of the time left")
+        return _feasible(g, start_plan, start_cost, other, info,
+                         "the model was not built within a quarter of the time left")
     if opts.remaining() is not None and opts.remaining() <= 0:  # HiGHS's presolve does not watch the clock
-        return _start_only(g, start_plan, start_cost, other, "skipped: no time left after building the model")
+        return _feasible(g, start_plan, start_cost, other, info, "no time left after building the model")
     model = _with_valid_cuts(model, compulsory + other, opts)  # the same rows as the decomposed model
     start = None
     if opts.extra.get("warm_start", True):
@@ -147,9 +142,8 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
             start = None
     res = run_highs(model, time_limit=highs_time(opts), mip_gap=opts.mip_gap, threads=opts.threads,
                     start=start, verbose=opts.verbose, progress=opts.progress)
-    info = {"model_cols": int(model.n_cols), "model_rows": int(model.A.shape[0]),
-            "start_accepted": res["start_accepted"], "ilp_status": res["status"], "dual_bound": res["bound"],
-            "formulation": "cosma"}
+    info.update(model_cols=int(model.n_cols), model_rows=int(model.A.shape[0]), start_accepted=res["start_accepted"],
+                ilp_status=res["status"], dual_bound=res["bound"])
     lower = max(0, integral_bound(res["bound"]) - compulsory)
     plan, cost = start_plan, start_cost
     if res["x"] is not None:
@@ -171,15 +165,6 @@ def solve_cosma(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput
     lower = min(max(lower, other), nc)
     return MethodOutput(plan=plan, lower_bound=int(lower), status="optimal" if lower >= nc else "feasible",
                         info=info)
-
-
-def _start_only(g: Graph, plan: Plan, cost: int, lower: int, status: str) -> MethodOutput:
-    """The start plan and the bound proven before the model, when the model did not run."""
-    nc = cost - g.compulsory()
-    info = {"start_accepted": False, "ilp_status": status, "other_lower_bound": int(lower), "formulation": "cosma"}
-    return MethodOutput(plan=plan, lower_bound=int(min(lower, nc)), status="optimal" if lower >= nc else "feasible",
-                        info=info, message="" if lower >= nc else
-                        f"best plan {nc} non-compulsory bytes, proven lower bound {lower}")
 
 
 def _encode_with_addresses(model, acol, plan, alignment):
