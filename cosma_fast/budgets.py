@@ -72,6 +72,8 @@ def check_capacity(graph: Graph, capacity: int, alignment: int = 1) -> None:
             f"capacity {capacity} bytes is below M_R = {int(b.max())}: operator {graph.op_names[o]!r} "
             f"needs {int(b[o])} bytes of inputs and outputs at once, {int(b[o]) - capacity} more than "
             f"the scratchpad has; use a capacity of at least {int(b.max())} bytes")
+    if alignment == 1:  # the footprint is op_bytes
+        return
     foot = aligned_footprint(graph, alignment)
     if len(foot) and foot.max() > capacity:
         o = int(np.argmax(foot))
