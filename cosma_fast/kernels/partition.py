@@ -107,14 +107,10 @@ def best_cuts(cross, max_ops):
 
 
 def warmup() -> None:
-    """Compile the kernels on a three-operator chain."""
-    order = np.arange(3, dtype=np.int64)
-    in_ptr = np.array([0, 1, 2, 3], np.int64)
-    in_idx = np.array([0, 1, 2], np.int64)
-    out_ptr = np.array([0, 1, 2, 3], np.int64)
-    out_idx = np.array([1, 2, 3], np.int64)
-    size = np.array([1, 2, 3, 4], np.int64)
-    for a in (in_ptr, in_idx, out_ptr, out_idx, size):
-        a.flags.writeable = False  # read-only, as a Graph holds them (numba compiles those apart)
-    cross = crossing_bytes(order, in_ptr, in_idx, out_ptr, out_idx, size)
-    best_cuts(cross, 2)
+    """Compile the kernels on a two-operator chain (the graph's arrays read-only, as a
+    ``Graph`` holds them)."""
+    from . import tiny_chain
+
+    c = tiny_chain()
+    cross = crossing_bytes(c["order"], c["in_ptr"], c["in_idx"], c["out_ptr"], c["out_idx"], c["size"])
+    best_cuts(cross, 1)
