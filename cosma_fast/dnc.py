@@ -49,7 +49,10 @@ the scratchpad state across the cuts:
 5. **Rounds.** The windows of a round are disjoint, hence independent: all are submitted
    to ``opts.executor`` (any ``concurrent.futures.Executor``; a local process pool by
    default) and collected in submission order, so the result does not depend on the
-   executor. A window is accepted when it moves fewer bytes than ``P`` did there. The
+   executor. With a ``time_limit``, a round takes only the windows that the time left
+   gives :data:`MIN_WINDOW_TIME` each (those that move the most bytes in ``P``), and a
+   window's safety net covers its model, solve and packing together, so the round ends
+   within the limit. A window is accepted when it moves fewer bytes than ``P`` did there. The
    next round shifts the cuts by half a window so that cut regions are re-solved. The
    search stops on ``time_limit``, after ``max_rounds``, or when two rounds in a row
    (both alignments) save nothing.
@@ -85,8 +88,11 @@ DEFAULT_SEGMENT_OPS = 16
 DEFAULT_WINDOW_NODES = 200
 #: safety-net seconds per window ILP (less when the ``time_limit`` left is short)
 DEFAULT_WINDOW_TIME = 10.0
-#: the least safety net a window gets; a round starts only with at least this much time left
+#: the least safety net a window gets; a round starts only with at least this much time left,
+#: and takes only as many windows as the time left gives this much each
 MIN_WINDOW_TIME = 0.2
+#: the least time a window's HiGHS solve or packing gets when its safety net is spent
+MIN_STEP_TIME = 0.02
 #: rounds of windows when the solve has no ``time_limit``
 DEFAULT_MAX_ROUNDS = 8
 #: graphs up to this many operators go to the exact ILP in ``method="auto"``
@@ -334,18 +340,24 @@ def solve_window(wp: WindowProblem, capacity: int, params: dict) -> dict:
     from .ilp.decode import decode_residency, encode_residency
     from .ilp.model import build_model
 
+    t0 = time.perf_counter()
+
+    def left() -> float:  # the window's safety net covers its model, its solve and its packing
+        return max(MIN_STEP_TIME, params["window_time"] - (time.perf_counter() - t0))
+
     m = wp.b - wp.a
     model = build_model(wp.graph, capacity, np.arange(m) if wp.fixed_order else None, boundary=wp.boundary)
     try:
         start = encode_residency(model, np.arange(m), wp.start_R, wp.start_stored, wp.boundary.entry_resident)
     except ValueError:
         start = None
-    res = run_highs(model, time_limit=params["window_time"], threads=1, start=start, max_nodes=params["nodes"])
-    out = {"timed_out": res["status"] != "optimal" and res["time"] >= 0.99 * params["window_time"]}
+    highs_time = left()
+    res = run_highs(model, time_limit=highs_time, threads=1, start=start, max_nodes=params["nodes"])
+    out = {"timed_out": res["status"] != "optimal" and res["time"] >= 0.99 * highs_time}
     if res["x"] is None or res["objective"] > wp.start_traffic - 0.5:
         return out
     order, R, stored = decode_residency(model, res["x"])
-    addr = _pack_window(wp, R, capacity, params["alignment"], params["window_time"])
+    addr = _pack_window(wp, R, capacity, params["alignment"], left())
     if addr is None:
         return out
     steps, closing_stores, closing_evicts = _window_steps(wp, order, R, stored, addr)
@@ -431,6 +443,17 @@ def _start(graph: Graph, capacity: int, opts: SolveOptions) -> tuple[Plan, int, 
     return trivial_plan(graph, opts.schedule, opts.alignment), 0, "trivial"
 
 
+def _fitting_windows(todo: list[WindowProblem], rem: float) -> list[WindowProblem]:
+    """The windows of ``todo`` that ``rem`` seconds give :data:`MIN_WINDOW_TIME` each, counted
+    as if solved one after another (as the safety nets are): those that move the most bytes
+    in the start plan (the most to gain), in their order along the schedule."""
+    fit = int(rem // MIN_WINDOW_TIME)
+    if fit >= len(todo):
+        return todo
+    keep = sorted(range(len(todo)), key=lambda i: (-todo[i].start_traffic, todo[i].a))[:fit]
+    return [todo[i] for i in sorted(keep)]
+
+
 def _windows(plan: Plan, graph: Graph, seg_ops: int, shifted: bool) -> list[tuple[int, int]]:
     """Windows of at most ``seg_ops`` steps at cheap cuts; ``shifted`` moves every cut to
     the middle of its window, so the previous round's cut regions are solved inside a window."""
@@ -494,6 +517,8 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
             trace = trace_plan(graph, plan, {c for w in wins for c in w})
             probs = [window_problem(graph, plan, trace, a, b, opts.schedule is not None) for a, b in wins]
             todo = [p for p in probs if p.start_traffic > 0 and p.key() not in done]
+            if rem is not None:
+                todo = _fitting_windows(todo, rem)
             # safety net only (the node limit is the real budget): the round's windows share
             # what is left as if solved one after another, so the limit, and with it the
             # result, does not depend on the worker count, and more workers finish sooner

@@ -161,6 +161,25 @@ def test_no_round_starts_that_would_overrun_the_time_limit():
     assert r.non_compulsory == r.info["start_traffic"] - r.compulsory
 
 
+def test_a_round_takes_only_the_windows_its_time_gives_a_safety_net():
+    # 20 windows with 0.3 s left used to get 0.2 s each: 2.5 s with two workers
+    g = _chain_graph(40)
+    plan = cf.solve(g, "M_R", method="heuristic").plan
+    wins = dnc._windows(plan, g, 4, shifted=False)
+    trace = dnc.trace_plan(g, plan, {c for w in wins for c in w})
+    probs = [dnc.window_problem(g, plan, trace, a, b, False) for a, b in wins]
+    assert len(probs) >= 5
+    for rem in (0.0, 0.19, 0.2, 0.45, 0.61, 1e9):
+        kept = dnc._fitting_windows(probs, rem)
+        fit = min(len(probs), int(rem // dnc.MIN_WINDOW_TIME))
+        assert len(kept) == fit
+        assert [p.a for p in kept] == sorted(p.a for p in kept)  # along the schedule
+        # those with the most bytes to save
+        least_kept = min((p.start_traffic for p in kept), default=np.inf)
+        kept_ids = {id(p) for p in kept}
+        assert all(p.start_traffic <= least_kept for p in probs if id(p) not in kept_ids)
+
+
 @pytest.mark.parametrize("seg_ops", [-1, 0, 2.5, "4", True])
 def test_bad_segment_ops(seg_ops):
     # 0 used to mean the default silently; only None does
