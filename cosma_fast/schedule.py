@@ -120,7 +120,7 @@ def min_peak_bounds(graph: Graph, time_limit: float | None = 10.0, *,
         # the work the widths left of the limit, and no more than the time left allows
         work = None if time_limit is None else min(time_limit * BEAM_RATE - sum(
             w * n * n for w in BEAM_WIDTHS if w <= widest), (deadline - time.perf_counter()) * BEAM_RATE)
-        exact_order, lower = _exact_beam(graph, peak, lower, max_states // n, widest, work)
+        exact_order, lower = _exact_beam(graph, peak, lower, max_states // n, widest, work, deadline)
         if exact_order is not None:  # M_P: its peak is ``lower``
             order, peak = exact_order, lower
     return order, peak, max(lower, pressure, m_r)
@@ -134,6 +134,11 @@ BEAM_RATE = 5e7
 BEAM_SHARE = 0.5  # of ``time_limit``, for each width's beam; the exact search gets what they leave
 BEAM_MAX_BYTES = 1 << 28  # a width's arrays (its children and their parents) stay below this
 _NO_LIMIT = 1 << 62  # min_peak_beam's upper and max_work when there is none
+
+
+def _clock(deadline: float) -> float:
+    """``deadline`` as :func:`cosma_fast.kernels.peak.min_peak_beam` takes it: 0 for none."""
+    return 0.0 if deadline == float("inf") else float(deadline)
 
 
 def _fits_memory(width: int, n: int) -> bool:
@@ -162,7 +167,7 @@ def _beam_schedule(graph: Graph, order: np.ndarray, peak: int, lower: int, time_
         if time_limit is not None and (width * n * n > BEAM_SHARE * time_limit * BEAM_RATE
                                        or time.perf_counter() > deadline):
             break
-        o, p, complete, low, _ = _k.min_peak_beam(width, peak, _NO_LIMIT, *arrs)
+        o, p, complete, low, _ = _k.min_peak_beam(width, peak, _NO_LIMIT, _clock(deadline), *arrs)
         widest = width
         if p < peak:
             order, peak = o, int(p)
@@ -173,11 +178,12 @@ def _beam_schedule(graph: Graph, order: np.ndarray, peak: int, lower: int, time_
 
 
 def _exact_beam(graph: Graph, peak: int, lower: int, width: int, widest: int,
-                work: float | None) -> tuple[np.ndarray | None, int]:
+                work: float | None, deadline: float = float("inf")) -> tuple[np.ndarray | None, int]:
     """``(order or None, lower)``: the exact search for a schedule below ``peak``, a beam of
     ``width`` (wider than ``widest``, the beams' widest, and within ``BEAM_MAX_BYTES``) that
     stops after ``work`` units (None: no limit; counted, not timed: a proof does not depend
-    on the machine, only whether there was time for it). Only an exhaustive search counts:
+    on the machine, only whether there was time for it; ``deadline``, a
+    ``time.perf_counter`` reading, is a safety net). Only an exhaustive search counts:
     its order when it beats ``peak`` (``lower`` is then its peak, ``M_P``), else None with
     ``lower = peak`` (no schedule beats it); when it stops short, None and ``lower`` raised
     by its bound.
@@ -190,7 +196,7 @@ def _exact_beam(graph: Graph, peak: int, lower: int, width: int, widest: int,
     if width <= widest or (work is not None and work < 1):
         return None, lower
     o, p, complete, low, _ = _k.min_peak_beam(width, peak, _NO_LIMIT if work is None else int(work),
-                                              *_arrays(graph))
+                                              _clock(deadline), *_arrays(graph))
     if not complete:
         return None, max(lower, int(low))
     if p < peak:

@@ -110,21 +110,22 @@ def test_heuristic_m_p_is_an_upper_bound(g):
 
 @settings(max_examples=40)
 @given(dags(max_ops=7), st.sampled_from([1, 2, 64]), st.sampled_from([None, -1, 0, 1]),
-       st.sampled_from([None, 0, 5, 20]))
-def test_min_peak_beam_gives_a_schedule_and_its_peak(g, width, above, max_work):
+       st.sampled_from([None, 0, 5, 20]), st.sampled_from([0.0, 1e-9, 1e300]))
+def test_min_peak_beam_gives_a_schedule_and_its_peak(g, width, above, max_work, deadline):
     # ``upper`` none, or M_P + above: the beam finds a schedule below it or proves there is none;
-    # ``max_work`` none, or a few states' work: stopped short, it finds nothing and proves less
+    # ``max_work`` none, or a few states' work: stopped short, it finds nothing and proves less;
+    # ``deadline`` none, long past (stopped before the first depth) or far ahead (no effect)
     from cosma_fast.kernels.peak import min_peak_beam
     from cosma_fast.schedule import _arrays
 
     m_p = min(peak_live(g, o) for o in nx.all_topological_sorts(op_dag(g)))
     upper = 1 << 62 if above is None else m_p + above
     work = 1 << 62 if max_work is None else max_work
-    order, peak, complete, lower, states = min_peak_beam(width, upper, work, *_arrays(g))
+    order, peak, complete, lower, states = min_peak_beam(width, upper, work, deadline, *_arrays(g))
     assert lower <= m_p and lower <= upper and 0 <= states <= width * g.n_ops
-    if width == 64 and max_work is None:  # no more down-sets of one size than that: the exact search
+    if width == 64 and max_work is None and deadline != 1e-9:  # no more down-sets of one size than that: the exact search
         assert complete
-    if max_work == 0:  # no work at all: nothing found, nothing proven beyond 0
+    if max_work == 0 or deadline == 1e-9:  # no work at all: nothing found, nothing proven beyond 0
         assert order.min() == -1 and not complete and lower == 0
     if order[0] < 0:  # nothing below upper
         assert peak == upper and order.min() == -1

@@ -13,8 +13,9 @@ Python layer above them.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, objmode
 
+from .allocate import _perf_counter
 from .beam import _has, _is_subset, _same
 from .downset import _meets
 
@@ -288,8 +289,8 @@ def _largest_left(D, op_bytes, by_bytes):
 
 
 @njit(cache=True)
-def min_peak_beam(width, upper, max_work, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_ptr, op_out_idx,
-                  cons_ptr, cons_idx):
+def min_peak_beam(width, upper, max_work, deadline, tensor_size, tensor_kind, op_in_ptr, op_in_idx, op_out_ptr,
+                  op_out_idx, cons_ptr, cons_idx):
     """A schedule of low peak live bytes by a beam search over down-sets.
 
     The live bytes after a down-set do not depend on the order that reached it (the
@@ -316,7 +317,9 @@ def min_peak_beam(width, upper, max_work, tensor_size, tensor_kind, op_in_ptr, o
 
     ``max_work``: the search stops, as if it found nothing and with ``complete`` False, before
     a depth would take the work done beyond it, counted as ``n_ops`` units per state
-    expanded (``width * n_ops ** 2`` at most in all).
+    expanded (``width * n_ops ** 2`` at most in all). ``deadline`` (a ``time.perf_counter``
+    reading; 0 for none): the same stop, checked before each depth, a safety net for a
+    machine slower than the work's estimate (wide graphs past 200 operators).
     """
     n = op_in_ptr.shape[0] - 1
     nt = tensor_size.shape[0]
@@ -353,6 +356,11 @@ def min_peak_beam(width, upper, max_work, tensor_size, tensor_kind, op_in_ptr, o
         work += cur.shape[0] * n
         if work > max_work:
             return np.full(n, -1, np.int64), upper, False, lower, states
+        if deadline > 0:
+            with objmode(now="float64"):
+                now = _perf_counter()
+            if now > deadline:
+                return np.full(n, -1, np.int64), upper, False, lower, states
         m = cur.shape[0] * (n - depth)  # at most this many ready operators per state
         ch = np.empty((m, WX), np.uint64)
         ch_live = np.empty(m, np.int64)
@@ -446,5 +454,6 @@ def warmup() -> None:
             g.cons_ptr, g.cons_idx)
     order, _ = greedy_schedule(0, *arrs)
     swap_search(order, 2, *arrs)
-    min_peak_beam(2, 1 << 62, 1 << 62, *arrs)
+    min_peak_beam(2, 1 << 62, 1 << 62, 0.0, *arrs)
+    min_peak_beam(2, 1 << 62, 1 << 62, 1e300, *arrs)  # the clock check, compiled on its first run
     live_profile(order, g.tensor_size, g.tensor_kind, g.op_out_ptr, g.op_out_idx, g.cons_ptr, g.cons_idx)
