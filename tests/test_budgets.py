@@ -123,7 +123,8 @@ def test_min_peak_beam_gives_a_schedule_and_its_peak(g, width, above, max_work, 
     work = 1 << 62 if max_work is None else max_work
     order, peak, complete, lower, states = min_peak_beam(width, upper, work, deadline, *_arrays(g))
     assert lower <= m_p and lower <= upper and 0 <= states <= width * g.n_ops
-    if width == 64 and max_work is None and deadline != 1e-9:  # no more down-sets of one size than that: the exact search
+    # no more down-sets of one size than 64: the exact search
+    if width == 64 and max_work is None and deadline != 1e-9:
         assert complete
     if max_work == 0 or deadline == 1e-9:  # no work at all: nothing found, nothing proven beyond 0
         assert order.min() == -1 and not complete and lower == 0
