@@ -1026,7 +1026,9 @@ def _other_bounds(g: Graph, capacity: int, opts: SolveOptions, min_peak: _MinPea
     minus capacity, the peak from ``min_peak`` when given) and
     :func:`cosma_fast.bounds.spill_cover_bound`, 0 if missing."""
     rem = opts.remaining()
-    peak_time = 1.0 if rem is None else min(1.0, rem)  # taken before the cover bound spends any
+    # taken before the cover bound spends any; half of a short limit at most, the start's plan
+    # and phase one need the rest (randwire300 at M_P, time_limit=1: 1.74 s with all of it)
+    peak_time = 1.0 if rem is None else min(1.0, 0.5 * rem)
     cover = spill_cover_bound(g, capacity, opts.schedule, time_limit=1.0 if rem is None else min(1.0, 0.1 * rem),
                               threads=opts.threads)
     try:
