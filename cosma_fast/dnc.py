@@ -566,10 +566,11 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
       and ``n_ops <= AUTO_HUGE_OPS``: divide and conquer;
     * otherwise (huge graph or little time): the heuristic.
 
-    When a ``time_limit`` is given, D&C gets ``AUTO_DNC_SHARE`` of it; when at least
-    ``AUTO_EXACT_MIN_SECONDS`` remain after D&C or the heuristic without a proof, the
-    whole-graph ILP (warm-started by the heuristic) gets the rest of the time: it proves
-    many real models optimal in seconds and otherwise contributes its lower bound.
+    When a ``time_limit`` is given, D&C gets ``AUTO_DNC_SHARE`` of it when the rest is at
+    least ``AUTO_EXACT_MIN_SECONDS``, else all of it; after D&C without a proof, the
+    whole-graph ILP (warm-started by the heuristic) gets that rest (after the heuristic,
+    when at least ``AUTO_EXACT_MIN_SECONDS`` remain): it proves many real models optimal in
+    seconds and otherwise contributes its lower bound.
 
     The heuristic's plan is always computed too, and the cheapest plan that passes
     :func:`validate` is returned with the best proven lower bound, so ``auto`` is never
@@ -589,8 +590,12 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     elif heur is None or (n <= AUTO_HUGE_OPS and (tl is None or tl >= 0.002 * n)):
         choice = "dnc"  # solve_dnc also runs the heuristic and keeps the cheaper plan
         # with a time limit, D&C gets a share and the whole-graph ILP below the rest: on
-        # real models the ILP often proves optimality that windows cannot reach
-        dnc_opts = opts if tl is None else dataclasses.replace(opts, time_limit=AUTO_DNC_SHARE * tl)
+        # real models the ILP often proves optimality that windows cannot reach (with less
+        # than AUTO_EXACT_MIN_SECONDS for it, D&C takes the whole limit: time_limit=2 used to
+        # leave 0.95 s unused, too little for the ILP)
+        exact_after = tl is not None and (1 - AUTO_DNC_SHARE) * tl >= AUTO_EXACT_MIN_SECONDS
+        dnc_opts = opts if tl is None else dataclasses.replace(
+            opts, time_limit=AUTO_DNC_SHARE * tl if exact_after else tl)
         out = solve_dnc(graph, capacity, dnc_opts)
         candidates.append((out.plan, int(out.lower_bound), out.status, "dnc"))
     else:
@@ -598,7 +603,9 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         out = heur(graph, capacity, opts)
         candidates.append((out.plan, int(out.lower_bound), out.status, "heuristic"))
     left = opts.remaining()
-    if (choice != "ilp" and ilp is not None and left is not None and left >= AUTO_EXACT_MIN_SECONDS
+    # after D&C, the share kept for the ILP, less what D&C overran (half of it at least)
+    least = 0.5 * AUTO_EXACT_MIN_SECONDS if choice == "dnc" else AUTO_EXACT_MIN_SECONDS
+    if (choice != "ilp" and ilp is not None and left is not None and left >= least
             and out.status != "optimal"
             and out.lower_bound < out.plan.traffic(graph) - graph.compulsory()):
         # time is left and nothing is proven: the whole-graph ILP (warm-started by the

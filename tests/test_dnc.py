@@ -258,6 +258,30 @@ def test_auto_never_worse_than_heuristic(g):
     assert 0 <= r.lower_bound <= r.non_compulsory
 
 
+@pytest.mark.parametrize("limit, dnc_share", [(1.5, 1.5), (2.0, 1.0), (6.0, 3.0)])
+def test_auto_gives_dnc_the_time_the_ilp_could_not_use(monkeypatch, limit, dnc_share):
+    # time_limit=2 on 150 operators: D&C had 1 s, and the 0.95 s left were too few for the ILP;
+    # D&C (here a stand-in that returns at once) leaves what it does not use to the ILP
+    g = _chain_graph(70)
+    got = {}
+    heuristic = cf.solve(g, "M_R", method="heuristic")
+
+    def fake_dnc(graph, capacity, opts):
+        got["dnc"] = opts.time_limit
+        return dnc.MethodOutput(heuristic.plan, 0, "feasible", "", {})
+
+    def fake_ilp(graph, capacity, opts):
+        got["ilp"] = opts.time_limit
+        return dnc.MethodOutput(heuristic.plan, 0, "feasible", "", {})
+
+    monkeypatch.setattr(dnc, "solve_dnc", fake_dnc)
+    real_optional = dnc._optional
+    monkeypatch.setattr(dnc, "_optional", lambda m, n: fake_ilp if m == "ilp" else real_optional(m, n))
+    r = cf.solve(g, "M_R", method="auto", time_limit=limit)
+    assert got["dnc"] == dnc_share
+    assert r.info["auto_choice"] == "dnc+ilp" and limit - 0.5 < got["ilp"] <= limit
+
+
 def test_auto_choices():
     small, big = _chain_graph(10), _chain_graph(120)
     r = cf.solve(small, "M_R", method="auto", time_limit=10, workers=1)
