@@ -106,8 +106,9 @@ class Incidence:
         may_follow = (~before & free).astype(np.float32)     # [o, r]: r may run after o
         return ((may_precede @ self.touch.T) > 0) & ((may_follow @ self.read.T) > 0) & ~self.operand
 
-    def pressure(self, before: np.ndarray) -> np.ndarray:
-        """:func:`op_pressure` under ``before``."""
+    def pressure(self, before: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        """:func:`op_pressure` under ``before`` (until ``deadline``, a ``time.perf_counter``
+        reading, as there)."""
         from .kernels.flow import op_pressure as kernel
 
         before = np.ascontiguousarray(before, dtype=bool)
@@ -116,7 +117,7 @@ class Incidence:
         pred_ptr = np.concatenate([[0], np.cumsum(direct.sum(axis=1))]).astype(np.int64)
         pred_idx = np.nonzero(direct)[1].astype(np.int64)
         return kernel(before, pred_ptr, pred_idx, self.touchers_ptr, self.touchers_idx, self.readers_ptr,
-                      self.readers_idx, self.size, self.op_bytes, self.operand)
+                      self.readers_idx, self.size, self.op_bytes, self.operand, 0.0 if deadline is None else deadline)
 
     def need(self, live: np.ndarray, room) -> np.ndarray:
         """Per operator: bytes of ``live`` that cannot stay on chip beside its operands within
@@ -130,7 +131,7 @@ def _rows_csr(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ptr, np.nonzero(M)[1].astype(np.int64)
 
 
-def op_pressure(graph: Graph, before: np.ndarray | None = None) -> np.ndarray:
+def op_pressure(graph: Graph, before: np.ndarray | None = None, *, time_limit: float | None = None) -> np.ndarray:
     """Per operator ``o``: the least bytes resident at ``o``'s step without any spill, over
     every schedule (every order extending ``before``, ``before[o, q]`` when ``q`` runs
     before ``o``, transitively closed): ``o``'s operands plus the tensors live across ``o``
@@ -143,8 +144,14 @@ def op_pressure(graph: Graph, before: np.ndarray | None = None) -> np.ndarray:
     is at least the :func:`forced_live` bytes plus ``o``'s operands, often far more on
     wide graphs, where few tensors are live across an operator in every order (randwire100:
     ``M_P`` >= 31177 bytes, against ``M_R`` = 13387 from the down-set search's bound).
+    The operators not reached within ``time_limit`` seconds get their operands' bytes
+    alone, which weakens those bounds and keeps them valid.
     """
-    return Incidence(graph).pressure(ancestors(graph) if before is None else np.asarray(before, dtype=bool))
+    import time
+
+    deadline = None if time_limit is None else time.perf_counter() + max(0.0, time_limit)
+    return Incidence(graph).pressure(ancestors(graph) if before is None else np.asarray(before, dtype=bool),
+                                     deadline)
 
 
 def forced_live(graph: Graph, schedule=None) -> np.ndarray:
@@ -220,12 +227,16 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
     >= the optimum. Addresses are ignored, which only weakens the bound. Raises
     :class:`cosma_fast.InfeasibleError` below ``M_R`` (no plan exists).
     """
+    import time
+
+    t0 = time.perf_counter()
     check_capacity(graph, capacity)
     inc, before, F = _forced(graph, schedule)
     need = inc.need(F, int(capacity))
     sets, lower = [F[need > 0]], [need[need > 0]]
     if schedule is None:  # with a schedule, pressure is need: the live sets are known
-        extra = inc.pressure(before) - int(capacity)
+        # half the time at most for the cuts (quadratic work), the rest for HiGHS
+        extra = inc.pressure(before, None if time_limit is None else t0 + 0.5 * time_limit) - int(capacity)
         more = extra > np.maximum(need, 0)
         sets.append(inc.possibly_live(before)[more])
         lower.append(extra[more])
@@ -235,8 +246,9 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
     cols = M.any(axis=0)
     A = sp.csr_matrix(M[:, cols] * graph.tensor_size[cols].astype(float))
     # z binary; the optimum (or the dual bound at the time limit) rounded up: costs are bytes
+    left = None if time_limit is None else max(0.01, time_limit - (time.perf_counter() - t0))
     return solve_min(spill_costs(graph)[cols].astype(float), A, np.concatenate(lower).astype(float), 1.0, True,
-                     time_limit=time_limit, threads=threads)[0]
+                     time_limit=left, threads=threads)[0]
 
 
 @dataclass

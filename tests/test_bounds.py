@@ -62,6 +62,9 @@ def test_op_pressure_is_the_least_live_bytes_at_each_step(g, data):
         least = np.minimum(least, np.asarray(profile_by_definition(g, order))[pos])
     assert op_pressure(g, before).tolist() == least.tolist()
     assert np.all(op_pressure(g) <= least)  # the graph's own order is a relaxation
+    # out of time: each operator's operands alone, at most the least, never more
+    assert op_pressure(g, before, time_limit=0).tolist() == g.op_bytes().tolist()
+    assert op_pressure(g, before, time_limit=60).tolist() == least.tolist()
     inc = Incidence(g)
     assert not np.any(inc.live_across(before) & ~inc.possibly_live(before))
 
