@@ -87,6 +87,7 @@ class Incidence:
         self.readers = [np.flatnonzero(self.read[t]) for t in range(nt)]
         self.readers_ptr, self.readers_idx = _rows_csr(self.read)
         self.touchers_ptr, self.touchers_idx = _rows_csr(self.touch)
+        self.io_ptr, self.io_idx = _operands_csr(g)
         self.size = g.tensor_size.astype(np.int64)
         self.op_bytes = g.op_bytes().astype(np.int64)
         self.twice = owes_write_back(g)
@@ -112,17 +113,49 @@ class Incidence:
         from .kernels.flow import op_pressure as kernel
 
         before = np.ascontiguousarray(before, dtype=bool)
-        b = before.astype(np.float32)
-        direct = before & ~((b @ b) > 0)  # the transitive reduction: no operator in between
-        pred_ptr = np.concatenate([[0], np.cumsum(direct.sum(axis=1))]).astype(np.int64)
-        pred_idx = np.nonzero(direct)[1].astype(np.int64)
-        return kernel(before, pred_ptr, pred_idx, self.touchers_ptr, self.touchers_idx, self.readers_ptr,
-                      self.readers_idx, self.size, self.op_bytes, self.operand, 0.0 if deadline is None else deadline)
+        return kernel(before, *_reduction_csr(before), self.touchers_ptr, self.touchers_idx, self.readers_ptr,
+                      self.readers_idx, self.size, self.op_bytes, self.io_ptr, self.io_idx,
+                      0.0 if deadline is None else deadline)
 
     def need(self, live: np.ndarray, room) -> np.ndarray:
         """Per operator: bytes of ``live`` that cannot stay on chip beside its operands within
         ``room`` (the capacity, or one per operator)."""
         return self.op_bytes + live.astype(np.int64) @ self.size - room
+
+
+def _reduction_csr(before: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ptr, idx)``: per operator, those right before it in the transitive reduction of
+    ``before`` (no operator in between; cubic work, for the partial orders of small graphs)."""
+    b = before.astype(np.float32)
+    direct = before & ~((b @ b) > 0)
+    return _rows_csr(direct)
+
+
+def _csr_of(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    ptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    idx = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
+    return ptr, idx
+
+
+def _operands_csr(g: Graph) -> tuple[np.ndarray, np.ndarray]:
+    """``(ptr, idx)``: per operator, the tensors it touches (inputs, then outputs)."""
+    return _csr_of([np.concatenate([g.inputs_of(o), g.outputs_of(o)]) for o in range(g.n_ops)])
+
+
+def _graph_pressure(g: Graph, deadline: float | None) -> np.ndarray:
+    """:func:`op_pressure` under the graph's own order, from its CSR arrays: no dense
+    incidence matrices (800 MB each on 10000 operators) and no transitive reduction (the
+    graph's edges generate the order, which is all the cuts need: a path between two
+    operators incomparable to ``o`` meets only such operators)."""
+    from .kernels.flow import op_pressure as kernel
+
+    producer = g.tensor_producer
+    preds = [np.unique(producer[g.inputs_of(o)][producer[g.inputs_of(o)] >= 0]) for o in range(g.n_ops)]
+    touchers = [np.concatenate([g.consumers_of(t), [producer[t]] if producer[t] >= 0 else []])
+                for t in range(g.n_tensors)]
+    return kernel(ancestors(g), *_csr_of(preds), *_csr_of(touchers), g.cons_ptr.copy(), g.cons_idx.copy(),
+                  g.tensor_size.astype(np.int64), g.op_bytes().astype(np.int64), *_operands_csr(g),
+                  0.0 if deadline is None else deadline)
 
 
 def _rows_csr(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,8 +183,9 @@ def op_pressure(graph: Graph, before: np.ndarray | None = None, *, time_limit: f
     import time
 
     deadline = None if time_limit is None else time.perf_counter() + max(0.0, time_limit)
-    return Incidence(graph).pressure(ancestors(graph) if before is None else np.asarray(before, dtype=bool),
-                                     deadline)
+    if before is None:
+        return _graph_pressure(graph, deadline)
+    return Incidence(graph).pressure(np.asarray(before, dtype=bool), deadline)
 
 
 def forced_live(graph: Graph, schedule=None) -> np.ndarray:
@@ -236,7 +270,7 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
     sets, lower = [F[need > 0]], [need[need > 0]]
     if schedule is None:  # with a schedule, pressure is need: the live sets are known
         # half the time at most for the cuts (quadratic work), the rest for HiGHS
-        extra = inc.pressure(before, None if time_limit is None else t0 + 0.5 * time_limit) - int(capacity)
+        extra = _graph_pressure(graph, None if time_limit is None else t0 + 0.5 * time_limit) - int(capacity)
         more = extra > np.maximum(need, 0)
         sets.append(inc.possibly_live(before)[more])
         lower.append(extra[more])

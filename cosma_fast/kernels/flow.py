@@ -138,8 +138,8 @@ def _room(src, dst, cap, m, need):
 
 
 @njit(cache=True)
-def op_pressure(before, pred_ptr, pred_idx, touch_ptr, touch_idx, read_ptr, read_idx, size, op_bytes, operand,
-                deadline):
+def op_pressure(before, pred_ptr, pred_idx, touch_ptr, touch_idx, read_ptr, read_idx, size, op_bytes, io_ptr,
+                io_idx, deadline):
     """Per operator ``o``: the least ``bytes(o) + bytes live across o`` over every order
     extending ``before`` (``before[o, q]``: ``q`` runs before ``o``; transitively closed).
     From ``deadline`` on (a ``time.perf_counter`` reading, checked before each operator; 0
@@ -151,7 +151,8 @@ def op_pressure(before, pred_ptr, pred_idx, touch_ptr, touch_idx, read_ptr, read
     ``before``; a path between two operators incomparable to ``o`` only passes through
     such operators, so the reduction's edges among them are enough).
     ``touch_idx[touch_ptr[t]:touch_ptr[t + 1]]``: the operators touching tensor ``t``
-    (producer and readers), ``read_*`` its readers; ``operand[o, t]``: ``o`` touches ``t``.
+    (producer and readers), ``read_*`` its readers; ``io_idx[io_ptr[o]:io_ptr[o + 1]]``: the
+    tensors ``o`` touches (its operands).
     """
     n = before.shape[0]
     nt = len(size)
@@ -163,6 +164,7 @@ def op_pressure(before, pred_ptr, pred_idx, touch_ptr, touch_idx, read_ptr, read
     src = np.empty(4 * n + 64, dtype=np.int64)
     dst = np.empty(4 * n + 64, dtype=np.int64)
     cap = np.empty(4 * n + 64, dtype=np.int64)
+    touched_by = np.full(nt, -1, dtype=np.int64)  # touched_by[t] == o: t is an operand of o
     late = False
     for o in range(n):
         if deadline > 0 and not late:
@@ -172,6 +174,8 @@ def op_pressure(before, pred_ptr, pred_idx, touch_ptr, touch_idx, read_ptr, read
         if late:
             out[o] = op_bytes[o]
             continue
+        for i in range(io_ptr[o], io_ptr[o + 1]):
+            touched_by[io_idx[i]] = o
         k = 0
         for q in range(n):
             if q != o and not before[o, q] and not before[q, o]:
@@ -193,7 +197,7 @@ def op_pressure(before, pred_ptr, pred_idx, touch_ptr, touch_idx, read_ptr, read
                     src[m], dst[m], cap[m] = node[q], node[p], inf
                     m += 1
         for t in range(nt):
-            if operand[o, t] or size[t] == 0:
+            if touched_by[t] == o or size[t] == 0:
                 continue
             # in_s: a toucher runs before o in every order; out_s: a reader runs after it
             in_s, free_x = _members(touch_ptr, touch_idx, t, o, before, node, False)
@@ -234,6 +238,7 @@ def warmup() -> None:
     pred = (np.array([0, 0, 1, 2], i64), np.array([0, 1], i64))
     touch = (np.array([0, 1, 3, 5, 6], i64), np.array([0, 0, 1, 1, 2, 2], i64))
     read = (np.array([0, 1, 2, 3, 3], i64), np.array([0, 1, 2], i64))
+    io = (np.array([0, 2, 4, 6], i64), np.array([0, 1, 1, 2, 2, 3], i64))
     for deadline in (0.0, 1e300):  # the clock check compiles on its first run
-        op_pressure(before, *pred, *touch, *read, np.array([4, 4, 4, 4], i64), np.array([8, 8, 8], i64),
-                    np.zeros((3, 4), dtype=np.bool_), deadline)
+        op_pressure(before, *pred, *touch, *read, np.array([4, 4, 4, 4], i64), np.array([8, 8, 8], i64), *io,
+                    deadline)
