@@ -51,6 +51,10 @@ REFINE_ROUNDS = 8
 #: up to this many operators every size-aware setting is refined on the final order, above it
 #: only the chosen one (speed target: 1,000 operators with local search in 1 s)
 REFINE_ALL_MAX_OPS = 500
+#: of ``time_limit``, for the passes of every setting on every candidate order (steps 1-2)
+PORTFOLIO_SHARE = 0.5
+#: the setting tried first on every candidate order (the most often best)
+PORTFOLIO_FIRST = (SIZE_AWARE, 1.0)
 #: from this many operators the restarts of the local search run in threads: the pool's
 #: cost is then small beside the climbs (2 cores, medians: layered20 5.9 -> 6.2 ms,
 #: layered30 17.0 -> 15.6 ms, layered100 88.6 -> 65.1 ms, layered200 225 -> 154 ms)
@@ -134,11 +138,31 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
     """
     t0 = time.perf_counter()
     capacity = int(capacity)
-    per_order = []  # the best setting of each candidate order
-    for name, order in _candidates(graph, schedule):
-        traffic, mode, beta = best_setting(graph, capacity, order, alignment=alignment)
-        per_order.append((traffic, name, order, mode, beta))
-    n_evals = len(SETTINGS) * len(per_order)
+    # under a time limit the portfolio (steps 1-2) stops at half of it, after one pass on the
+    # first order at least, and the refining passes (step 4) at all of it: one pass takes
+    # 0.07 s on 3000 operators, 0.3 s on 10000, and time_limit=10 took 26 s there
+    portfolio_end = None if time_limit is None else t0 + PORTFOLIO_SHARE * time_limit
+    end = None if time_limit is None else t0 + time_limit
+    cands = _candidates(graph, schedule)
+    tried: list[list[tuple[int, int, float]]] = [[] for _ in cands]  # (traffic, mode, beta) per order
+    pass_time = 0.0  # seconds per pass, the first one's (the climbs' and refining's estimate)
+    # setting by setting over every order, the most often best setting first, so that a time
+    # limit cut short sees every order (on 10000 operators the best is the last rule's)
+    for k, (m, b) in enumerate(sorted(SETTINGS, key=lambda mb: mb != PORTFOLIO_FIRST)):
+        for i, (_, order) in enumerate(cands):
+            if (k or i) and _past(portfolio_end):
+                break
+            t_pass = time.perf_counter()
+            tried[i].append((run_pass(graph, capacity, order, mode=m, beta=b, alignment=alignment, emit=False)[0],
+                             m, b))
+            if not pass_time:
+                pass_time = time.perf_counter() - t_pass
+    per_order = []  # the best setting of each candidate order tried
+    for t, (name, order) in zip(tried, cands):
+        if t:
+            traffic, mode, beta = min(t)
+            per_order.append((traffic, name, order, mode, beta))
+    n_evals = sum(len(t) for t in tried)
     per_order.sort(key=lambda c: c[0])  # stable: rule order breaks ties
     improved = 0
     compulsory = graph.compulsory()
@@ -153,7 +177,7 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
         def climb(r):
             traffic, _, order, mode, beta = starts[r]
             return _climb(graph, capacity, order, traffic, mode, beta, iters, deadline, seed * 1000003 + r * 7919,
-                          alignment)
+                          alignment, move_time=pass_time)
 
         # the restarts are independent: in threads, the same plans as one after another
         workers = climb_threads(threads) if graph.n_ops >= PARALLEL_RESTARTS_MIN_OPS else 1
@@ -164,7 +188,8 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
             if traffic < best[0]:
                 best = (traffic, name, order, mode, beta)
     traffic, name, order, mode, beta = best
-    plan, traffic, mode, beta, n_moved, evals = _refined_plan(graph, capacity, order, traffic, mode, beta, alignment)
+    plan, traffic, mode, beta, n_moved, evals = _refined_plan(graph, capacity, order, traffic, mode, beta, alignment,
+                                                              end, pass_time)
     n_evals += evals
     if info is not None:
         info.update(schedule_rule=name, replacement="size-aware" if mode == SIZE_AWARE else "belady",
@@ -173,23 +198,39 @@ def heuristic_plan(graph: Graph, capacity: int, schedule=None, seed: int = 0, *,
     return plan
 
 
-def best_setting(graph: Graph, capacity: int, order, *, alignment: int = 1) -> tuple[int, int, float]:
+def _past(deadline: float | None) -> bool:
+    """Whether ``deadline`` (a ``time.perf_counter`` reading, None for none) has passed."""
+    return deadline is not None and time.perf_counter() > deadline
+
+
+def best_setting(graph: Graph, capacity: int, order, *, alignment: int = 1,
+                 deadline: float | None = None) -> tuple[int, int, float]:
     """``(traffic, mode, beta)``: the cheapest of ``SETTINGS`` for one pass on ``order`` (no
-    refining), the first of them on ties."""
-    return min((run_pass(graph, capacity, order, mode=m, beta=b, alignment=alignment, emit=False)[0], m, b)
-               for m, b in SETTINGS)
+    refining), the first of them on ties; from ``deadline`` on (a ``time.perf_counter``
+    reading) no further setting is tried."""
+    best = None
+    for m, b in SETTINGS:
+        if best is not None and _past(deadline):
+            break
+        cand = (run_pass(graph, capacity, order, mode=m, beta=b, alignment=alignment, emit=False)[0], m, b)
+        best = cand if best is None or cand < best else best
+    return best
 
 
-def _refined_plan(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: float, alignment: int):
+def _refined_plan(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: float, alignment: int,
+                  deadline: float | None = None, pass_time: float = 0.0):
     """Step 4 of the module docstring on ``order``: the size-aware settings with refining passes
-    (on large graphs only the chosen one; Belady does not refine). Returns ``(plan, traffic,
-    mode, beta, moved steps, evaluations)``."""
+    (on large graphs only the chosen one; Belady does not refine; none that would end after
+    ``deadline``, at ``pass_time`` seconds per pass). Returns ``(plan, traffic, mode, beta,
+    moved steps, evaluations)``."""
     settings = [s for s in SETTINGS if s[0] == SIZE_AWARE]
     refine = settings if graph.n_ops <= REFINE_ALL_MAX_OPS else [(mode, beta)] if mode == SIZE_AWARE else []
     rounds = 1
     n_evals = 0
     if traffic > graph.compulsory():
         for m2, b2 in refine:
+            if deadline is not None and time.perf_counter() + (REFINE_ROUNDS + 1) * pass_time > deadline:
+                break
             t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2, alignment=alignment, emit=False,
                                 rounds=REFINE_ROUNDS)
             n_evals += 1
@@ -202,30 +243,41 @@ def _refined_plan(graph: Graph, capacity: int, order, traffic: int, mode: int, b
 
 
 def _climb(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: float, moves: int | None,
-           deadline: float | None, seed: int, alignment: int, target: int | None = None, stop=None):
+           deadline: float | None, seed: int, alignment: int, target: int | None = None, stop=None,
+           move_time: float = 0.0):
     """Local search from ``order`` (plan cost ``traffic`` with setting ``mode``, ``beta``): up to
     ``moves`` moves (None: until ``deadline``) in chunks of 50, the replacement setting
     re-picked after every chunk, until the cost is ``target`` or less (default: the
     compulsory traffic), or until ``stop`` (a :class:`threading.Event`) is set; sets it
-    when it meets the target. Returns ``(order, traffic, mode, beta, improving moves,
-    evaluations)``."""
+    when it meets the target. Before ``deadline``, a chunk holds only the moves that fit
+    the time left at ``move_time`` seconds each (a first estimate, then each chunk's own:
+    50 moves took 13 s on 10000 operators), and the setting is re-picked only while time is
+    left. Returns ``(order, traffic, mode, beta, improving moves, evaluations)``."""
     target = graph.compulsory() if target is None else target
     improved = n_evals = done = 0
     while (moves is None or done < moves) and traffic > target:
         if (deadline is not None and time.perf_counter() > deadline) or (stop is not None and stop.is_set()):
             break
         k = 50 if moves is None else min(50, moves - done)
+        if deadline is not None and move_time > 0:
+            k = min(k, int((deadline - time.perf_counter()) / move_time))
+            if k < 1:
+                break
+        t_chunk = time.perf_counter()
         order, traffic, acc = local_search(
             order, np.int64(traffic), *_arrays(graph)[:6], graph.tensor_is_output,
             graph.tensor_producer, graph.cons_ptr, graph.cons_idx, np.int64(capacity),
             np.int64(alignment), np.int64(mode), float(beta), np.int64(k), np.int64(seed + done))
         improved += int(acc)
         done += k
+        move_time = (time.perf_counter() - t_chunk) / k
         # the moves tuned the order for one replacement setting; another may now do
         # better on it, so re-pick the setting after every chunk (strict improvement only)
         for m2, b2 in SETTINGS:
             if (m2, b2) == (mode, beta):
                 continue
+            if deadline is not None and time.perf_counter() + move_time > deadline:
+                break
             t2, _, _ = run_pass(graph, capacity, order, mode=m2, beta=b2, alignment=alignment, emit=False)
             n_evals += 1
             if t2 < traffic:
@@ -258,18 +310,19 @@ def local_search_plan(graph: Graph, capacity: int, schedule, *, time_limit: floa
     capacity = int(capacity)
     order = np.ascontiguousarray(schedule, dtype=np.int64)
     traffic, mode, beta = best_setting(graph, capacity, order, alignment=alignment)
+    pass_time = (time.perf_counter() - t0) / len(SETTINGS)
     deadline = t0 + 0.9 * time_limit
     met = threading.Event() if stop is None else stop
 
     def climb(k):
         return _climb(graph, capacity, order, traffic, mode, beta, None, deadline, seed + 7919 * k, alignment, target,
-                      met)
+                      met, move_time=pass_time)
 
     n = climb_threads(threads)
     climbs = _in_threads(climb, n, n)
     best = min(range(n), key=lambda k: climbs[k][1])
     order, traffic, mode, beta, _, _ = climbs[best]
-    return _refined_plan(graph, capacity, order, traffic, mode, beta, alignment)[0]
+    return _refined_plan(graph, capacity, order, traffic, mode, beta, alignment, t0 + time_limit, pass_time)[0]
 
 
 #: independent climbs :func:`local_search_plan` runs at once when ``threads`` is None

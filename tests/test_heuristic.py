@@ -156,7 +156,7 @@ def test_parallel_climbs_give_a_valid_plan_and_reject_zero_threads():
 
 
 def test_local_search_stops_at_its_target():
-    from cosma_fast.heuristic import _climb
+    from cosma_fast.heuristic import _climb, _refined_plan
 
     g = gen.random_layered(12, seed=3)
     cap = m_r(g)
@@ -175,10 +175,12 @@ def test_local_search_stops_at_its_target():
     unmet = threading.Event()
     assert _climb(g, cap, order, traffic, mode, beta, 200, None, 0, 1, target=-1, stop=unmet)[5] > 0
     assert not unmet.is_set()
-    # the caller's event ends local_search_plan's climbs: set before, no move is made, as
-    # when no time is left
+    # the caller's event ends local_search_plan's climbs: set before, no move is made, and the
+    # plan is the refined one of the order as given (with no time left, not even refined)
     stopped = local_search_plan(g, cap, order, time_limit=5.0, stop=met)
-    assert stopped == local_search_plan(g, cap, order, time_limit=0.0)
+    assert stopped == _refined_plan(g, cap, order, traffic, mode, beta, 1)[0]
+    unrefined = local_search_plan(g, cap, order, time_limit=0.0)
+    assert unrefined == run_pass(g, cap, order, mode=mode, beta=beta)[2]
     assert cf.validate(g, stopped, cap).traffic <= traffic
 
 
@@ -267,3 +269,22 @@ def test_refining_rounds_never_cost_more(g, factor):
     once, _, _ = run_pass(g, cap, order, rounds=1)
     refined, _, plan = run_pass(g, cap, order, rounds=3)
     assert cf.validate(g, plan, cap).traffic == refined <= once
+
+
+def test_no_time_left_gives_one_pass_and_each_setting_sees_every_order_first():
+    # time_limit=10 took 26 s on 10000 operators (every setting of every order, 50 moves at
+    # once, refining): with no time, one pass of the first setting on the first order
+    from cosma_fast.heuristic import PORTFOLIO_FIRST
+
+    g = gen.randwire(40, seed=2)
+    cap = cf.budgets(g).m_h
+    info = {}
+    plan = heuristic_plan(g, cap, time_limit=0.0, info=info)
+    mode, beta = PORTFOLIO_FIRST
+    assert info["evaluations"] == 1 and (info["replacement"], info["beta"]) == ("size-aware", beta)
+    assert plan == run_pass(g, cap, rule_schedule(g, 0), mode=mode, beta=beta)[2]
+    # without a limit, every setting of every order, as before
+    info = {}
+    heuristic_plan(g, cap, info=info, ls_iters=0)
+    n_orders = len({rule_schedule(g, r).tobytes() for r in range(len(RULE_NAMES))})
+    assert info["evaluations"] >= len(SETTINGS) * n_orders
