@@ -99,6 +99,10 @@ DEFAULT_MAX_ROUNDS = 8
 AUTO_EXACT_OPS = 60
 #: graphs above this many operators skip D&C in ``method="auto"`` unless time is ample
 AUTO_HUGE_OPS = 20000
+#: graphs above this many operators get no whole-graph ILP after D&C or the heuristic in
+#: ``method="auto"``: its bounds' dense matrices grow with operators x tensors (time_limit=2 took
+#: 2.8 s on 1000 operators, 5.4 s on 2000; on 10000, 290 s and 7 GB)
+AUTO_ILP_MAX_OPS = 1000
 #: seconds that must remain of ``time_limit`` for ``auto`` to try the whole-graph ILP after D&C
 AUTO_EXACT_MIN_SECONDS = 1.0
 #: share of ``time_limit`` that ``auto`` gives D&C before the whole-graph ILP gets the rest
@@ -569,8 +573,9 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     When a ``time_limit`` is given, D&C gets ``AUTO_DNC_SHARE`` of it when the rest is at
     least ``AUTO_EXACT_MIN_SECONDS``, else all of it; after D&C without a proof, the
     whole-graph ILP (warm-started by the heuristic) gets that rest (after the heuristic,
-    when at least ``AUTO_EXACT_MIN_SECONDS`` remain): it proves many real models optimal in
-    seconds and otherwise contributes its lower bound.
+    when at least ``AUTO_EXACT_MIN_SECONDS`` remain), on graphs of at most
+    ``AUTO_ILP_MAX_OPS`` operators: it proves many real models optimal in seconds and
+    otherwise contributes its lower bound.
 
     The heuristic's plan is always computed too, and the cheapest plan that passes
     :func:`validate` is returned with the best proven lower bound, so ``auto`` is never
@@ -593,7 +598,8 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         # real models the ILP often proves optimality that windows cannot reach (with less
         # than AUTO_EXACT_MIN_SECONDS for it, D&C takes the whole limit: time_limit=2 used to
         # leave 0.95 s unused, too little for the ILP)
-        exact_after = tl is not None and (1 - AUTO_DNC_SHARE) * tl >= AUTO_EXACT_MIN_SECONDS
+        exact_after = (tl is not None and (1 - AUTO_DNC_SHARE) * tl >= AUTO_EXACT_MIN_SECONDS
+                       and n <= AUTO_ILP_MAX_OPS)
         dnc_opts = opts if tl is None else dataclasses.replace(
             opts, time_limit=AUTO_DNC_SHARE * tl if exact_after else tl)
         out = solve_dnc(graph, capacity, dnc_opts)
@@ -605,7 +611,7 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     left = opts.remaining()
     # after D&C, the share kept for the ILP, less what D&C overran (half of it at least)
     least = 0.5 * AUTO_EXACT_MIN_SECONDS if choice == "dnc" else AUTO_EXACT_MIN_SECONDS
-    if (choice != "ilp" and ilp is not None and left is not None and left >= least
+    if (choice != "ilp" and ilp is not None and left is not None and left >= least and n <= AUTO_ILP_MAX_OPS
             and out.status != "optimal"
             and out.lower_bound < out.plan.traffic(graph) - graph.compulsory()):
         # time is left and nothing is proven: the whole-graph ILP (warm-started by the

@@ -280,6 +280,12 @@ def test_auto_gives_dnc_the_time_the_ilp_could_not_use(monkeypatch, limit, dnc_s
     r = cf.solve(g, "M_R", method="auto", time_limit=limit)
     assert got["dnc"] == dnc_share
     assert r.info["auto_choice"] == "dnc+ilp" and limit - 0.5 < got["ilp"] <= limit
+    # above AUTO_ILP_MAX_OPS no whole-graph ILP (its dense bounds took 290 s on 10000
+    # operators at time_limit=10): D&C has the whole limit
+    got.clear()
+    monkeypatch.setattr(dnc, "AUTO_ILP_MAX_OPS", g.n_ops - 1)
+    r = cf.solve(g, "M_R", method="auto", time_limit=limit)
+    assert got == {"dnc": limit} and r.info["auto_choice"] == "dnc"
 
 
 def test_auto_choices():
