@@ -168,16 +168,23 @@ def test_a_round_takes_only_the_windows_its_time_gives_a_safety_net():
     wins = dnc._windows(plan, g, 4, shifted=False)
     trace = dnc.trace_plan(g, plan, {c for w in wins for c in w})
     probs = [dnc.window_problem(g, plan, trace, a, b, False) for a, b in wins]
-    assert len(probs) >= 5
+    moving = [p for p in probs if p.start_traffic > 0]
+    assert len(moving) >= 5
+    assert [dnc.window_traffic(g, plan, p.a, p.b) for p in probs] == [p.start_traffic for p in probs]
+    # without a limit: every window that moves bytes, along the schedule
+    assert [p.a for p in dnc._round_windows(g, plan, trace, wins, False, set(), None)] == [p.a for p in moving]
     for rem in (0.0, 0.19, 0.2, 0.45, 0.61, 1e9):
-        kept = dnc._fitting_windows(probs, rem)
-        fit = min(len(probs), int(rem // dnc.MIN_WINDOW_TIME))
-        assert len(kept) == fit
+        kept = dnc._round_windows(g, plan, trace, wins, False, set(), rem)
+        assert len(kept) == min(len(moving), int(rem // dnc.MIN_WINDOW_TIME))
         assert [p.a for p in kept] == sorted(p.a for p in kept)  # along the schedule
         # those with the most bytes to save
         least_kept = min((p.start_traffic for p in kept), default=np.inf)
-        kept_ids = {id(p) for p in kept}
-        assert all(p.start_traffic <= least_kept for p in probs if id(p) not in kept_ids)
+        kept_at = {p.a for p in kept}
+        assert all(p.start_traffic <= least_kept for p in moving if p.a not in kept_at)
+    # windows solved before without a gain are skipped, and the next ones taken
+    done = {moving[0].key()}
+    kept = dnc._round_windows(g, plan, trace, wins, False, done, 0.4)
+    assert len(kept) == 2 and moving[0].a not in {p.a for p in kept}
 
 
 @pytest.mark.parametrize("seg_ops", [-1, 0, 2.5, "4", True])
