@@ -785,3 +785,22 @@ def test_a_plan_that_prefetches_everything_encodes_trimmed(g):
     v = encode_plan(model, plan)
     assert model.check(v)
     assert round(float(v @ model.cost)) <= traffic
+
+
+def test_beyond_dense_max_ops_a_timed_solve_skips_the_dense_bounds(monkeypatch):
+    # the cover bounds and the order search grow with operators^2 x tensors: time_limit=10 on
+    # 10000 operators took 290 s; beyond DENSE_MAX_OPS the start and the local search only
+    import cosma_fast.ilp as ilp
+    from cosma_fast import generators as gen
+    from cosma_fast.schedule import schedule_lower_bound
+
+    g = gen.randwire(30, seed=4)
+    cap = cf.budgets(g).m_r
+    monkeypatch.setattr(ilp, "DENSE_MAX_OPS", g.n_ops - 1)
+    r = cf.solve(g, cap, method="ilp", time_limit=1.0)
+    assert "more than" in r.info["ilp_status"] and r.lower_bound == 0 < r.non_compulsory
+    heur = cf.solve(g, cap, method="heuristic")
+    assert r.non_compulsory <= heur.non_compulsory
+    fixed = cf.solve(g, cap, method="ilp", time_limit=1.0, schedule=heur.plan.schedule)
+    assert np.array_equal(fixed.plan.schedule, heur.plan.schedule)
+    assert fixed.lower_bound == min(fixed.non_compulsory, schedule_lower_bound(g, heur.plan.schedule, cap))
