@@ -176,11 +176,12 @@ def test_local_search_stops_at_its_target():
     assert _climb(g, cap, order, traffic, mode, beta, 200, None, 0, 1, target=-1, stop=unmet)[5] > 0
     assert not unmet.is_set()
     # the caller's event ends local_search_plan's climbs: set before, no move is made, and the
-    # plan is the refined one of the order as given (with no time left, not even refined)
+    # plan is the refined one of the order as given (with no time left, the first setting's
+    # pass alone, not even refined)
     stopped = local_search_plan(g, cap, order, time_limit=5.0, stop=met)
     assert stopped == _refined_plan(g, cap, order, traffic, mode, beta, 1)[0]
     unrefined = local_search_plan(g, cap, order, time_limit=0.0)
-    assert unrefined == run_pass(g, cap, order, mode=mode, beta=beta)[2]
+    assert unrefined == run_pass(g, cap, order, mode=SETTINGS[0][0], beta=SETTINGS[0][1])[2]
     assert cf.validate(g, stopped, cap).traffic <= traffic
 
 
