@@ -137,13 +137,17 @@ def _room(src, dst, cap, m, need):
             np.concatenate((cap[:m], grow)))
 
 
+#: operators between two clock checks of :func:`op_pressure` (a check costs about a small cut)
+CLOCK_OPS = 16
+
+
 @njit(cache=True)
 def op_pressure(before, pred_ptr, pred_idx, touch_ptr, touch_idx, read_ptr, read_idx, size, op_bytes, io_ptr,
                 io_idx, deadline):
     """Per operator ``o``: the least ``bytes(o) + bytes live across o`` over every order
     extending ``before`` (``before[o, q]``: ``q`` runs before ``o``; transitively closed).
-    From ``deadline`` on (a ``time.perf_counter`` reading, checked before each operator; 0
-    for none), ``bytes(o)`` alone: still at most the least, so every use as a bound holds
+    From ``deadline`` on (a ``time.perf_counter`` reading, checked before every
+    ``CLOCK_OPS``-th operator; 0 for none), ``bytes(o)`` alone: still at most the least, so every use as a bound holds
     (one cut per operator is quadratic work in all: 11.5 s on 3000 operators).
 
     ``pred_idx[pred_ptr[q]:pred_ptr[q + 1]]``: the operators right before ``q`` in
@@ -167,7 +171,7 @@ def op_pressure(before, pred_ptr, pred_idx, touch_ptr, touch_idx, read_ptr, read
     touched_by = np.full(nt, -1, dtype=np.int64)  # touched_by[t] == o: t is an operand of o
     late = False
     for o in range(n):
-        if deadline > 0 and not late:
+        if deadline > 0 and not late and o % CLOCK_OPS == 0:
             with objmode(now="float64"):
                 now = _perf_counter()
             late = now > deadline
