@@ -47,9 +47,9 @@ ORDER_SEARCH_SHARE = 0.75  # of the time left; the time-indexed model gets the r
 HIGHS_TIME_SHARE = 0.9  # of the time left, for a model solve (see highs_time)
 WINDOW_SEARCH_MIN_OPS = 40  # from this size, half of that share goes to a search for cheaper plans
 MODEL_MAX_OPS = 100  # from this size under a time limit the local search gets the model's time
-# beyond this size under a time limit only the start, the minimum-peak bound and the local search
-# run: the cover bounds' and order search's dense matrices grow with operators x operators x
-# tensors (time_limit=2: 2.8 s on 1000 operators, 5.4 s on 2000; time_limit=10 on 10000: 290 s)
+# beyond this size under a time limit only the start and the local search run: the bounds' and
+# the order search's dense matrices grow with operators x operators x tensors (time_limit=2:
+# 2.8 s on 1000 operators, 5.4 s on 2000; time_limit=10 on 10000: 290 s)
 DENSE_MAX_OPS = 1000
 SPILL_SEARCH_MAX_OPS = DOWNSET_MAX_OPS  # the down-set search's bit masks hold this many operators
 SPILL_SEARCH_SHARE = 0.25  # of the order search's share, for the address-free down-set search run first
@@ -417,8 +417,7 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     start_plan, start_cost, other, done = _start_and_bound(g, capacity, opts, _early_downset_proof(g, capacity, opts,
                                                                                                  info))
     if start_plan is None:
-        raise SolverError("no valid starting plan for the ILP (even the trivial plan failed); "
-                          "this is a bug in cosma_fast, please report it with the graph")
+        raise _no_start()
     if done is not None:
         return done
     info["start_non_compulsory"] = start_cost - compulsory
@@ -908,6 +907,11 @@ def _local_search_instead_of_model(g: Graph, capacity: int, opts: SolveOptions, 
                      reason or f"{MODEL_MAX_OPS} operators or more under a time limit")
 
 
+def _no_start() -> SolverError:
+    return SolverError("no valid starting plan for the ILP (even the trivial plan failed); "
+                       "this is a bug in cosma_fast, please report it with the graph")
+
+
 def _large_graph(g: Graph, capacity: int, opts: SolveOptions, info: dict) -> MethodOutput:
     """The output beyond ``DENSE_MAX_OPS`` operators under a time limit: the start of
     :func:`_start_plan`, the bound of a fixed schedule's live bytes (else 0: the
@@ -915,12 +919,12 @@ def _large_graph(g: Graph, capacity: int, opts: SolveOptions, info: dict) -> Met
     of the time for :func:`_local_search_instead_of_model` (none with a fixed schedule)."""
     start_plan, start_cost = _start_plan(g, capacity, opts)
     if start_plan is None:
-        raise SolverError("no valid starting plan for the ILP (even the trivial plan failed); "
-                          "this is a bug in cosma_fast, please report it with the graph")
+        raise _no_start()
     info["start_non_compulsory"] = start_cost - g.compulsory()
     other = 0 if opts.schedule is None else max(0, int(schedule_lower_bound(g, opts.schedule, capacity)))
     if start_cost - g.compulsory() <= other:
-        return _proven(g, start_plan, start_cost, other, info, "the schedule's live bytes")
+        return _proven(g, start_plan, start_cost, other, info,
+                       "the schedule's live bytes" if other else "a start without extra bytes")
     reason = f"more than {DENSE_MAX_OPS} operators under a time limit: no cover bound or order search"
     if opts.schedule is not None:
         return _feasible(g, start_plan, start_cost, other, info, reason)
