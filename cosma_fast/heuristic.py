@@ -8,7 +8,9 @@
 2. for each order, one pass of :func:`cosma_fast.kernels.replace.plan_pass`
    per replacement setting: the size-aware, write-back-aware window rule for
    several next-use weights ``beta``, and COSMA's size-blind Belady rule (so the
-   result is never worse than the baselines of :mod:`cosma_fast.baselines`);
+   result is never worse than the baselines of :mod:`cosma_fast.baselines`); the
+   passes go setting by setting over the orders, and ``time_limit`` stops them at
+   ``PORTFOLIO_SHARE`` of it (after one pass at least);
 3. a local search over the order of the best candidate (single operator moves
    that keep dependencies; on graphs of at most 200 operators also restarted
    from the second and third best orders, the restarts in threads from
