@@ -21,6 +21,7 @@ live at it is not.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,7 +151,7 @@ def _graph_pressure(g: Graph, deadline: float | None) -> np.ndarray:
     from .kernels.flow import op_pressure as kernel
 
     producer = g.tensor_producer
-    preds = [np.unique(producer[g.inputs_of(o)][producer[g.inputs_of(o)] >= 0]) for o in range(g.n_ops)]
+    preds = [np.unique(p[p >= 0]) for p in (producer[g.inputs_of(o)] for o in range(g.n_ops))]
     touchers = [np.concatenate([g.consumers_of(t), [producer[t]] if producer[t] >= 0 else []])
                 for t in range(g.n_tensors)]
     return kernel(ancestors(g), *_csr_of(preds), *_csr_of(touchers), g.cons_ptr.copy(), g.cons_idx.copy(),
@@ -180,8 +181,6 @@ def op_pressure(graph: Graph, before: np.ndarray | None = None, *, time_limit: f
     The operators not reached within ``time_limit`` seconds get their operands' bytes
     alone, which weakens those bounds and keeps them valid.
     """
-    import time
-
     deadline = None if time_limit is None else time.perf_counter() + max(0.0, time_limit)
     if before is None:
         return _graph_pressure(graph, deadline)
@@ -261,8 +260,6 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
     >= the optimum. Addresses are ignored, which only weakens the bound. Raises
     :class:`cosma_fast.InfeasibleError` below ``M_R`` (no plan exists).
     """
-    import time
-
     t0 = time.perf_counter()
     check_capacity(graph, capacity)
     inc, before, F = _forced(graph, schedule)
@@ -351,8 +348,6 @@ def address_free_beam(graph: Graph, capacity: int, *, width: int = 256, upper: i
     plan's non-compulsory bytes), ``time_limit`` runs out first, or ``stop`` (a
     :class:`threading.Event`, checked between depths) is set. Raises
     :class:`cosma_fast.InfeasibleError` below ``M_R``."""
-    import time
-
     from .kernels.beam import beam_layer_words
     from .kernels.downset import step_rows
 
@@ -364,7 +359,7 @@ def address_free_beam(graph: Graph, capacity: int, *, width: int = 256, upper: i
     inc = Incidence(g)
     anc = ancestors(g)
     made_by, needed_by = _through_masks(inc, anc, g.tensor_producer)
-    io_ptr, io_idx = _rows_csr(inc.operand)
+    io_ptr, io_idx = inc.io_ptr, inc.io_idx
     masks = (_words(anc), _words(made_by), _words(needed_by))
     upper = np.iinfo(np.int64).max if upper is None else int(upper)
     WX = (g.n_tensors + 63) // 64
@@ -412,7 +407,7 @@ def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_
     anc = ancestors(graph)
     made_by, needed_by = _through_masks(inc, anc, graph.tensor_producer)
     return _search_downsets(_bits(anc), _bits(made_by), _bits(needed_by), inc.size, inc.size, spill_costs(graph),
-                            *_rows_csr(inc.operand), capacity, per_segment,
+                            inc.io_ptr, inc.io_idx, capacity, per_segment,
                             upper, time_limit, max_states, lean_states)
 
 
@@ -448,8 +443,6 @@ def _search_downsets(before, created, readers, size, reloads, costs, io_ptr, io_
     """The down-set search on its arrays (bit masks of operators: ``before[v]``, and per
     tensor ``created`` and ``readers``; ``size``, ``reloads``, ``costs``; each operator's
     operands in CSR), in chunks between clock checks, growing the arrays as it goes."""
-    import time
-
     from .kernels import downset as K
 
     t0 = time.perf_counter()
@@ -561,7 +554,6 @@ def chunked_spill_cover(graph: Graph, capacity: int, parts=None, *, part_ops: in
     """
     import math
     import threading
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from .kernels import downset as K
