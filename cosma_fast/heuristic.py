@@ -205,17 +205,16 @@ def _past(deadline: float | None) -> bool:
     return deadline is not None and time.perf_counter() > deadline
 
 
-def best_setting(graph: Graph, capacity: int, order, *, alignment: int = 1,
-                 deadline: float | None = None) -> tuple[int, int, float]:
+def best_setting(graph: Graph, capacity: int, order, *, alignment: int = 1) -> tuple[int, int, float]:
     """``(traffic, mode, beta)``: the cheapest of ``SETTINGS`` for one pass on ``order`` (no
-    refining), the first of them on ties; from ``deadline`` on (a ``time.perf_counter``
-    reading) no further setting is tried."""
-    return _settings_tried(graph, capacity, order, alignment, deadline)[0]
+    refining), the first of them on ties."""
+    return _settings_tried(graph, capacity, order, alignment, None)[0]
 
 
 def _settings_tried(graph: Graph, capacity: int, order, alignment: int,
                     deadline: float | None) -> tuple[tuple[int, int, float], int]:
-    """(:func:`best_setting`'s answer, how many settings it tried)."""
+    """(:func:`best_setting`'s answer, how many settings it tried): from ``deadline`` on (a
+    ``time.perf_counter`` reading; None for none) no further setting is tried."""
     best, tried = None, 0
     for m, b in SETTINGS:
         if best is not None and _past(deadline):
