@@ -920,9 +920,9 @@ def _large_graph(g: Graph, capacity: int, opts: SolveOptions, info: dict) -> Met
     start_plan, start_cost = _start_plan(g, capacity, opts)
     if start_plan is None:
         raise _no_start()
-    info["start_non_compulsory"] = start_cost - g.compulsory()
+    nc = info["start_non_compulsory"] = start_cost - g.compulsory()
     other = 0 if opts.schedule is None else max(0, int(schedule_lower_bound(g, opts.schedule, capacity)))
-    if start_cost - g.compulsory() <= other:
+    if nc <= other:
         return _proven(g, start_plan, start_cost, other, info,
                        "the schedule's live bytes" if other else "a start without extra bytes")
     reason = f"more than {DENSE_MAX_OPS} operators under a time limit: no cover bound or order search"
