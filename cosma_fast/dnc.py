@@ -358,7 +358,8 @@ def solve_window(wp: WindowProblem, capacity: int, params: dict) -> dict:
         return max(MIN_STEP_TIME, params["window_time"] - (time.perf_counter() - t0))
 
     m = wp.b - wp.a
-    model = build_model(wp.graph, capacity, np.arange(m) if wp.fixed_order else None, boundary=wp.boundary)
+    model = build_model(wp.graph, capacity, np.arange(m) if wp.fixed_order else None, boundary=wp.boundary,
+                        alignment=params["alignment"])
     try:
         start = encode_residency(model, np.arange(m), wp.start_R, wp.start_stored, wp.boundary.entry_resident)
     except ValueError:

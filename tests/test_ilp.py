@@ -544,7 +544,7 @@ def test_cosma_model_has_the_papers_address_rows(data):
 
     g, cap = data.draw(instances(max_ops=6, max_size=20))
     alignment = data.draw(st.sampled_from([1, 4]))
-    base = build_model(g, cap)
+    base = build_model(g, cap, alignment=alignment)
     model, acol = build_cosma_model(g, cap, alignment=alignment)
     want, want_acol, pairs = cosma_address_rows(base, cap, alignment)
     assert {(t, i): int(acol[t, i]) for t, i in zip(*np.nonzero(acol >= 0))} == want_acol
@@ -744,16 +744,20 @@ def test_a_second_thread_count_in_one_process_still_solves():
 @given(data=st.data())
 def test_valid_plans_encode_to_feasible_points_of_the_model(data):
     """Loads just in time and residency runs ending at a use are WLOG rows of the model:
-    every valid plan (trimmed by encode_plan) is still a feasible point costing no more."""
+    every valid plan (trimmed by encode_plan) is still a feasible point costing no more; with
+    an alignment, of the model whose capacity rows count padded sizes."""
+    from cosma_fast.budgets import aligned_footprint
     from cosma_fast.ilp import build_model
     from cosma_fast.ilp.decode import encode_plan
     g, cap = data.draw(instances(max_ops=7, max_size=20))
-    plan = cf.solve(g, cap, method=data.draw(st.sampled_from(["heuristic", "baseline"]))).plan
+    alignment = data.draw(st.sampled_from([1, 2, 4, 8]))
+    cap = max(cap, int(aligned_footprint(g, alignment).max()))
+    plan = cf.solve(g, cap, method=data.draw(st.sampled_from(["heuristic", "baseline"])), alignment=alignment).plan
     for schedule in (None, plan.schedule):
-        model = build_model(g, cap, schedule)
+        model = build_model(g, cap, schedule, alignment=alignment)
         v = encode_plan(model, plan)
         assert model.check(v)
-        assert round(float(v @ model.cost)) <= cf.validate(g, plan, cap).traffic
+        assert round(float(v @ model.cost)) <= cf.validate(g, plan, cap, alignment).traffic
 
 
 @settings(max_examples=20)
@@ -804,3 +808,20 @@ def test_beyond_dense_max_ops_a_timed_solve_skips_the_dense_bounds(monkeypatch):
     fixed = cf.solve(g, cap, method="ilp", time_limit=1.0, schedule=heur.plan.schedule)
     assert np.array_equal(fixed.plan.schedule, heur.plan.schedule)
     assert fixed.lower_bound == min(fixed.non_compulsory, schedule_lower_bound(g, heur.plan.schedule, cap))
+
+
+def test_an_alignment_pads_the_models_capacity_rows():
+    """At M_P every tensor fits unpadded, so the unpadded relaxation costs nothing, and its
+    optimum did not pack at 16-byte addresses: bound 0 against a plan of 1032 bytes. Rows that
+    count padded sizes (still a relaxation, see the encoding test above) prove that plan."""
+    from cosma_fast import generators as gen
+    from cosma_fast.ilp.model import aligned_capacity_rows
+
+    assert aligned_capacity_rows(np.array([1, 16, 17]), 33, 16)[0] == 48
+    assert aligned_capacity_rows(np.array([1, 16, 17]), 33, 16)[1].tolist() == [16, 16, 32]
+    g = gen.randwire(8)
+    cap = cf.budgets(g).m_p
+    assert cf.solve(g, cap, method="ilp", time_limit=30).non_compulsory == 0
+    r = cf.solve(g, cap, method="ilp", alignment=16, time_limit=30)
+    assert r.status == "optimal" and r.non_compulsory > 0
+    assert r.non_compulsory <= cf.solve(g, cap, method="heuristic", alignment=16).non_compulsory

@@ -451,7 +451,7 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         if start_cost - compulsory <= other:
             return _proven(g, start_plan, start_cost, other, info, "the schedule's segment cover")
     try:
-        model = build_model(g, capacity, opts.schedule, deadline=model_deadline(opts))
+        model = build_model(g, capacity, opts.schedule, deadline=model_deadline(opts), alignment=opts.alignment)
     except ModelBuildTimeout:
         model = None
         info["ilp_status"] = "skipped: the model was not built within a quarter of the time left"

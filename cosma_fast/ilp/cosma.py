@@ -31,7 +31,7 @@ def build_cosma_model(graph: Graph, capacity: int, schedule=None, alignment: int
     units of ``alignment`` and pairwise order binaries. Returns (model, acol).
     ``deadline``: as in :func:`cosma_fast.ilp.model.build_model` (the address rows are built
     in numpy and take a fraction of its time)."""
-    base = build_model(graph, capacity, schedule, deadline=deadline)
+    base = build_model(graph, capacity, schedule, deadline=deadline, alignment=alignment)
     size = graph.tensor_size
     C = int(capacity)
     nt, n = base.rcol.shape
