@@ -825,3 +825,21 @@ def test_an_alignment_pads_the_models_capacity_rows():
     r = cf.solve(g, cap, method="ilp", alignment=16, time_limit=30)
     assert r.status == "optimal" and r.non_compulsory > 0
     assert r.non_compulsory <= cf.solve(g, cap, method="heuristic", alignment=16).non_compulsory
+
+
+@settings(max_examples=25)
+@given(g=dags(max_ops=7, max_size=40), alignment=st.sampled_from([2, 8, 16]), extra=st.integers(0, 60))
+def test_an_order_whose_padded_live_bytes_overflow_has_no_plan_without_spills(g, alignment, extra):
+    """_fits_padded is a necessary condition: every valid plan at aligned addresses that
+    moves no extra byte runs an order it accepts."""
+    from cosma_fast.budgets import aligned_footprint
+    from cosma_fast.ilp import _fits_padded
+
+    cap = int(aligned_footprint(g, alignment).max()) + extra
+    for method in ("heuristic", "baseline"):
+        r = cf.solve(g, cap, method=method, alignment=alignment)
+        if r.non_compulsory == 0:
+            assert _fits_padded(g, r.plan.schedule, cap, alignment)
+        assert _fits_padded(g, r.plan.schedule, 10 ** 9, alignment)
+    assert not _fits_padded(g, np.arange(g.n_ops), int(aligned_footprint(g, alignment).max()) - alignment,
+                            alignment) or g.n_ops == 0
