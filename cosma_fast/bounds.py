@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .budgets import check_capacity
+from .budgets import aligned_capacity_rows, check_capacity
 from .errors import OptionError
 from .graph import INTERMEDIATE, Graph
 from .highs import solve_min
@@ -122,6 +122,16 @@ class Incidence:
         """Per operator: bytes of ``live`` that cannot stay on chip beside its operands within
         ``room`` (the capacity, or one per operator)."""
         return self.op_bytes + live.astype(np.int64) @ self.size - room
+
+    def padded(self, capacity: int, alignment: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """``(room, held, op_held)`` at addresses that are multiples of ``alignment``: each
+        tensor's size padded to it within the capacity rounded up to it (as in
+        :func:`cosma_fast.budgets.aligned_capacity_rows`, a relaxation), and each
+        operator's operands so padded."""
+        if alignment <= 1:
+            return int(capacity), self.size, self.op_bytes
+        room, held = aligned_capacity_rows(self.size, capacity, alignment)
+        return room, held, self.operand.astype(np.int64) @ held
 
 
 def _reduction_csr(before: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,8 @@ import numpy as np
 from .errors import InfeasibleError, OptionError
 from .graph import Graph
 
-__all__ = ["Budgets", "aligned_footprint", "budgets", "m_r", "parse_capacity", "check_capacity", "parse_bytes"]
+__all__ = ["Budgets", "aligned_footprint", "aligned_capacity_rows", "budgets", "m_r", "parse_capacity",
+           "check_capacity", "parse_bytes"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,26 @@ def aligned_footprint(graph: Graph, alignment: int = 1) -> np.ndarray:
         if len(ops):
             foot[o] = padded[ops].sum() - (padded[ops] - size[ops]).max()
     return foot
+
+
+def aligned_capacity_rows(size: np.ndarray, capacity: int, alignment: int = 1) -> tuple[int, np.ndarray]:
+    """``(room, held)``: capacity rows ``sum(held[t] * r[t, i]) <= room`` that every set of
+    tensors of ``size`` bytes placed at once at multiples of ``alignment`` within ``capacity``
+    bytes meets.
+
+    Sorted by address, each tensor but the top one ends where the next one may start at the
+    earliest, a multiple of the alignment: it holds its size padded to the alignment, ``p``.
+    The top one holds ``p - w`` for its padding ``w``, at most ``W``, the largest padding of
+    any tensor here. So ``sum(p) <= capacity + W``, and ``sum(p)`` is a multiple of the
+    alignment: ``room = alignment * floor((capacity + W) / alignment)``. It is not always below
+    ``capacity``: the plain rows hold too. With ``alignment`` 1, the plain rows.
+    """
+    size = np.asarray(size, dtype=np.int64)
+    if alignment <= 1:
+        return int(capacity), size
+    held = -(-size // alignment) * alignment
+    widest = int((held - size).max()) if len(size) else 0
+    return int((int(capacity) + widest) // alignment * alignment), held
 
 
 def check_capacity(graph: Graph, capacity: int, alignment: int = 1) -> None:

@@ -815,10 +815,11 @@ def test_an_alignment_pads_the_models_capacity_rows():
     optimum did not pack at 16-byte addresses: bound 0 against a plan of 1032 bytes. Rows that
     count padded sizes (still a relaxation, see the encoding test above) prove that plan."""
     from cosma_fast import generators as gen
-    from cosma_fast.ilp.model import aligned_capacity_rows
+    from cosma_fast.budgets import aligned_capacity_rows
 
     assert aligned_capacity_rows(np.array([1, 16, 17]), 33, 16)[0] == 48
     assert aligned_capacity_rows(np.array([1, 16, 17]), 33, 16)[1].tolist() == [16, 16, 32]
+    assert aligned_capacity_rows(np.array([16, 32]), 40, 16)[0] == 32  # no padding: the room is below 40
     g = gen.randwire(8)
     cap = cf.budgets(g).m_p
     assert cf.solve(g, cap, method="ilp", time_limit=30).non_compulsory == 0

@@ -147,3 +147,23 @@ def test_an_order_whose_exact_cover_does_not_pack_gets_a_plan_with_slack():
     extra = cf.validate(g, plan, cap).traffic - g.compulsory()
     assert bound < extra
     assert extra - bound < (heuristic.non_compulsory - bound) / 2
+
+
+@settings(max_examples=25)
+@given(inst=ordered_instances(), alignment=st.sampled_from([2, 8, 16]), extra=st.integers(0, 40))
+def test_an_aligned_cover_bounds_every_aligned_plan_of_its_order(inst, alignment, extra):
+    """With an alignment the order's cover adds rows of padded bytes: its bound is at least
+    the plain one and at most any plan of the order at aligned addresses, and a plan from
+    it places every tensor at such an address."""
+    from cosma_fast.budgets import aligned_footprint
+    from cosma_fast.ilp.orders import order_plan_and_bound
+
+    g, cap, order = inst
+    cap = max(cap, int(aligned_footprint(g, alignment).max())) + extra
+    plan, bound = order_plan_and_bound(g, cap, order, alignment=alignment)
+    assert bound >= order_plan_and_bound(g, cap, order)[1]
+    for method in ("heuristic", "baseline"):
+        assert bound <= cf.solve(g, cap, method=method, schedule=order, alignment=alignment).non_compulsory
+    if plan is not None:
+        assert list(plan.schedule) == list(order)
+        assert cf.validate(g, plan, cap, alignment).traffic - g.compulsory() >= bound

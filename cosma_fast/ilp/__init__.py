@@ -24,6 +24,7 @@ from functools import partial
 import numpy as np
 
 from ..bounds import address_free_optimum, chunked_spill_cover, least_spill_cover, spill_cover_bound
+from ..budgets import aligned_capacity_rows
 from ..errors import CosmaError, OptionError, SolverError
 from ..graph import Graph
 from ..highs import integral_bound, new_highs, pass_model
@@ -37,7 +38,7 @@ from ..trivial import trivial_plan
 from ..validate import validate
 from .cuts import spill_cover_rows
 from .decode import build_plan, decode_residency, encode_plan, pack_buffers, residency_buffers
-from .model import ModelBuildTimeout, ReplacementModel, aligned_capacity_rows, build_model, op_windows
+from .model import ModelBuildTimeout, ReplacementModel, build_model, op_windows
 from .orders import improve_order, order_plan, order_plan_and_bound, order_search
 
 __all__ = ["solve_ilp", "min_peak_ilp", "build_model", "op_windows", "run_highs"]
@@ -1129,7 +1130,7 @@ def min_peak_ilp(graph: Graph, time_limit: float | None = None, threads: int | N
 
 def _fits_padded(g: Graph, order, capacity: int, alignment: int) -> bool:
     """Whether the tensors live at each step of ``order``, padded as the aligned capacity rows
-    count them (:func:`cosma_fast.ilp.model.aligned_capacity_rows`), fit: otherwise every plan
+    count them (:func:`cosma_fast.budgets.aligned_capacity_rows`), fit: otherwise every plan
     of ``order`` at addresses that are multiples of ``alignment`` spills (randwire8 at its
     ``M_P``, alignment 16: the local search from that order sought a plan without spills for
     1.8 s of 2.1)."""

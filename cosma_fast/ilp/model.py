@@ -46,10 +46,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..bounds import ancestors
+from ..budgets import aligned_capacity_rows
 from ..errors import SolverError
 from ..graph import INTERMEDIATE, Graph
 
-__all__ = ["ReplacementModel", "Boundary", "ModelBuildTimeout", "build_model", "aligned_capacity_rows", "op_windows"]
+__all__ = ["ReplacementModel", "Boundary", "ModelBuildTimeout", "build_model", "op_windows"]
 
 
 class ModelBuildTimeout(SolverError):
@@ -119,22 +120,6 @@ class ReplacementModel:
         return bool(np.all(a >= self.row_lower - tol) and np.all(a <= self.row_upper + tol))
 
 
-def aligned_capacity_rows(size: np.ndarray, capacity: int, alignment: int = 1) -> tuple[int, np.ndarray]:
-    """``(room, held)``: the capacity rows ``sum(held[t] * r[t, i]) <= room`` of tensors of
-    ``size`` bytes placed at multiples of ``alignment`` within ``capacity`` bytes.
-
-    Sorted by address, each tensor but the top one ends where the next one may start at the
-    earliest, a multiple of the alignment: it holds its size padded to the alignment, ``p``.
-    The top one holds its size ``s > p - alignment``. So ``sum(p) < capacity + alignment``,
-    that is ``sum(p) <= alignment * ceil(capacity / alignment)``: with ``alignment`` 1 the
-    plain rows.
-    """
-    size = np.asarray(size, dtype=np.int64)
-    if alignment <= 1:
-        return int(capacity), size
-    return int(-(-int(capacity) // alignment) * alignment), -(-size // alignment) * alignment
-
-
 def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = False,
                 write_back_cover: bool = False, boundary: Boundary | None = None,
                 deadline: float | None = None, alignment: int = 1) -> ReplacementModel:
@@ -147,9 +132,9 @@ def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = 
     ``boundary`` makes it a window sub-problem (see :class:`Boundary`).
     ``deadline`` (a ``time.perf_counter()`` value): raise :class:`ModelBuildTimeout` once it
     passes; free-schedule models grow with steps squared (randwire200: 45M nonzeros, ~20 s).
-    ``alignment`` > 1: the capacity rows count every tensor padded to the alignment, within
-    the capacity rounded up to it (:func:`aligned_capacity_rows`), still a relaxation of
-    every plan at aligned addresses, and one whose optimum packs more often.
+    ``alignment`` > 1: a second capacity row per step counts every tensor padded to the
+    alignment (:func:`cosma_fast.budgets.aligned_capacity_rows`): still a relaxation of every
+    plan at aligned addresses, and one whose optimum packs more often.
     """
     g = graph
     n, nt = g.n_ops, g.n_tensors
@@ -377,16 +362,16 @@ def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = 
                 c = xs[:, i][xs[:, i] >= 0].tolist()
                 nxt = [rcol[t, i + 1]] if i + 1 <= hi[t] else []
                 row([rcol[t, i]] + nxt + c, [1.0] + [-1.0] * len(nxt) + [-1.0] * len(c), -inf, 0)
-    # capacity (or peak) per step
-    room, held = (capacity, size) if min_peak else aligned_capacity_rows(size, capacity, alignment)
+    # capacity (or peak) per step; with an alignment, the padded bytes too
+    rooms = [(capacity, size)] + ([aligned_capacity_rows(size, capacity, alignment)] if alignment > 1 else [])
     for i in range(n):
         m = rcol[:, i] >= 0
         c = rcol[m, i].tolist()
-        v = held[m].astype(float).tolist()
         if min_peak:
-            row(c + [peak_col], v + [-1.0], -inf, 0)
-        else:
-            row(c, v, -inf, float(room))
+            row(c + [peak_col], size[m].astype(float).tolist() + [-1.0], -inf, 0)
+            continue
+        for room, held in rooms:
+            row(c, held[m].astype(float).tolist(), -inf, float(room))
     A = sp.csr_matrix((np.array(vals), (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))),
                       shape=(len(rlo), ncol))
     A.sum_duplicates()

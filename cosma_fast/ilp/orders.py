@@ -90,7 +90,7 @@ def segment_cover(g: Graph, capacity: int, before: np.ndarray, *, time_limit: fl
 
 
 def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc: Incidence, reserve=0,
-                   threads=None, relaxed=False, pressure=None):
+                   threads=None, relaxed=False, pressure=None, alignment: int = 1):
     """:func:`segment_cover` plus its best solution: ``(bound, found, off)`` with ``off`` a
     boolean ``(n_ops, n_tensors)`` matrix (``t`` off chip across ``o``), None when no solution.
     ``reserve`` (bytes, one number or one per operator): capacity kept free at an operator
@@ -100,17 +100,24 @@ def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc:
     in every order extending ``before`` (:func:`cosma_fast.bounds.op_pressure`); where it
     exceeds the operands plus ``F_o``, a second row asks the tensors that may be live
     across ``o`` for the difference (partial orders only: a total order's live sets are
-    known)."""
+    known). ``alignment``: the capacity rows count sizes padded to it, within the capacity
+    rounded up to it (:meth:`cosma_fast.bounds.Incidence.padded`); the costs stay in bytes."""
     n = g.n_ops
     total = before.sum() == n * (n - 1) // 2
     F = inc.live_across(before)
-    room = np.maximum(int(capacity) - np.asarray(reserve, dtype=np.int64), inc.op_bytes)
+    reserve = np.asarray(reserve, dtype=np.int64)
+    room = np.maximum(int(capacity) - reserve, inc.op_bytes)
     need = inc.need(F, room)
+    covers = [(inc.size, need)]  # (bytes each tensor holds, bytes to move off chip) per operator
+    if alignment > 1:  # the padded bytes within the room they may fill, too
+        cap, held, op_held = inc.padded(capacity, alignment)
+        covers.append((held, op_held + F.astype(np.int64) @ held - np.maximum(cap - reserve, op_held)))
+    binds = np.any([nd > 0 for _, nd in covers], axis=0)
     extra = np.zeros(n, dtype=np.int64) if pressure is None or total else pressure - room
     more = extra > np.maximum(need, 0)  # operators whose pressure row is stronger
-    if not (need > 0).any() and not more.any():
+    if not binds.any() and not more.any():
         return 0, 0.0, np.zeros_like(F)
-    F = F & (need > 0)[:, None]  # off-chip variables only where the capacity binds
+    F = F & binds[:, None]  # off-chip variables only where the capacity binds
     pairs = F | (inc.possibly_live(before) & more[:, None]) if more.any() else F
     pair_t, pair_o = np.nonzero(pairs.T)  # grouped by tensor
     rows = _Rows()
@@ -132,9 +139,11 @@ def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc:
         spilled_t, spilled = pair_t, np.arange(m)
     # cover: sum_t size_t off[t, o] >= need_o over F_o; over the possibly live tensors, >= the
     # pressure's excess where that is more
-    for sel, lower in ((F[pair_o, pair_t], need), (more[pair_o], extra)):
+    on_f = F[pair_o, pair_t]
+    for sel, held, lower in [(on_f, h, nd) for h, nd in covers] + [(more[pair_o], inc.size, extra)]:
+        sel = sel & (lower[pair_o] > 0)
         ops = np.flatnonzero(np.bincount(pair_o[sel], minlength=n) > 0)
-        rows.add(np.searchsorted(ops, pair_o[sel]), var_of_pair[sel], inc.size[pair_t[sel]].astype(float),
+        rows.add(np.searchsorted(ops, pair_o[sel]), var_of_pair[sel], held[pair_t[sel]].astype(float),
                  lower[ops].astype(float))
     # write-back: s_t >= each 0/1 "spilled" column of t, for the tensors that owe one
     owe = np.flatnonzero(inc.twice[spilled_t])
@@ -593,7 +602,7 @@ class _CoverRealiser:
 
         g, n, order = self.g, self.g.n_ops, self.order
         low, found, off = _segment_cover(g, self.capacity, self.before, cover_time, self.inc, reserve=slack,
-                                         threads=self.threads)
+                                         threads=self.threads, alignment=self.alignment)
         if off is None:
             return low, None, None
         R = np.zeros((g.n_tensors, n), dtype=bool)
