@@ -124,10 +124,9 @@ class Incidence:
         return self.op_bytes + live.astype(np.int64) @ self.size - room
 
     def padded(self, capacity: int, alignment: int) -> tuple[int, np.ndarray, np.ndarray]:
-        """``(room, held, op_held)`` at addresses that are multiples of ``alignment``: each
-        tensor's size padded to it within the capacity rounded up to it (as in
-        :func:`cosma_fast.budgets.aligned_capacity_rows`, a relaxation), and each
-        operator's operands so padded."""
+        """``(room, held, op_held)`` at addresses that are multiples of ``alignment``: the
+        room and each tensor's padded size of :func:`cosma_fast.budgets.aligned_capacity_rows`
+        (a relaxation), and each operator's operands so padded."""
         if alignment <= 1:
             return int(capacity), self.size, self.op_bytes
         room, held = aligned_capacity_rows(self.size, capacity, alignment)

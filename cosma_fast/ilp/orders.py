@@ -100,8 +100,8 @@ def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc:
     in every order extending ``before`` (:func:`cosma_fast.bounds.op_pressure`); where it
     exceeds the operands plus ``F_o``, a second row asks the tensors that may be live
     across ``o`` for the difference (partial orders only: a total order's live sets are
-    known). ``alignment``: the capacity rows count sizes padded to it, within the capacity
-    rounded up to it (:meth:`cosma_fast.bounds.Incidence.padded`); the costs stay in bytes."""
+    known). ``alignment`` > 1: a second cover row per operator counts the sizes padded to it
+    (:meth:`cosma_fast.bounds.Incidence.padded`); the costs stay in bytes."""
     n = g.n_ops
     total = before.sum() == n * (n - 1) // 2
     F = inc.live_across(before)
@@ -137,8 +137,8 @@ def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc:
         binaries = m
         cost = _segments_chained(inc, before, pair_t, pair_o, rows)
         spilled_t, spilled = pair_t, np.arange(m)
-    # cover: sum_t size_t off[t, o] >= need_o over F_o; over the possibly live tensors, >= the
-    # pressure's excess where that is more
+    # cover: sum_t size_t off[t, o] >= need_o over F_o (and in padded bytes, with an alignment);
+    # over the possibly live tensors, >= the pressure's excess where that is more
     on_f = F[pair_o, pair_t]
     for sel, held, lower in [(on_f, h, nd) for h, nd in covers] + [(more[pair_o], inc.size, extra)]:
         sel = sel & (lower[pair_o] > 0)
@@ -502,7 +502,7 @@ def order_plan_and_bound(graph: Graph, capacity: int, schedule, *, alignment: in
                          time_limit: float | None = None, attempts: int = 8,
                          threads: int | None = None, first_pack_time: float | None = None) -> tuple[Plan | None, int]:
     """``(plan, bound)``: ``bound`` is a proven lower bound on the non-compulsory bytes of
-    every plan running ``schedule`` (the order's least address-free traffic when its
+    every plan running ``schedule`` at ``alignment`` (the order's least address-free traffic when its
     segment cover is solved in time); ``plan`` runs ``schedule`` with that traffic when its
     residency packs, or is None when no segment cover was found or packed in
     ``time_limit`` (the caller then needs another way to place the order).
