@@ -306,7 +306,8 @@ class SpillSearchResult:
 
 
 def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, time_limit: float | None = None,
-                      max_states: int = 2_000_000, lean_states: int | None = None) -> SpillSearchResult:
+                      max_states: int = 2_000_000, lean_states: int | None = None,
+                      alignment: int = 1) -> SpillSearchResult:
     """The least spill cover (the bound of :func:`spill_cover_bound` for a fixed schedule)
     over every order of ``graph``, by an A* search over down-sets
     (:mod:`cosma_fast.kernels.downset`); a lower bound on the non-compulsory bytes of every
@@ -324,13 +325,18 @@ def least_spill_cover(graph: Graph, capacity: int, *, upper: int | None = None, 
     ``M_H``: 50 stored per expanded, unfinished at 8M states after 13 s; layered50 at
     ``M_R``: 3, finished at 2.2M in 18 s). Graphs of more than
     :data:`cosma_fast.kernels.downset.MAX_OPS` operators raise :class:`ValueError`. Raises
-    :class:`cosma_fast.InfeasibleError` below ``M_R``.
+    :class:`cosma_fast.InfeasibleError` below ``M_R`` (with ``alignment``, below the operators'
+    aligned footprint). ``alignment`` > 1: a bound on every plan at addresses that are
+    multiples of it; the states' tensors must fit as padded bytes
+    (:func:`cosma_fast.budgets.aligned_capacity_rows`), the costs stay in bytes.
     """
-    return _downset_search(graph, capacity, False, upper, time_limit, max_states, lean_states, "least_spill_cover")
+    return _downset_search(graph, capacity, False, upper, time_limit, max_states, lean_states, "least_spill_cover",
+                           alignment)
 
 
 def address_free_optimum(graph: Graph, capacity: int, *, upper: int | None = None, time_limit: float | None = None,
-                         max_states: int = 2_000_000, lean_states: int | None = None) -> SpillSearchResult:
+                         max_states: int = 2_000_000, lean_states: int | None = None,
+                         alignment: int = 1) -> SpillSearchResult:
     """The least address-free non-compulsory bytes over every order of ``graph``: the
     optimum of the relaxation that ignores addresses (a tensor off chip across an operator
     is loaded again before its next reader, each time; a dirty intermediate is written back
@@ -338,10 +344,11 @@ def address_free_optimum(graph: Graph, capacity: int, *, upper: int | None = Non
     :func:`least_spill_cover`'s. The same search over down-sets, whose states also hold
     which live tensors are off chip now and which were written back
     (:mod:`cosma_fast.kernels.downset` with ``per_segment``); ``schedule`` is an order that
-    attains it. Options, limits and errors as in :func:`least_spill_cover`; the states
-    weigh more (two sets each) and are more numerous.
+    attains it. Options (``alignment`` too), limits and errors as in :func:`least_spill_cover`;
+    the states weigh more (two sets each) and are more numerous.
     """
-    return _downset_search(graph, capacity, True, upper, time_limit, max_states, lean_states, "address_free_optimum")
+    return _downset_search(graph, capacity, True, upper, time_limit, max_states, lean_states, "address_free_optimum",
+                           alignment)
 
 
 def address_free_beam(graph: Graph, capacity: int, *, width: int = 256, upper: int | None = None,
@@ -404,19 +411,22 @@ LEAN_RATIO = 10  # stored states per expanded one beyond which a search past ``l
 
 
 def _downset_search(graph: Graph, capacity: int, per_segment: bool, upper, time_limit, max_states, lean_states,
-                    name):
+                    name, alignment: int = 1):
     """The search of :func:`least_spill_cover` (``per_segment`` False) or
-    :func:`address_free_optimum`; ``name`` names the caller in errors."""
+    :func:`address_free_optimum`; ``name`` names the caller in errors. The kernel weighs the
+    states' tensors by one array and prices them by another: with ``alignment``, the padded
+    sizes within the padded room."""
     from .kernels import downset as K
 
-    check_capacity(graph, capacity)
+    check_capacity(graph, capacity, alignment)
     if graph.n_ops > K.MAX_OPS:
         raise ValueError(f"{name} takes at most {K.MAX_OPS} operators, got {graph.n_ops}")
     inc = Incidence(graph)
     anc = ancestors(graph)
     made_by, needed_by = _through_masks(inc, anc, graph.tensor_producer)
-    return _search_downsets(_bits(anc), _bits(made_by), _bits(needed_by), inc.size, inc.size, spill_costs(graph),
-                            inc.io_ptr, inc.io_idx, capacity, per_segment,
+    room, held = aligned_capacity_rows(inc.size, capacity, alignment)
+    return _search_downsets(_bits(anc), _bits(made_by), _bits(needed_by), held, inc.size, spill_costs(graph),
+                            inc.io_ptr, inc.io_idx, room, per_segment,
                             upper, time_limit, max_states, lean_states)
 
 

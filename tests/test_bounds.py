@@ -420,3 +420,36 @@ def test_chunked_spill_cover_rejects_parts_that_do_not_partition():
         chunked_spill_cover(g, cap, part_ops=0)
     with pytest.raises(ValueError, match="max_ops"):
         quiet_cuts(g, 0)
+
+
+@pytest.mark.parametrize("search", [least_spill_cover, address_free_optimum])
+@settings(max_examples=20)
+@given(data=st.data())
+def test_aligned_down_set_searches_bound_every_aligned_plan(search, data):
+    """With an alignment the searches weigh padded bytes within the padded room: still below
+    every order's aligned segment cover (which keeps the plain rows too) and every plan at
+    aligned addresses."""
+    from cosma_fast.bounds import Incidence
+    from cosma_fast.budgets import aligned_footprint
+    from cosma_fast.ilp.orders import _segment_cover
+
+    g, cap = data.draw(instances(max_ops=6, max_size=20))
+    alignment = data.draw(st.sampled_from([2, 8, 16]))
+    cap = max(cap, int(aligned_footprint(g, alignment).max())) + data.draw(st.integers(0, 30))
+    res = search(g, cap, alignment=alignment)
+    assert res.exact
+    inc = Incidence(g)
+    covers = [_segment_cover(g, cap, before_matrix(o), None, inc, alignment=alignment)[0]
+              for o in nx.all_topological_sorts(op_dag(g))]
+    assert res.bound <= min(covers)
+    for method in ("heuristic", "baseline"):
+        assert res.bound <= cf.solve(g, cap, method=method, alignment=alignment).non_compulsory
+
+
+def test_an_aligned_search_sees_what_padding_forces():
+    g = generators.randwire(8)
+    cap = cf.budgets(g).m_p
+    assert address_free_optimum(g, cap).bound == 0
+    res = address_free_optimum(g, cap, alignment=16)
+    assert res.exact and res.bound > 0
+    assert res.bound == cf.solve(g, cap, method="ilp", alignment=16, time_limit=30).non_compulsory

@@ -435,7 +435,8 @@ def solve_ilp(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
         if WINDOW_SEARCH_MIN_OPS <= g.n_ops <= SPILL_SEARCH_MAX_OPS:
             rem = opts.remaining()
             if not info.get("spill_search_exact"):  # the spill cover: fewer states, finishes more often
-                spill = _downset_search(g, capacity, nc, info, None if rem is None else HIGHS_TIME_SHARE * rem)
+                spill = _downset_search(g, capacity, nc, info, None if rem is None else HIGHS_TIME_SHARE * rem,
+                                        alignment=opts.alignment)
                 other = max(other, spill.bound)
                 start_plan, start_cost = _realise_spill_order(g, capacity, opts, spill, start_plan, start_cost, other)
                 nc = start_cost - compulsory
@@ -588,7 +589,8 @@ def _search_orders(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan
         try:
             spill_share = SPILL_SEARCH_SHARE_LARGE if windows else SPILL_SEARCH_SHARE
             spill = _downset_search(g, capacity, start_cost - compulsory, info,
-                                    None if share is None else spill_share * share, address_free=True)
+                                    None if share is None else spill_share * share, address_free=True,
+                                    alignment=opts.alignment)
             if spill.exact and background is not None:  # the search finished: no beam is needed
                 background.close()
                 background = None
@@ -788,7 +790,7 @@ def _local_search(g: Graph, capacity: int, opts: SolveOptions, start_plan: Plan,
 
 
 def _downset_search(g: Graph, capacity: int, upper: int, info: dict, time_limit: float | None,
-                    address_free: bool = False):
+                    address_free: bool = False, alignment: int = 1):
     """:func:`cosma_fast.bounds.least_spill_cover` (one write-back and one reload per spilled
     tensor, addresses ignored), or with ``address_free``
     :func:`cosma_fast.bounds.address_free_optimum` (a reload per off-chip segment: the
@@ -806,7 +808,7 @@ def _downset_search(g: Graph, capacity: int, upper: int, info: dict, time_limit:
     (layered30/35 at ``M_R``, randwire34 at ``M_H``, before that dominance rule)."""
     search = address_free_optimum if address_free else least_spill_cover
     res = search(g, capacity, upper=upper, time_limit=time_limit, max_states=DOWNSET_MAX_STATES,
-                 lean_states=DOWNSET_LEAN_STATES)
+                 lean_states=DOWNSET_LEAN_STATES, alignment=alignment)
     info.update(spill_search=search.__name__, spill_search_bound=res.bound, spill_search_exact=res.exact,
                 spill_search_states=res.states, spill_search_time=res.time)
     return res
@@ -1044,7 +1046,7 @@ def _early_downset_proof(g: Graph, capacity: int, opts: SolveOptions, info: dict
         nc = cost - g.compulsory()
         rem = opts.remaining()
         res = _downset_search(g, capacity, nc, info, EARLY_DOWNSET_TIME if rem is None
-                              else min(EARLY_DOWNSET_TIME, 0.1 * rem), address_free=True)
+                              else min(EARLY_DOWNSET_TIME, 0.1 * rem), address_free=True, alignment=opts.alignment)
         if not (res.exact and res.bound >= nc):
             return None
         info["start_non_compulsory"] = nc
