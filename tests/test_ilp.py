@@ -811,11 +811,14 @@ def test_beyond_dense_max_ops_a_timed_solve_skips_the_dense_bounds(monkeypatch):
 
 
 def test_an_alignment_pads_the_models_capacity_rows():
-    """At M_P every tensor fits unpadded, so the unpadded relaxation costs nothing, and its
-    optimum did not pack at 16-byte addresses: bound 0 against a plan of 1032 bytes. Rows that
-    count padded sizes (still a relaxation, see the encoding test above) prove that plan."""
+    """At M_P every tensor fits unpadded, so the unpadded model costs nothing, and its optimum
+    did not pack at 16-byte addresses (the solve ended at bound 0 against a plan of 1032
+    bytes). With rows that count padded sizes (still a relaxation, see the encoding test
+    above) the model's optimum is that plan's cost, and the solve proves it."""
     from cosma_fast import generators as gen
     from cosma_fast.budgets import aligned_capacity_rows
+    from cosma_fast.ilp import run_highs
+    from cosma_fast.ilp.model import build_model
 
     assert aligned_capacity_rows(np.array([1, 16, 17]), 33, 16)[0] == 48
     assert aligned_capacity_rows(np.array([1, 16, 17]), 33, 16)[1].tolist() == [16, 16, 32]
@@ -826,6 +829,10 @@ def test_an_alignment_pads_the_models_capacity_rows():
     r = cf.solve(g, cap, method="ilp", alignment=16, time_limit=30)
     assert r.status == "optimal" and r.non_compulsory > 0
     assert r.non_compulsory <= cf.solve(g, cap, method="heuristic", alignment=16).non_compulsory
+    model = {a: run_highs(build_model(g, cap, alignment=a)) for a in (1, 16)}
+    assert all(m["status"] == "optimal" for m in model.values())
+    assert round(model[1]["objective"]) == g.compulsory()
+    assert round(model[16]["objective"]) == g.compulsory() + r.non_compulsory
 
 
 @settings(max_examples=25)
