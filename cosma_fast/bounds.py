@@ -152,19 +152,23 @@ def _operands_csr(g: Graph) -> tuple[np.ndarray, np.ndarray]:
     return _csr_of([np.concatenate([g.inputs_of(o), g.outputs_of(o)]) for o in range(g.n_ops)])
 
 
-def _graph_pressure(g: Graph, deadline: float | None) -> np.ndarray:
+def _graph_pressure(g: Graph, deadline: float | None, size: np.ndarray | None = None,
+                    op_bytes: np.ndarray | None = None) -> np.ndarray:
     """:func:`op_pressure` under the graph's own order, from its CSR arrays: no dense
     incidence matrices (800 MB each on 10000 operators) and no transitive reduction (the
     graph's edges generate the order, which is all the cuts need: a path between two
-    operators incomparable to ``o`` meets only such operators)."""
+    operators incomparable to ``o`` meets only such operators). ``size`` and ``op_bytes``:
+    the bytes each tensor and each operator's operands hold (their own by default)."""
     from .kernels.flow import op_pressure as kernel
 
     producer = g.tensor_producer
     preds = [np.unique(p[p >= 0]) for p in (producer[g.inputs_of(o)] for o in range(g.n_ops))]
     touchers = [np.concatenate([g.consumers_of(t), [producer[t]] if producer[t] >= 0 else []])
                 for t in range(g.n_tensors)]
+    size = g.tensor_size if size is None else size
+    op_bytes = g.op_bytes() if op_bytes is None else op_bytes
     return kernel(ancestors(g), *_csr_of(preds), *_csr_of(touchers), g.cons_ptr.copy(), g.cons_idx.copy(),
-                  g.tensor_size.astype(np.int64), g.op_bytes().astype(np.int64), *_operands_csr(g),
+                  size.astype(np.int64), op_bytes.astype(np.int64), *_operands_csr(g),
                   0.0 if deadline is None else deadline)
 
 
@@ -234,7 +238,7 @@ def spill_costs(graph: Graph) -> np.ndarray:
 
 
 def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit: float | None = 1.0,
-                      threads: int | None = None) -> int:
+                      threads: int | None = None, alignment: int = 1) -> int:
     """A lower bound on the non-compulsory bytes of every plan of ``graph`` within ``capacity``
     (that runs ``schedule``, when given).
 
@@ -266,25 +270,34 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
     is non-compulsory, and it needs an off-chip copy, i.e. a write-back of ``t`` (once per
     tensor), which is non-compulsory unless ``t`` is a graph output. Distinct tensors are
     distinct traffic, so the plan's non-compulsory bytes are at least ``sum_t cost_t z_t``
-    >= the optimum. Addresses are ignored, which only weakens the bound. Raises
-    :class:`cosma_fast.InfeasibleError` below ``M_R`` (no plan exists).
+    >= the optimum. Addresses are ignored, which only weakens the bound. ``alignment`` > 1:
+    for plans at addresses that are multiples of it, the same rows again in padded bytes within
+    the padded room (:meth:`Incidence.padded`). Raises :class:`cosma_fast.InfeasibleError`
+    below ``M_R`` (no plan exists; with ``alignment``, below the operators' aligned footprint).
     """
     t0 = time.perf_counter()
-    check_capacity(graph, capacity)
+    check_capacity(graph, capacity, alignment)
     inc, before, F = _forced(graph, schedule)
-    need = inc.need(F, int(capacity))
-    sets, lower = [F[need > 0]], [need[need > 0]]
-    if schedule is None:  # with a schedule, pressure is need: the live sets are known
-        # half the time at most for the cuts (quadratic work), the rest for HiGHS
-        extra = _graph_pressure(graph, None if time_limit is None else t0 + 0.5 * time_limit) - int(capacity)
-        more = extra > np.maximum(need, 0)
-        sets.append(inc.possibly_live(before)[more])
-        lower.append(extra[more])
+    rooms = [(int(capacity), inc.size, inc.op_bytes)] + ([inc.padded(capacity, alignment)] if alignment > 1 else [])
+    sets, weights, lower = [], [], []
+    possibly = None if schedule is not None else inc.possibly_live(before)
+    for k, (room, held, op_held) in enumerate(rooms):
+        need = op_held + F.astype(np.int64) @ held - room  # Incidence.need, in the bytes these rows count
+        sets.append(F[need > 0])
+        lower.append(need[need > 0])
+        if schedule is None:  # with a schedule, pressure is need: the live sets are known
+            # half the time at most for the cuts (quadratic work), the rest for HiGHS
+            deadline = None if time_limit is None else t0 + 0.5 * time_limit * (k + 1) / len(rooms)
+            extra = _graph_pressure(graph, deadline, held, op_held) - room
+            more = extra > np.maximum(need, 0)
+            sets.append(possibly[more])
+            lower.append(extra[more])
+        weights += [held] * (len(sets) - len(weights))
     M = np.concatenate(sets)
     if not len(M):
         return 0
     cols = M.any(axis=0)
-    A = sp.csr_matrix(M[:, cols] * graph.tensor_size[cols].astype(float))
+    A = sp.csr_matrix(np.concatenate([S[:, cols] * w[cols].astype(float) for S, w in zip(sets, weights)]))
     # z binary; the optimum (or the dual bound at the time limit) rounded up: costs are bytes
     left = None if time_limit is None else max(0.01, time_limit - (time.perf_counter() - t0))
     return solve_min(spill_costs(graph)[cols].astype(float), A, np.concatenate(lower).astype(float), 1.0, True,

@@ -1063,7 +1063,7 @@ def _other_bounds(g: Graph, capacity: int, opts: SolveOptions, min_peak: _MinPea
     # and phase one need the rest (randwire300 at M_P, time_limit=1: 1.74 s with all of it)
     peak_time = 1.0 if rem is None else min(1.0, 0.5 * rem)
     cover = spill_cover_bound(g, capacity, opts.schedule, time_limit=1.0 if rem is None else min(1.0, 0.1 * rem),
-                              threads=opts.threads)
+                              threads=opts.threads, alignment=opts.alignment)
     try:
         if opts.schedule is not None:
             return max(cover, int(schedule_lower_bound(g, opts.schedule, capacity)))
