@@ -279,11 +279,12 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
     check_capacity(graph, capacity, alignment)
     inc, before, F = _forced(graph, schedule)
     rooms = [(int(capacity), inc.size, inc.op_bytes)] + ([inc.padded(capacity, alignment)] if alignment > 1 else [])
-    sets, weights, lower = [], [], []
+    sets, weights, lower = [], [], []  # per block of rows: its tensor sets, their bytes, its bounds
     possibly = None if schedule is not None else inc.possibly_live(before)
     for k, (room, held, op_held) in enumerate(rooms):
         need = op_held + F.astype(np.int64) @ held - room  # Incidence.need, in the bytes these rows count
         sets.append(F[need > 0])
+        weights.append(held)
         lower.append(need[need > 0])
         if schedule is None:  # with a schedule, pressure is need: the live sets are known
             # half the time at most for the cuts (quadratic work), the rest for HiGHS
@@ -291,8 +292,8 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
             extra = _graph_pressure(graph, deadline, held, op_held) - room
             more = extra > np.maximum(need, 0)
             sets.append(possibly[more])
+            weights.append(held)
             lower.append(extra[more])
-        weights += [held] * (len(sets) - len(weights))
     M = np.concatenate(sets)
     if not len(M):
         return 0
