@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .budgets import aligned_capacity_rows, check_capacity
+from .budgets import aligned_capacity_rows, capacity_rows, check_capacity
 from .errors import OptionError
 from .graph import INTERMEDIATE, Graph
 from .highs import solve_min
@@ -118,19 +118,22 @@ class Incidence:
                       self.readers_idx, self.size, self.op_bytes, self.io_ptr, self.io_idx,
                       0.0 if deadline is None else deadline)
 
-    def need(self, live: np.ndarray, room) -> np.ndarray:
+    def need(self, live: np.ndarray, room, held: np.ndarray | None = None,
+             op_held: np.ndarray | None = None) -> np.ndarray:
         """Per operator: bytes of ``live`` that cannot stay on chip beside its operands within
-        ``room`` (the capacity, or one per operator)."""
-        return self.op_bytes + live.astype(np.int64) @ self.size - room
+        ``room`` (the capacity, or one per operator), counted as ``held`` and ``op_held`` count
+        a tensor and an operator's operands (their sizes by default; see :meth:`capacity_rows`)."""
+        held = self.size if held is None else held
+        op_held = self.op_bytes if op_held is None else op_held
+        return op_held + live.astype(np.int64) @ held - room
 
-    def padded(self, capacity: int, alignment: int) -> tuple[int, np.ndarray, np.ndarray]:
-        """``(room, held, op_held)`` at addresses that are multiples of ``alignment``: the
-        room and each tensor's padded size of :func:`cosma_fast.budgets.aligned_capacity_rows`
-        (a relaxation), and each operator's operands so padded."""
-        if alignment <= 1:
-            return int(capacity), self.size, self.op_bytes
-        room, held = aligned_capacity_rows(self.size, capacity, alignment)
-        return room, held, self.operand.astype(np.int64) @ held
+    def capacity_rows(self, capacity: int, alignment: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """:func:`cosma_fast.budgets.capacity_rows` as ``(room, held, op_held)``, with each
+        operator's operands counted as that row counts tensors: the plain row, and with
+        ``alignment`` > 1 the padded one."""
+        rows = capacity_rows(self.size, capacity, alignment)
+        return [(room, held, self.op_bytes if k == 0 else self.operand.astype(np.int64) @ held)
+                for k, (room, held) in enumerate(rows)]
 
 
 def _reduction_csr(before: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -272,17 +275,17 @@ def spill_cover_bound(graph: Graph, capacity: int, schedule=None, *, time_limit:
     distinct traffic, so the plan's non-compulsory bytes are at least ``sum_t cost_t z_t``
     >= the optimum. Addresses are ignored, which only weakens the bound. ``alignment`` > 1:
     for plans at addresses that are multiples of it, the same rows again in padded bytes within
-    the padded room (:meth:`Incidence.padded`). Raises :class:`cosma_fast.InfeasibleError`
+    the padded room (:meth:`Incidence.capacity_rows`). Raises :class:`cosma_fast.InfeasibleError`
     below ``M_R`` (no plan exists; with ``alignment``, below the operators' aligned footprint).
     """
     t0 = time.perf_counter()
     check_capacity(graph, capacity, alignment)
     inc, before, F = _forced(graph, schedule)
-    rooms = [(int(capacity), inc.size, inc.op_bytes)] + ([inc.padded(capacity, alignment)] if alignment > 1 else [])
+    rooms = inc.capacity_rows(capacity, alignment)
     sets, weights, lower = [], [], []  # per block of rows: its tensor sets, their bytes, its bounds
     possibly = None if schedule is not None else inc.possibly_live(before)
     for k, (room, held, op_held) in enumerate(rooms):
-        need = op_held + F.astype(np.int64) @ held - room  # Incidence.need, in the bytes these rows count
+        need = inc.need(F, room, held, op_held)
         sets.append(F[need > 0])
         weights.append(held)
         lower.append(need[need > 0])

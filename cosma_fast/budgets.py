@@ -16,8 +16,8 @@ import numpy as np
 from .errors import InfeasibleError, OptionError
 from .graph import Graph
 
-__all__ = ["Budgets", "aligned_footprint", "aligned_capacity_rows", "budgets", "m_r", "parse_capacity",
-           "check_capacity", "parse_bytes"]
+__all__ = ["Budgets", "aligned_footprint", "aligned_capacity_rows", "capacity_rows", "budgets", "m_r",
+           "parse_capacity", "check_capacity", "parse_bytes"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def aligned_footprint(graph: Graph, alignment: int = 1) -> np.ndarray:
     if alignment == 1:
         return graph.op_bytes()
     size = graph.tensor_size.astype(np.int64)
-    padded = -(-size // alignment) * alignment
+    padded = _padded(size, alignment)
     foot = np.zeros(graph.n_ops, dtype=np.int64)
     for o in range(graph.n_ops):
         ops = np.concatenate([graph.inputs_of(o), graph.outputs_of(o)])
@@ -77,9 +77,22 @@ def aligned_capacity_rows(size: np.ndarray, capacity: int, alignment: int = 1) -
     size = np.asarray(size, dtype=np.int64)
     if alignment <= 1:
         return int(capacity), size
-    held = -(-size // alignment) * alignment
+    held = _padded(size, alignment)
     widest = int((held - size).max()) if len(size) else 0
     return int((int(capacity) + widest) // alignment * alignment), held
+
+
+def capacity_rows(size: np.ndarray, capacity: int, alignment: int = 1) -> list[tuple[int, np.ndarray]]:
+    """Every ``(room, held)`` of the capacity rows a relaxation keeps: the plain row
+    ``(capacity, size)``, and with ``alignment`` > 1 also :func:`aligned_capacity_rows`' (neither
+    implies the other)."""
+    plain = (int(capacity), np.asarray(size, dtype=np.int64))
+    return [plain] + ([aligned_capacity_rows(size, capacity, alignment)] if alignment > 1 else [])
+
+
+def _padded(size: np.ndarray, alignment: int) -> np.ndarray:
+    """Each size rounded up to a multiple of ``alignment``."""
+    return -(-size // alignment) * alignment
 
 
 def check_capacity(graph: Graph, capacity: int, alignment: int = 1) -> None:

@@ -46,7 +46,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..bounds import ancestors
-from ..budgets import aligned_capacity_rows
+from ..budgets import capacity_rows
 from ..errors import SolverError
 from ..graph import INTERMEDIATE, Graph
 
@@ -133,7 +133,7 @@ def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = 
     ``deadline`` (a ``time.perf_counter()`` value): raise :class:`ModelBuildTimeout` once it
     passes; free-schedule models grow with steps squared (randwire200: 45M nonzeros, ~20 s).
     ``alignment`` > 1: a second capacity row per step counts every tensor padded to the
-    alignment (:func:`cosma_fast.budgets.aligned_capacity_rows`): still a relaxation of every
+    alignment (:func:`cosma_fast.budgets.capacity_rows`): still a relaxation of every
     plan at aligned addresses, and one whose optimum packs more often.
     """
     g = graph
@@ -363,7 +363,7 @@ def build_model(graph: Graph, capacity: int, schedule=None, *, min_peak: bool = 
                 nxt = [rcol[t, i + 1]] if i + 1 <= hi[t] else []
                 row([rcol[t, i]] + nxt + c, [1.0] + [-1.0] * len(nxt) + [-1.0] * len(c), -inf, 0)
     # capacity (or peak) per step; with an alignment, the padded bytes too
-    rooms = [(capacity, size)] + ([aligned_capacity_rows(size, capacity, alignment)] if alignment > 1 else [])
+    rooms = capacity_rows(size, capacity, alignment)
     for i in range(n):
         m = rcol[:, i] >= 0
         c = rcol[m, i].tolist()

@@ -101,18 +101,17 @@ def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc:
     exceeds the operands plus ``F_o``, a second row asks the tensors that may be live
     across ``o`` for the difference (partial orders only: a total order's live sets are
     known). ``alignment`` > 1: a second cover row per operator counts the sizes padded to it
-    (:meth:`cosma_fast.bounds.Incidence.padded`); the costs stay in bytes."""
+    (:meth:`cosma_fast.bounds.Incidence.capacity_rows`); the costs stay in bytes."""
     n = g.n_ops
     total = before.sum() == n * (n - 1) // 2
     F = inc.live_across(before)
     reserve = np.asarray(reserve, dtype=np.int64)
-    room = np.maximum(int(capacity) - reserve, inc.op_bytes)
-    need = inc.need(F, room)
-    covers = [(inc.size, need)]  # (bytes each tensor holds, bytes to move off chip) per operator
-    if alignment > 1:  # the padded bytes within the room they may fill, too
-        cap, held, op_held = inc.padded(capacity, alignment)
-        covers.append((held, op_held + F.astype(np.int64) @ held - np.maximum(cap - reserve, op_held)))
-    binds = np.any([nd > 0 for _, nd in covers], axis=0)
+    covers = []  # per capacity row: (bytes each tensor holds, room per operator, bytes to move off chip)
+    for cap, held, op_held in inc.capacity_rows(capacity, alignment):
+        room = np.maximum(cap - reserve, op_held)
+        covers.append((held, room, inc.need(F, room, held, op_held)))
+    _, room, need = covers[0]  # the plain row's, which the pressure rows count in
+    binds = np.any([nd > 0 for _, _, nd in covers], axis=0)
     extra = np.zeros(n, dtype=np.int64) if pressure is None or total else pressure - room
     more = extra > np.maximum(need, 0)  # operators whose pressure row is stronger
     if not binds.any() and not more.any():
@@ -140,7 +139,7 @@ def _segment_cover(g: Graph, capacity: int, before: np.ndarray, time_limit, inc:
     # cover: sum_t size_t off[t, o] >= need_o over F_o (and in padded bytes, with an alignment);
     # over the possibly live tensors, >= the pressure's excess where that is more
     on_f = F[pair_o, pair_t]
-    for sel, held, lower in [(on_f, h, nd) for h, nd in covers] + [(more[pair_o], inc.size, extra)]:
+    for sel, held, lower in [(on_f, h, nd) for h, _, nd in covers] + [(more[pair_o], inc.size, extra)]:
         sel = sel & (lower[pair_o] > 0)
         ops = np.flatnonzero(np.bincount(pair_o[sel], minlength=n) > 0)
         rows.add(np.searchsorted(ops, pair_o[sel]), var_of_pair[sel], held[pair_t[sel]].astype(float),
