@@ -264,7 +264,7 @@ def _climb(graph: Graph, capacity: int, order, traffic: int, mode: int, beta: fl
     target = graph.compulsory() if target is None else target
     improved = n_evals = done = 0
     while (moves is None or done < moves) and traffic > target:
-        if (deadline is not None and time.perf_counter() > deadline) or (stop is not None and stop.is_set()):
+        if _past(deadline) or (stop is not None and stop.is_set()):
             break
         k = 50 if moves is None else min(50, moves - done)
         if deadline is not None and move_time > 0:
