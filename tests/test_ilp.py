@@ -165,6 +165,29 @@ def test_time_limited_run_returns_valid_plan_and_bound():
     assert "start_accepted" in r.info
 
 
+@pytest.mark.parametrize("time_limit", [None, 0.4, 4.0])
+def test_the_heuristic_start_gets_half_the_time_or_runs_to_its_end(monkeypatch, time_limit):
+    """The start is the heuristic's plan, given half the time left (or no limit without one),
+    so that the ILP's plan is the heuristic's under a limit it finishes in: with a tenth, the
+    ILP at 0.3 s returned plans 2-8% dearer than the heuristic's on 150-300 operators."""
+    from cosma_fast import heuristic
+    from cosma_fast.ilp import START_SHARE
+
+    given = []
+    real = heuristic.solve_heuristic
+    monkeypatch.setattr(heuristic, "solve_heuristic",
+                        lambda g, c, opts: given.append(opts.time_limit) or real(g, c, opts))
+    g = chain_with_skips(10)
+    r = cf.solve(g, m_r(g), method="ilp", time_limit=time_limit)
+    cf.validate(g, r.plan, m_r(g))
+    assert len(given) == 1
+    if time_limit is None:
+        assert given[0] is None
+    else:
+        assert START_SHARE * time_limit * 0.9 <= given[0] <= START_SHARE * time_limit
+    assert r.non_compulsory <= cf.solve(g, m_r(g), method="heuristic", time_limit=time_limit).non_compulsory
+
+
 def test_a_large_graph_unproven_in_time_gets_the_longer_local_search():
     """From WINDOW_SEARCH_MIN_OPS operators an order search that proves nothing hands half its
     time to the heuristic's local search: the plan is valid and no worse than the heuristic's."""
