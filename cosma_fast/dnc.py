@@ -99,14 +99,13 @@ DEFAULT_MAX_ROUNDS = 8
 AUTO_EXACT_OPS = 60
 #: graphs above this many operators skip D&C in ``method="auto"`` unless time is ample
 AUTO_HUGE_OPS = 20000
-#: graphs above this many operators get no whole-graph ILP after D&C or the heuristic in
-#: ``method="auto"``: its bounds' dense matrices grow with operators x tensors (time_limit=2 took
-#: 2.8 s on 1000 operators, 5.4 s on 2000; on 10000, 290 s and 7 GB)
+#: graphs up to this many operators go to the ILP in ``method="auto"`` under a time limit of
+#: ``AUTO_EXACT_MIN_SECONDS`` or more; beyond, its bounds' dense matrices grow with operators x
+#: tensors (time_limit=2 took 2.8 s on 1000 operators, 5.4 s on 2000; on 10000, 290 s and 7 GB)
 AUTO_ILP_MAX_OPS = 1000
-#: seconds that must remain of ``time_limit`` for ``auto`` to try the whole-graph ILP after D&C
+#: the least ``time_limit`` for which ``auto`` gives graphs of more than ``AUTO_EXACT_OPS``
+#: operators to the ILP (at 0.3 s its share for the heuristic's start cut that start short)
 AUTO_EXACT_MIN_SECONDS = 1.0
-#: share of ``time_limit`` that ``auto`` gives D&C before the whole-graph ILP gets the rest
-AUTO_DNC_SHARE = 0.5
 
 
 def _optional(module: str, name: str):
@@ -582,64 +581,42 @@ def solve_dnc(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
 def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     """Pick a method by graph size and ``time_limit``; return the best valid plan found.
 
-    * ``n_ops <= AUTO_EXACT_OPS`` and the ILP is installed: exact ILP;
-    * more operators and either no time limit or enough time (>= 2 ms per operator)
-      and ``n_ops <= AUTO_HUGE_OPS``: divide and conquer;
+    * the ILP, when it is installed and either ``n_ops <= AUTO_EXACT_OPS`` or a
+      ``time_limit`` of at least ``AUTO_EXACT_MIN_SECONDS`` is given and ``n_ops <=
+      AUTO_ILP_MAX_OPS``: it starts from the heuristic's plan (and ``start_plan`` when
+      given), proves real models optimal in seconds, and under the same limit its plans
+      were as cheap as or cheaper than D&C's followed by the ILP on 44 of 48 generated
+      graphs of 100-600 operators (bench/results/auto.md);
+    * else, with more operators and either no time limit or enough time (>= 2 ms per
+      operator) and ``n_ops <= AUTO_HUGE_OPS``: divide and conquer, with the whole limit;
     * otherwise (huge graph or little time): the heuristic.
 
-    When a ``time_limit`` is given, D&C gets ``AUTO_DNC_SHARE`` of it when the rest is at
-    least ``AUTO_EXACT_MIN_SECONDS``, else all of it; after D&C without a proof, the
-    whole-graph ILP (warm-started by the heuristic) gets that rest (after the heuristic,
-    when at least ``AUTO_EXACT_MIN_SECONDS`` remain), on graphs of at most
-    ``AUTO_ILP_MAX_OPS`` operators: it proves many real models optimal in seconds and
-    otherwise contributes its lower bound.
-
-    The heuristic's plan is always computed too, and the cheapest plan that passes
-    :func:`validate` is returned with the best proven lower bound, so ``auto`` is never
-    worse than the heuristic. ``info["auto_choice"]`` says what ran.
+    The cheapest plan that passes :func:`validate` is returned with the best proven lower
+    bound; each method starts from the heuristic's plan, so ``auto`` is not worse than the
+    heuristic under a limit the heuristic finishes in. ``info["auto_choice"]`` says what ran.
     """
     n = graph.n_ops
     tl = opts.time_limit
     ilp = _optional("ilp", "solve_ilp")
     heur = _optional("heuristic", "solve_heuristic")
     candidates: list[tuple[Plan, int, str, str]] = []  # (plan, lower bound, status, name)
-    if n <= AUTO_EXACT_OPS and ilp is not None:
+    if ilp is not None and (n <= AUTO_EXACT_OPS or (tl is not None and tl >= AUTO_EXACT_MIN_SECONDS
+                                                    and n <= AUTO_ILP_MAX_OPS)):
         choice = "ilp"
-        start_plan, start_lb, start_name = _start(graph, capacity, opts)
-        candidates.append((start_plan, start_lb, "feasible", start_name))
+        if opts.extra.get("start_plan") is not None:
+            start_plan, start_lb, start_name = _start(graph, capacity, opts)  # raises on a bad plan
+            candidates.append((start_plan, start_lb, "feasible", start_name))
+            opts = dataclasses.replace(opts, extra=dict(opts.extra, _start_plans=[start_plan]))
         out = ilp(graph, capacity, opts)
         candidates.append((out.plan, int(out.lower_bound), out.status, "ilp"))
     elif heur is None or (n <= AUTO_HUGE_OPS and (tl is None or tl >= 0.002 * n)):
         choice = "dnc"  # solve_dnc also runs the heuristic and keeps the cheaper plan
-        # with a time limit, D&C gets a share and the whole-graph ILP below the rest: on
-        # real models the ILP often proves optimality that windows cannot reach (with less
-        # than AUTO_EXACT_MIN_SECONDS for it, D&C takes the whole limit: time_limit=2 used to
-        # leave 0.95 s unused, too little for the ILP)
-        exact_after = (tl is not None and (1 - AUTO_DNC_SHARE) * tl >= AUTO_EXACT_MIN_SECONDS
-                       and n <= AUTO_ILP_MAX_OPS)
-        dnc_opts = opts if tl is None else dataclasses.replace(
-            opts, time_limit=AUTO_DNC_SHARE * tl if exact_after else tl)
-        out = solve_dnc(graph, capacity, dnc_opts)
+        out = solve_dnc(graph, capacity, opts)
         candidates.append((out.plan, int(out.lower_bound), out.status, "dnc"))
     else:
         choice = "heuristic"
         out = heur(graph, capacity, opts)
         candidates.append((out.plan, int(out.lower_bound), out.status, "heuristic"))
-    left = opts.remaining()
-    # after D&C, the share kept for the ILP, less what D&C overran (half of it at least)
-    least = 0.5 * AUTO_EXACT_MIN_SECONDS if choice == "dnc" else AUTO_EXACT_MIN_SECONDS
-    if (choice != "ilp" and ilp is not None and left is not None and left >= least and n <= AUTO_ILP_MAX_OPS
-            and out.status != "optimal"
-            and out.lower_bound < out.plan.traffic(graph) - graph.compulsory()):
-        # time is left and nothing is proven: the whole-graph ILP (warm-started by the
-        # heuristic) often closes real models in seconds, and at worst it adds a bound
-        choice += "+ilp"
-        sub = dataclasses.replace(opts, time_limit=left, start_time=time.perf_counter())
-        try:
-            ex = ilp(graph, capacity, sub)
-            candidates.append((ex.plan, int(ex.lower_bound), ex.status, "ilp"))
-        except CosmaError:
-            pass
     best = None
     lb = 0
     for plan, bound, status, name in candidates:
