@@ -584,9 +584,9 @@ def solve_auto(graph: Graph, capacity: int, opts: SolveOptions) -> MethodOutput:
     * the ILP, when it is installed and either ``n_ops <= AUTO_EXACT_OPS`` or a
       ``time_limit`` of at least ``AUTO_EXACT_MIN_SECONDS`` is given and ``n_ops <=
       AUTO_ILP_MAX_OPS``: it starts from the heuristic's plan (and ``start_plan`` when
-      given), proves real models optimal in seconds, and under the same limit its plans
-      were as cheap as or cheaper than D&C's followed by the ILP on 44 of 48 generated
-      graphs of 100-600 operators (bench/results/auto.md);
+      given) and proves real models optimal in seconds; under the same limit its plans
+      were as cheap as or cheaper than those of D&C for half of it followed by the ILP on 43
+      of 48 generated graphs of 100-600 operators (bench/results/auto.md);
     * else, with more operators and either no time limit or enough time (>= 2 ms per
       operator) and ``n_ops <= AUTO_HUGE_OPS``: divide and conquer, with the whole limit;
     * otherwise (huge graph or little time): the heuristic.
