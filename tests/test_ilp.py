@@ -168,8 +168,9 @@ def test_time_limited_run_returns_valid_plan_and_bound():
 @pytest.mark.parametrize("time_limit", [None, 0.4, 4.0])
 def test_the_heuristic_start_gets_half_the_time_or_runs_to_its_end(monkeypatch, time_limit):
     """The start is the heuristic's plan, given half the time left (or no limit without one),
-    so that the ILP's plan is the heuristic's under a limit it finishes in: with a tenth, the
-    ILP at 0.3 s returned plans 2-8% dearer than the heuristic's on 150-300 operators."""
+    so that the ILP's plan is no dearer than the heuristic's under a limit it finishes in: with a
+    tenth, the ILP at 0.3 and 2 s returned plans up to 15% dearer than the heuristic's at the same
+    limit on 150-300 operators (12 of 36 rows, bench/results/time_limits.md)."""
     from cosma_fast import heuristic
     from cosma_fast.ilp import START_SHARE
 
@@ -184,7 +185,7 @@ def test_the_heuristic_start_gets_half_the_time_or_runs_to_its_end(monkeypatch, 
     if time_limit is None:
         assert given[0] is None
     else:
-        assert START_SHARE * time_limit * 0.9 <= given[0] <= START_SHARE * time_limit
+        assert START_SHARE * (time_limit - 0.1) <= given[0] <= START_SHARE * time_limit  # 0.1 s for the setup
     assert r.non_compulsory <= cf.solve(g, m_r(g), method="heuristic", time_limit=time_limit).non_compulsory
 
 
