@@ -135,13 +135,18 @@ def parse_bytes(text: str | int) -> int:
     return int(value)
 
 
-def parse_capacity(graph: Graph, capacity) -> int:
-    """A capacity in bytes from an int, a size string or a budget name (``M_R``/``M_H``/``M_P``)."""
+#: default ``time_limit`` of :func:`budgets`
+BUDGETS_TIME_LIMIT = 10.0
+
+
+def parse_capacity(graph: Graph, capacity, *, time_limit: float | None = BUDGETS_TIME_LIMIT) -> int:
+    """A capacity in bytes from an int, a size string or a budget name (``M_R``/``M_H``/``M_P``);
+    ``M_H`` and ``M_P`` come from :func:`budgets` with ``time_limit``."""
     if isinstance(capacity, str) and capacity.strip().upper() in ("M_R", "M_H", "M_P"):
         key = capacity.strip().upper()
         if key == "M_R":
             return m_r(graph)
-        return budgets(graph)[key]
+        return budgets(graph, time_limit=time_limit)[key]
     if isinstance(capacity, float) and capacity == int(capacity):
         capacity = int(capacity)
     cap = parse_bytes(capacity)
@@ -150,7 +155,8 @@ def parse_capacity(graph: Graph, capacity) -> int:
     return cap
 
 
-def budgets(graph: Graph, *, include_weights: bool = True, time_limit: float | None = 10.0) -> Budgets:
+def budgets(graph: Graph, *, include_weights: bool = True,
+            time_limit: float | None = BUDGETS_TIME_LIMIT) -> Budgets:
     """``Budgets(m_r, m_h, m_p, m_p_exact)`` of ``graph``.
 
     ``M_P`` comes from :func:`cosma_fast.schedule.min_peak_schedule` (exact search

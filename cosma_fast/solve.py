@@ -166,6 +166,10 @@ def finish(graph: Graph, capacity: int, out: MethodOutput, method: str, t0: floa
                   report=report, info=dict(out.info))
 
 
+#: share of ``time_limit`` that resolving a budget name (``"M_H"``, ``"M_P"``) may take
+BUDGET_NAME_SHARE = 0.5
+
+
 def solve(graph: Graph, capacity, method: str = "heuristic", *, seed: int = 0,
           time_limit: float | None = None, mip_gap: float = 0.0, threads: int | None = None,
           schedule=None, alignment: int = 1, include_weights: bool = True,
@@ -179,6 +183,10 @@ def solve(graph: Graph, capacity, method: str = "heuristic", *, seed: int = 0,
     graph : Graph
     capacity : int or str
         Bytes, a size such as ``"512KiB"``/``"2MiB"``, or a budget ``"M_R"``, ``"M_H"``, ``"M_P"``.
+        ``"M_H"`` and ``"M_P"`` run :func:`cosma_fast.budgets` first, within ``time_limit``:
+        with half of it at most (and at most its own default, 10 s); a search cut short may
+        give a larger ``M_P``. ``Result.capacity`` holds the bytes used; pass
+        ``cf.budgets(graph).m_h`` to solve at the default budget under any limit.
     method : str
         ``"heuristic"`` (fast kernels), ``"ilp"`` (exact HiGHS model), ``"dnc"``
         (divide and conquer), ``"auto"`` (picks by size and ``time_limit``),
@@ -227,17 +235,19 @@ def solve(graph: Graph, capacity, method: str = "heuristic", *, seed: int = 0,
     GraphError, OptionError
         Bad graph or options.
     """
-    from .budgets import check_capacity, parse_capacity
+    from .budgets import BUDGETS_TIME_LIMIT, check_capacity, parse_capacity
 
     t0 = time.perf_counter()
     if not isinstance(graph, Graph):
         raise OptionError(f"solve() takes a cosma_fast.Graph, got {type(graph).__name__}")
     g = graph.with_weights(include_weights)
-    cap = parse_capacity(g, capacity)
-    if alignment < 1 or int(alignment) != alignment:
-        raise OptionError(f"alignment must be a positive integer, got {alignment!r}")
     if time_limit is not None and not time_limit > 0:
         raise OptionError(f"time_limit must be positive seconds or None, got {time_limit!r}")
+    # a budget name's minimum-peak search counts against time_limit: half of it at most
+    cap = parse_capacity(g, capacity, time_limit=BUDGETS_TIME_LIMIT if time_limit is None
+                         else min(BUDGETS_TIME_LIMIT, BUDGET_NAME_SHARE * time_limit))
+    if alignment < 1 or int(alignment) != alignment:
+        raise OptionError(f"alignment must be a positive integer, got {alignment!r}")
     if not 0 <= mip_gap < 1:
         raise OptionError(f"mip_gap must be in [0, 1), got {mip_gap!r}")
     check_threads(threads)

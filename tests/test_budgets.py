@@ -76,6 +76,29 @@ def test_budget_tiers_are_ordered(g):
     assert a.m_r <= b.m_r and a.m_p <= b.m_p
 
 
+@pytest.mark.parametrize("tier, time_limit", [("M_H", 2.0), ("M_P", 40.0), ("M_H", None)])
+def test_a_budget_name_is_resolved_within_the_solves_time_limit(monkeypatch, tier, time_limit):
+    """``cf.solve(g, "M_H", time_limit=2)`` ran the minimum-peak search with its default 10 s
+    inside the 2 s (randwire150: 2.7 s), so the method started with nothing left, returned a
+    plan 65% dearer and overran by 2.5 s: the search now gets half of the limit at most."""
+    import sys
+
+    budgets_module = sys.modules["cosma_fast.budgets"]
+    given = []
+    real = budgets_module.budgets
+    monkeypatch.setattr(budgets_module, "budgets",
+                        lambda graph, **kw: given.append(kw.get("time_limit")) or real(graph, **kw))
+    from cosma_fast import generators as gen
+
+    g = gen.randwire(12)
+    r = cf.solve(g, tier, time_limit=time_limit)
+    expected = (budgets_module.BUDGETS_TIME_LIMIT if time_limit is None
+                else min(budgets_module.BUDGETS_TIME_LIMIT, 0.5 * time_limit))
+    assert given == [expected]
+    assert r.capacity == real(g, time_limit=expected)[tier]
+    cf.validate(g, r.plan, r.capacity)
+
+
 @settings(max_examples=30)
 @given(dags(max_ops=6))
 def test_exact_m_p_equals_brute_force(g):
