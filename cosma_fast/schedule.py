@@ -50,16 +50,18 @@ def _check_order(graph: Graph, order) -> np.ndarray:
     return order
 
 
-def live_profile(graph: Graph, order=None) -> np.ndarray:
+def live_profile(graph: Graph, order=None, size: np.ndarray | None = None) -> np.ndarray:
     """Live bytes at each step of ``order`` (default: model order).
 
     A tensor is live from its creation (producer's step; for an input or weight
     its first use) to its last use; at step ``i`` the running operator's inputs
-    and outputs are all live. Returns an int64 array of length ``n_ops``.
+    and outputs are all live. ``size``: the bytes each tensor counts for (its own
+    by default; padded sizes for aligned capacity rows). Returns an int64 array of
+    length ``n_ops``.
     """
     order = np.arange(graph.n_ops) if order is None else _check_order(graph, order)
-    return _k.live_profile(order, graph.tensor_size, graph.tensor_kind, graph.op_out_ptr, graph.op_out_idx,
-                           graph.cons_ptr, graph.cons_idx)
+    return _k.live_profile(order, graph.tensor_size if size is None else size, graph.tensor_kind,
+                           graph.op_out_ptr, graph.op_out_idx, graph.cons_ptr, graph.cons_idx)
 
 
 def peak_live(graph: Graph, order=None) -> int:

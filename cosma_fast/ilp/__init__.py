@@ -30,9 +30,8 @@ from ..graph import Graph
 from ..highs import integral_bound, new_highs, pass_model
 from ..highs import run as run_model
 from ..kernels.downset import MAX_OPS as DOWNSET_MAX_OPS
-from ..kernels.peak import live_profile
 from ..plan import Plan
-from ..schedule import min_peak_bounds, min_peak_schedule, schedule_lower_bound
+from ..schedule import live_profile, min_peak_bounds, min_peak_schedule, schedule_lower_bound
 from ..solve import MethodOutput, SolveOptions
 from ..trivial import trivial_plan
 from ..validate import validate
@@ -1142,8 +1141,7 @@ def _fits_padded(g: Graph, order, capacity: int, alignment: int) -> bool:
     if alignment <= 1:
         return True
     room, held = aligned_capacity_rows(g.tensor_size, capacity, alignment)
-    prof = live_profile(np.asarray(order, dtype=np.int64), held, g.tensor_kind, g.op_out_ptr, g.op_out_idx,
-                        g.cons_ptr, g.cons_idx)
+    prof = live_profile(g, order, size=held)
     return not len(prof) or int(prof.max()) <= room
 
 
